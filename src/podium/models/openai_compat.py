@@ -1,0 +1,261 @@
+"""Chat models behind any OpenAI-compatible HTTP server: OpenAI, vLLM, Ollama, llama.cpp.
+
+Failures map to `ModelError`::
+
+    httpx.TimeoutException      -> ModelError  "no answer from URL within Ns"
+    httpx.TransportError        -> ModelError  "could not reach URL: ..."
+    HTTP status >= 400          -> ModelError  "URL answered HTTP 500: <excerpt of the body>"
+    a body that is not a chat   -> ModelError  "URL sent a malformed reply: ..."
+    completion, or a refusal
+
+The API key is read from an environment variable at each call, sent as a Bearer
+token, and scrubbed from every error message; it is never stored on the object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Literal, TypeAlias
+
+import httpx
+import pydantic
+
+from podium.errors import ModelError, UserError
+from podium.models.base import Message, Model, ModelResponse, Usage
+
+SchemaMode: TypeAlias = Literal["auto", "json_schema", "json_object"]
+"""How an output schema is sent; see `OpenAICompatModel`."""
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_EXCERPT_CHARS = 300
+
+
+class _Usage(pydantic.BaseModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class _ReplyMessage(pydantic.BaseModel):
+    content: str | None = None
+    refusal: str | None = None
+
+
+class _Choice(pydantic.BaseModel):
+    message: _ReplyMessage
+    finish_reason: str | None = None
+
+
+class _Completion(pydantic.BaseModel):
+    choices: list[_Choice] = pydantic.Field(min_length=1)
+    usage: _Usage | None = None
+    model: str | None = None
+
+
+class OpenAICompatModel(Model):
+    """A chat model behind the OpenAI chat-completions API, `POST {base_url}/chat/completions`.
+
+    Output schemas. OpenAI, vLLM, Ollama and llama.cpp's own `llama-server` accept the
+    structured-output form
+    `{"type": "json_schema", "json_schema": {"name": "output", "schema": ..., "strict": true}}`.
+    llama-cpp-python's server (`python -m llama_cpp.server`, checked with 0.3.36) does
+    not: its request model only allows `{"type": "text" | "json_object", "schema": ...}`
+    and answers anything else with an HTTP 500 whose body is the validation error
+    (`'loc': ('body', 'response_format', 'type')`); it does enforce the `schema` of the
+    `json_object` form, with a grammar. Hence `schema_mode`:
+
+    - `"json_schema"`: always send the OpenAI form.
+    - `"json_object"`: always send `{"type": "json_object", "schema": ...}`.
+    - `"auto"` (default): send the OpenAI form; if the server answers with an HTTP error
+      whose body mentions `response_format`, resend the same request once in the
+      `json_object` form and, if that succeeds, keep using it for this model object.
+      One extra round trip on the first structured call to such a server, none after.
+
+    OpenAI's strict mode wants every property required and `additionalProperties: false`;
+    the schema is sent as given, so a schema that does not meet that gets an HTTP 400
+    from OpenAI, reported as a `ModelError`.
+
+    The length bound is sent as `max_tokens`, which every server above accepts.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        schema_mode: SchemaMode = "auto",
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        """Describe how to reach the model; nothing is contacted until `complete`.
+
+        Args:
+            model: the server's name for the model, e.g. `gpt-4o-mini` or `llama3.2`.
+            base_url: the API root, ending before `/chat/completions`; defaults to the
+                `OPENAI_BASE_URL` environment variable, else `https://api.openai.com/v1`.
+            api_key_env: the environment variable holding the API key. When it is unset
+                or empty no `Authorization` header is sent, as local servers expect.
+            timeout: seconds to wait for connecting and for each read.
+            schema_mode: how an output schema is sent; see the class docstring.
+            client: an `httpx.AsyncClient` to send requests with, owned (and closed) by
+                the caller, e.g. to share a connection pool. By default each call opens
+                and closes its own client, so the model holds no resources.
+
+        Raises:
+            UserError: `model` is empty or `schema_mode` is not one of the three modes.
+        """
+        if not model:
+            raise UserError("OpenAICompatModel needs a model name, e.g. 'openai:gpt-4o-mini'")
+        if schema_mode not in ("auto", "json_schema", "json_object"):
+            raise UserError(
+                f"unknown schema_mode {schema_mode!r}: use 'auto', 'json_schema' or 'json_object'"
+            )
+        self.name = f"openai:{model}"
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.schema_mode: SchemaMode = schema_mode
+        self._client = client
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAICompatModel(model={self.model!r}, base_url={self.base_url!r}, "
+            f"api_key_env={self.api_key_env!r}, schema_mode={self.schema_mode!r})"
+        )
+
+    @property
+    def url(self) -> str:
+        """The chat-completions endpoint."""
+        return f"{self.base_url}/chat/completions"
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> ModelResponse:
+        """Answer `messages`; see `Model.complete`.
+
+        Raises:
+            ModelError: the server could not be reached, timed out, answered with an
+                HTTP error or a malformed body, refused, or cut a JSON reply short.
+        """
+        key = os.environ.get(self.api_key_env) or None
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+        }
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if temperature is not None:
+            body["temperature"] = temperature
+        mode = self.schema_mode
+        if output_schema is not None:
+            body["response_format"] = _response_format(
+                output_schema, "json_object" if mode == "json_object" else "json_schema"
+            )
+        response = await self._post(body, key)
+        if (
+            output_schema is not None
+            and mode == "auto"
+            and response.status_code >= 400
+            and "response_format" in response.text
+        ):
+            body["response_format"] = _response_format(output_schema, "json_object")
+            response = await self._post(body, key)
+            if response.status_code < 400:
+                self.schema_mode = "json_object"
+        return self._parse(response, key, output_schema=output_schema, max_tokens=max_tokens)
+
+    async def _post(self, body: dict[str, Any], key: str | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            if self._client is not None:
+                return await self._client.post(
+                    self.url, json=body, headers=headers, timeout=self.timeout
+                )
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                return await client.post(self.url, json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise ModelError(
+                f"{self.name}: no answer from {self.url} within {self.timeout:g}s"
+            ) from exc
+        except httpx.TransportError as exc:
+            detail = _redact(str(exc) or type(exc).__name__, key)
+            raise ModelError(
+                f"{self.name}: could not reach {self.url}: {detail}; is the server running "
+                f"and is base_url right?"
+            ) from exc
+
+    def _parse(
+        self,
+        response: httpx.Response,
+        key: str | None,
+        *,
+        output_schema: dict[str, Any] | None,
+        max_tokens: int | None,
+    ) -> ModelResponse:
+        excerpt = _excerpt(response.text, key)
+        if response.status_code >= 400:
+            hint = {
+                401: f"; check the API key in ${self.api_key_env}",
+                403: f"; check the API key in ${self.api_key_env}",
+                404: "; check the model name and base_url",
+            }.get(response.status_code, "")
+            raise ModelError(
+                f"{self.name}: {self.url} answered HTTP {response.status_code}: {excerpt}{hint}"
+            )
+        try:
+            completion = _Completion.model_validate_json(response.content)
+        except pydantic.ValidationError as exc:
+            raise ModelError(
+                f"{self.name}: {self.url} sent a malformed reply (HTTP {response.status_code}, "
+                f"not a chat completion: {exc.error_count()} problems): {excerpt}"
+            ) from None
+        choice = completion.choices[0]
+        if choice.message.refusal:
+            raise ModelError(f"{self.name} refused: {_excerpt(choice.message.refusal, key)}")
+        if choice.message.content is None:
+            raise ModelError(f"{self.name}: the reply has no text content: {excerpt}")
+        if output_schema is not None and choice.finish_reason == "length":
+            raise ModelError(
+                f"{self.name}: the reply was cut off at max_tokens={max_tokens} before its "
+                f"JSON was complete; raise max_tokens"
+            )
+        usage = completion.usage or _Usage()
+        return ModelResponse(
+            text=choice.message.content,
+            usage=Usage(
+                input_tokens=usage.prompt_tokens or 0,
+                output_tokens=usage.completion_tokens or 0,
+            ),
+            model=completion.model or self.model,
+        )
+
+
+def _response_format(
+    schema: dict[str, Any], mode: Literal["json_schema", "json_object"]
+) -> dict[str, Any]:
+    if mode == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": schema, "strict": True},
+    }
+
+
+def _redact(text: str, key: str | None) -> str:
+    return text.replace(key, "***") if key else text
+
+
+def _excerpt(text: str, key: str | None) -> str:
+    flat = " ".join(_redact(text, key).split())
+    if len(flat) > _EXCERPT_CHARS:
+        flat = flat[:_EXCERPT_CHARS] + "…"
+    return flat or "(empty body)"

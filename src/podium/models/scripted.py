@@ -1,0 +1,148 @@
+"""A model whose replies are written by the test: for tests only, never a default.
+
+`ScriptedModel` answers from a list of replies given in advance, or from a function
+of the messages, and records every call it receives in `.calls`. It never touches
+the network or a model file, so tests that use it are fast and deterministic.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from podium.errors import ModelError, UserError
+from podium.models.base import Message, Model, ModelResponse, Usage
+
+ScriptedReply: TypeAlias = str | dict[str, Any] | BaseException
+"""One scripted reply: text, a dict sent as JSON text, or an exception raised for that call."""
+
+ReplyFunction: TypeAlias = Callable[
+    [Sequence[Message], dict[str, Any] | None],
+    str | dict[str, Any] | Awaitable[str | dict[str, Any]],
+]
+"""Computes a reply from `(messages, output_schema)`; may be sync or async."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCall:
+    """One call a `ScriptedModel` received, as the caller made it."""
+
+    messages: tuple[Message, ...]
+    """The conversation passed to `complete`, oldest first."""
+    output_schema: dict[str, Any] | None = None
+    """The JSON schema the caller asked the reply to satisfy, if any."""
+    max_tokens: int | None = None
+    """The caller's bound on the reply's length, if any."""
+    temperature: float | None = None
+    """The caller's sampling temperature, if any."""
+
+
+class ScriptedModel(Model):
+    """A chat model for tests only: replies are scripted in advance or computed by a function.
+
+    Example:
+        ```python
+        model = ScriptedModel(['{"city": "Oslo"}', TimeoutError("flaky"), "done"])
+        reply = await model.complete([Message(role="user", content="Where?")])
+        assert reply.text == '{"city": "Oslo"}'
+        assert model.calls[0].messages[0].content == "Where?"
+        ```
+
+    Usage is an estimate: tokens are counted as whitespace-separated words, so tests can
+    check that usage is reported without depending on a real tokenizer.
+    """
+
+    def __init__(
+        self,
+        replies: Sequence[ScriptedReply] | ReplyFunction,
+        *,
+        name: str = "scripted",
+    ) -> None:
+        """Script the model.
+
+        Args:
+            replies: either a sequence of replies, used one per call in order (a `str` is
+                returned as is, a `dict` as its JSON text, an exception instance is raised
+                for that call), or a function `(messages, output_schema) -> str | dict`,
+                sync or async, called for every call.
+            name: how workflows refer to this model.
+
+        Raises:
+            UserError: `replies` is a single reply rather than a sequence or a function.
+        """
+        if isinstance(replies, str | dict | BaseException):
+            raise UserError(
+                f"ScriptedModel expects a sequence of replies or a function, got a single "
+                f"{type(replies).__name__}: wrap it in a list, e.g. ScriptedModel([reply])"
+            )
+        self.name = name
+        self.calls: list[ModelCall] = []
+        """Every call received, oldest first, including calls that raised."""
+        self._function: ReplyFunction | None = None
+        self._replies: tuple[ScriptedReply, ...] = ()
+        if callable(replies):
+            self._function = replies
+        else:
+            self._replies = tuple(replies)
+
+    def __repr__(self) -> str:
+        source = "function" if self._function is not None else f"{len(self._replies)} replies"
+        return f"ScriptedModel(name={self.name!r}, {source}, calls={len(self.calls)})"
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        output_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> ModelResponse:
+        """Record the call, then answer with the next scripted reply.
+
+        Raises:
+            ModelError: every scripted reply has been used already.
+            BaseException: whatever exception was scripted for this call, or whatever
+                the reply function raised.
+        """
+        call = ModelCall(
+            messages=tuple(messages),
+            output_schema=output_schema,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        # Taken before any await so concurrent calls each get their own reply.
+        position = len(self.calls)
+        self.calls.append(call)
+        reply = await self._reply(position, call)
+        text = reply if isinstance(reply, str) else json.dumps(reply)
+        return ModelResponse(
+            text=text,
+            usage=Usage(
+                input_tokens=sum(_words(m.content) for m in call.messages),
+                output_tokens=_words(text),
+            ),
+            model=self.name,
+        )
+
+    async def _reply(self, position: int, call: ModelCall) -> str | dict[str, Any]:
+        if self._function is not None:
+            result = self._function(call.messages, call.output_schema)
+            if inspect.isawaitable(result):
+                return await result
+            return result
+        if position >= len(self._replies):
+            raise ModelError(
+                f"ScriptedModel {self.name!r} ran out of replies: {len(self._replies)} "
+                f"were scripted and call {position + 1} asked for another"
+            )
+        reply = self._replies[position]
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+
+def _words(text: str) -> int:
+    return len(text.split())
