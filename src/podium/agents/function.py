@@ -1,0 +1,70 @@
+"""Function agents: any Python callable, sync or async, as an agent."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Collection
+from typing import Any
+
+from podium.core.agent import JSON, Agent, TaskContext, TaskInput
+
+_CONTEXT_NAMES = ("ctx", "item", "index", "prompt")
+
+
+class FunctionAgent(Agent):
+    """Calls a function with keyword arguments chosen by its parameter names.
+
+    Each parameter is filled from, in order: the task's `with:` values; the output of the
+    upstream task of that name; the run input of that name; `ctx` (the TaskContext), `item`
+    and `index` (for `for_each` tasks) and `prompt` (the rendered prompt). A parameter that
+    none of these supply keeps its default. A `**kwargs` parameter receives every `with:`
+    value. Sync functions run in a worker thread so they never block other tasks.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
+                 description: str = "", skills: Collection[str] = ()) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "function")
+        self.description = description or inspect.getdoc(fn) or ""
+        self.skills = tuple(skills)
+        self._signature = inspect.signature(fn)
+        self._params = [p for p in self._signature.parameters.values()
+                        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        self._var_kw = any(p.kind is p.VAR_KEYWORD for p in self._signature.parameters.values())
+        target = fn.__call__ if not inspect.isroutine(fn) and callable(fn) else fn
+        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target)
+
+    def missing(self, available: Collection[str]) -> list[str]:
+        """Required parameters that nothing named in `available` (or the context) fills."""
+        return [p.name for p in self._params
+                if p.default is p.empty and p.name not in available
+                and p.name not in _CONTEXT_NAMES]
+
+    def _arguments(self, task: TaskInput, ctx: TaskContext) -> dict[str, Any]:
+        context = {"ctx": ctx, "item": ctx.item, "index": ctx.index, "prompt": task.prompt}
+        kwargs: dict[str, Any] = dict(task.args) if self._var_kw else {}
+        for p in self._params:
+            name = p.name
+            if name in task.args:
+                kwargs[name] = task.args[name]
+            elif name in ctx.outputs:
+                kwargs[name] = ctx.outputs[name]
+            elif name in ctx.inputs:
+                kwargs[name] = ctx.inputs[name]
+            elif name in context:
+                kwargs[name] = context[name]
+        return kwargs
+
+    async def run(self, task: TaskInput, ctx: TaskContext) -> JSON:
+        kwargs = self._arguments(task, ctx)
+        if self._is_async:
+            return await self.fn(**kwargs)
+        result = await asyncio.to_thread(functools.partial(self.fn, **kwargs))
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    def __repr__(self) -> str:
+        return f"FunctionAgent({self.name!r})"

@@ -1,0 +1,77 @@
+"""Journal events: every state change of a run, in the order it happened.
+
+A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
+
+| type | task | data |
+| --- | --- | --- |
+| run_started | | workflow, version, source, inputs, pid |
+| run_resumed | | pid |
+| task_started | key | agent, attempt, idempotency_key |
+| attempt_failed | key | agent, attempt, error, error_type, decision, delay |
+| agent_skipped | key | agent, reason |
+| model_call | key | model, input_tokens, output_tokens, latency_ms |
+| fanout_started | id | count |
+| task_waiting | key | prompt, reason, error |
+| task_approved | key | data, by |
+| task_rejected | key | reason, by |
+| task_completed | key | output, agent, defaulted |
+| task_skipped | key | reason |
+| task_failed | key | error, error_type |
+| run_waiting | | tasks |
+| run_completed | | |
+| run_failed | | error, reason |
+| run_cancelled | | reason |
+
+`decision` on a failed attempt is what the policy did next: `retry`, `fallback`, `escalate`,
+`default` or `fail`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventType = Literal[
+    "run_started", "run_resumed", "task_started", "attempt_failed", "agent_skipped",
+    "model_call", "fanout_started", "task_waiting", "task_approved", "task_rejected",
+    "task_completed", "task_skipped", "task_failed", "run_waiting", "run_completed",
+    "run_failed", "run_cancelled",
+]
+RUN_ENDS = frozenset({"run_completed", "run_failed", "run_cancelled"})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewEvent:
+    """An event not yet appended: the journal gives it its sequence number and time."""
+
+    type: EventType
+    task: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Event:
+    """An event as the journal holds it."""
+
+    run_id: str
+    seq: int
+    """1-based position in the run's journal."""
+    type: EventType
+    task: str | None
+    data: dict[str, Any]
+    ts: float
+    """Seconds since the epoch when it was appended."""
+
+
+def item_key(task_id: str, index: int) -> str:
+    """The key of item `index` of a `for_each` task."""
+    return f"{task_id}[{index}]"
+
+
+def split_key(key: str) -> tuple[str, int | None]:
+    """`("id", i)` for an item key `id[i]`, `("id", None)` for a task key."""
+    if key.endswith("]") and "[" in key:
+        base, _, index = key[:-1].rpartition("[")
+        if index.isdigit():
+            return base, int(index)
+    return key, None

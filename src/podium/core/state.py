@@ -1,0 +1,221 @@
+"""Run state as a fold over the journal: `RunState.of(events)`. Nothing else holds state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from podium.core.events import Event, split_key
+
+RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
+TaskStatus = Literal["pending", "running", "waiting", "completed", "failed", "skipped"]
+DONE: frozenset[str] = frozenset({"completed", "failed", "skipped"})
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch time as ISO 8601 in UTC."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+@dataclass(kw_only=True)
+class TaskState:
+    """One task (or fan-out item) as the journal tells it."""
+
+    key: str
+    status: TaskStatus = "pending"
+    agent: str | None = None
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    output: Any = None
+    defaulted: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_calls: int = 0
+    fanout: int | None = None
+    """For a `for_each` task, how many items it fanned out to."""
+    prompt: str | None = None
+    """For a task waiting for a human, what they are asked."""
+    wait_reason: str | None = None
+    approval: dict[str, Any] | None = None
+    """A human's answer not yet acted on: {"approved": bool, "data"|"reason": …}."""
+    attempts_by_agent: dict[str, int] = field(default_factory=dict)
+    """Finished attempts per agent (an attempt a crash interrupted does not count)."""
+    in_flight: bool = False
+    """An attempt started and has not finished (yet, or ever: a crash)."""
+    gave_up: list[str] = field(default_factory=list)
+    """Agents already given up on (failed for good, or skipped by their circuit)."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Every attempt and policy decision, in order."""
+
+    @property
+    def task_id(self) -> str:
+        return split_key(self.key)[0]
+
+    def record(self) -> dict[str, Any]:
+        """The task as the run record shows it."""
+        duration = None
+        if self.started_at is not None and self.finished_at is not None:
+            duration = round(self.finished_at - self.started_at, 6)
+        return {
+            "id": self.key, "agent": self.agent, "status": self.status,
+            "attempts": self.attempts, "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at), "duration": duration, "error": self.error,
+            "defaulted": self.defaulted,
+            "tokens": {"input": self.input_tokens, "output": self.output_tokens,
+                       "calls": self.model_calls},
+            "history": self.history,
+            **({"prompt": self.prompt, "wait_reason": self.wait_reason}
+               if self.status == "waiting" else {}),
+        }
+
+
+@dataclass(kw_only=True)
+class RunState:
+    """A run as the journal tells it."""
+
+    run_id: str
+    workflow: str = ""
+    version: str = ""
+    source: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    status: RunStatus = "running"
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    last_seq: int = 0
+    active_seconds: float = 0.0
+    """Execution time so far, human waits excluded (for the run's timeout)."""
+    _session_start: float | None = None
+    _last_ts: float | None = None
+
+    @classmethod
+    def of(cls, run_id: str, events: Iterable[Event]) -> RunState:
+        state = cls(run_id=run_id)
+        for event in events:
+            state.apply(event)
+        return state
+
+    def task(self, key: str) -> TaskState:
+        found = self.tasks.get(key)
+        if found is None:
+            found = self.tasks[key] = TaskState(key=key)
+        return found
+
+    def apply(self, e: Event) -> None:  # noqa: C901 - one branch per event type reads best
+        """Fold one event into the state."""
+        self.last_seq = e.seq
+        self._last_ts = e.ts
+        d = e.data
+        t = self.task(e.task) if e.task is not None else None
+        match e.type:
+            case "run_started":
+                self.workflow, self.version = d["workflow"], d.get("version", "")
+                self.source, self.inputs = d.get("source"), d.get("inputs", {})
+                self.started_at = self._session_start = e.ts
+            case "run_resumed":
+                self._close_session(None)
+                for task in self.tasks.values():
+                    if task.in_flight and task.agent is not None:
+                        task.in_flight = False
+                        task.attempts_by_agent[task.agent] -= 1
+                        task.history.append({"interrupted": task.attempts, "at": iso(e.ts)})
+                self.status, self._session_start = "running", e.ts
+            case "task_started" if t:
+                t.status, t.agent, t.attempts = "running", d["agent"], t.attempts + 1
+                t.attempts_by_agent[d["agent"]] = t.attempts_by_agent.get(d["agent"], 0) + 1
+                t.in_flight = True
+                t.started_at = t.started_at or e.ts
+                t.history.append({"attempt": t.attempts, "agent": d["agent"], "at": iso(e.ts)})
+            case "attempt_failed" if t:
+                t.error, t.in_flight = d["error"], False
+                if d["decision"] != "retry":
+                    t.gave_up.append(d["agent"])
+                t.history.append({"attempt": d.get("attempt"), "agent": d["agent"],
+                                  "error": d["error"], "decision": d["decision"],
+                                  "delay": d.get("delay"), "at": iso(e.ts)})
+            case "agent_skipped" if t:
+                t.gave_up.append(d["agent"])
+                t.history.append({"agent": d["agent"], "skipped": d["reason"], "at": iso(e.ts)})
+            case "model_call" if t:
+                t.model_calls += 1
+                t.input_tokens += int(d.get("input_tokens", 0))
+                t.output_tokens += int(d.get("output_tokens", 0))
+            case "fanout_started" if t:
+                t.fanout, t.status = d["count"], "running"
+                t.started_at = t.started_at or e.ts
+            case "task_waiting" if t:
+                t.status, t.prompt, t.wait_reason = "waiting", d.get("prompt"), d.get("reason")
+                t.in_flight = False
+                t.agent, t.approval = t.agent or "human", None
+                t.started_at = t.started_at or e.ts
+                if d.get("reason") == "approval":
+                    t.attempts += 1
+                t.history.append({"waiting": d.get("reason"), "at": iso(e.ts)})
+            case "task_approved" if t:
+                t.approval = {"approved": True, "data": d.get("data"), "by": d.get("by")}
+                t.history.append({"approved_by": d.get("by"), "at": iso(e.ts)})
+            case "task_rejected" if t:
+                t.approval = {"approved": False, "reason": d.get("reason"), "by": d.get("by")}
+                t.history.append({"rejected_by": d.get("by"), "reason": d.get("reason"),
+                                  "at": iso(e.ts)})
+            case "task_completed" if t:
+                t.status, t.output, t.finished_at = "completed", d.get("output"), e.ts
+                t.in_flight, t.error = False, None
+                t.defaulted, t.agent = bool(d.get("defaulted")), d.get("agent", t.agent)
+                t.approval = None
+                t.started_at = t.started_at or e.ts
+                if t.defaulted:
+                    t.history.append({"defaulted": True, "at": iso(e.ts)})
+            case "task_skipped" if t:
+                t.status, t.finished_at, t.error = "skipped", e.ts, None
+                t.history.append({"skipped": d.get("reason"), "at": iso(e.ts)})
+            case "task_failed" if t:
+                t.status, t.finished_at, t.error = "failed", e.ts, d.get("error")
+                t.approval = None
+            case "run_waiting":
+                self._close_session(e.ts)
+                self.status = "waiting"
+            case "run_completed" | "run_failed" | "run_cancelled":
+                self._close_session(e.ts)
+                self.status = {"run_completed": "completed", "run_failed": "failed",
+                               "run_cancelled": "cancelled"}[e.type]  # type: ignore[assignment]
+                self.finished_at, self.error, self.reason = e.ts, d.get("error"), d.get("reason")
+
+    def _close_session(self, end: float | None) -> None:
+        if self._session_start is not None:
+            last = end if end is not None else self._last_ts or self._session_start
+            self.active_seconds += max(0.0, last - self._session_start)
+        self._session_start = None
+
+    def outputs(self) -> dict[str, Any]:
+        """Outputs of completed tasks (fan-out items excluded), by task id."""
+        return {k: t.output for k, t in self.tasks.items()
+                if t.status == "completed" and split_key(k)[1] is None}
+
+    def waiting(self) -> list[TaskState]:
+        """Tasks waiting for a human."""
+        return [t for t in self.tasks.values() if t.status == "waiting"]
+
+    def record(self) -> dict[str, Any]:
+        """The run record: what `podium runs show --json` prints."""
+        duration = None
+        if self.started_at is not None:
+            duration = round((self.finished_at or self._last_ts or self.started_at)
+                             - self.started_at, 6)
+        tasks = [t.record() for t in self.tasks.values()]
+        return {
+            "run_id": self.run_id, "workflow": self.workflow, "version": self.version,
+            "status": self.status, "inputs": self.inputs, "outputs": self.outputs(),
+            "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
+            "duration": duration, "error": self.error, "reason": self.reason,
+            "tokens": {"input": sum(t.input_tokens for t in self.tasks.values()),
+                       "output": sum(t.output_tokens for t in self.tasks.values())},
+            "waiting": [t.key for t in self.waiting()],
+            "tasks": tasks,
+        }

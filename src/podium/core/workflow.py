@@ -1,0 +1,288 @@
+"""Workflows: named definitions of tasks and the agents that do them.
+
+A workflow written in YAML and one built in Python are the same objects::
+
+    wf = Workflow("greet", inputs={"name": InputSpec(type="string")})
+
+    @wf.task()
+    def hello(name: str) -> str:
+        return f"Hello, {name}"
+
+    @wf.task(needs=["hello"], retry=RetryPolicy(attempts=3))
+    async def shout(hello: str) -> str:
+        return hello.upper()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from podium.core.agent import Agent
+from podium.core.policy import CircuitPolicy, OnFailure, RetryPolicy, TaskPolicy
+from podium.core.templates import TemplateProblem, references, template_strings
+from podium.errors import Problem, WorkflowError
+
+InputType = Literal["string", "integer", "number", "boolean", "list", "object", "any"]
+HUMAN = "human"
+"""The built-in agent that waits for a person to approve or answer."""
+SCOPE_ROOTS = frozenset({"inputs", "outputs", "item", "index", "run"})
+_JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace", "true",
+                            "false", "none", "True", "False", "None", "loop"})
+
+AgentRef = Agent | Callable[..., Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputSpec:
+    """One input a run takes."""
+
+    type: InputType = "any"
+    default: Any = None
+    required: bool = True
+    """Whether a run must supply it; False when a default is given."""
+    description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    """One unit of work in a workflow."""
+
+    id: str
+    agent: str
+    """The name of the agent that does it, or `human`."""
+    needs: tuple[str, ...] = ()
+    """Tasks whose outputs this one needs; it starts when they are done."""
+    args: Mapping[str, Any] = field(default_factory=dict)
+    """The `with:` values; strings may be templates."""
+    prompt: str | None = None
+    """A template rendered into the agent's prompt (LLM and human agents)."""
+    when: str | None = None
+    """A condition; when false the task is skipped, and so are tasks that need only it."""
+    for_each: str | None = None
+    """An expression giving a list; the task runs once per item (`item`, `index`)."""
+    concurrency: int | None = None
+    """With `for_each`, how many items run at once; None for no limit."""
+    output: Any = None
+    """A pydantic model class or a JSON schema the output must satisfy."""
+    policy: TaskPolicy = field(default_factory=TaskPolicy)
+    description: str = ""
+
+
+class Workflow:
+    """A named, versioned definition of tasks and agents."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str = "1",
+        description: str = "",
+        inputs: Mapping[str, InputSpec] | None = None,
+        timeout: float | None = None,
+        circuit: CircuitPolicy | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.description = description
+        self.inputs: dict[str, InputSpec] = dict(inputs or {})
+        self.timeout = timeout
+        """Seconds the run may execute (time waiting for a human does not count)."""
+        self.circuit = circuit or CircuitPolicy()
+        self.source = source
+        """The file the workflow was read from, when it was."""
+        self.agents: dict[str, AgentRef] = {}
+        self.tasks: dict[str, Task] = {}
+        self.lines: dict[str, int] = {}
+        """Line numbers in `source` by dotted field path, for error messages."""
+
+    # -- building ---------------------------------------------------------------------
+
+    def add_agent(self, name: str, agent: AgentRef) -> None:
+        """Register an agent (an `Agent`, or a callable for a function agent) under `name`."""
+        self.agents[name] = agent
+
+    def add_task(
+        self,
+        id: str,
+        *,
+        agent: str | AgentRef,
+        needs: Iterable[str] = (),
+        args: Mapping[str, Any] | None = None,
+        prompt: str | None = None,
+        when: str | None = None,
+        for_each: str | None = None,
+        concurrency: int | None = None,
+        output: Any = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        fallback: Iterable[str] = (),
+        on_failure: OnFailure = "fail",
+        default: Any = ...,
+        description: str = "",
+    ) -> Task:
+        """Add a task. `agent` is an agent's name, or an agent (registered under `id`)."""
+        if not isinstance(agent, str):
+            self.add_agent(id, agent)
+            agent = id
+        policy = TaskPolicy(
+            retry=retry or RetryPolicy(),
+            timeout=timeout,
+            fallback=tuple(fallback),
+            on_failure=on_failure,
+            default=None if default is ... else default,
+            has_default=default is not ...,
+        )
+        task = Task(
+            id=id, agent=agent, needs=tuple(needs), args=dict(args or {}), prompt=prompt,
+            when=when, for_each=for_each, concurrency=concurrency, output=output,
+            policy=policy, description=description,
+        )
+        self.tasks[id] = task
+        return task
+
+    def task(self, id: str | None = None, **options: Any) -> Callable[[F], F]:
+        """Decorator: the function becomes a function agent and a task of the same name."""
+
+        def register(fn: F) -> F:
+            self.add_task(id or fn.__name__, agent=fn, **options)
+            return fn
+
+        return register
+
+    # -- checking ---------------------------------------------------------------------
+
+    def problem(self, field: str, message: str) -> Problem:
+        """A problem at `field`, with the nearest known line of the source."""
+        path = field
+        while path and path not in self.lines:
+            path = path.rpartition(".")[0]
+        return Problem(message=message, file=self.source, line=self.lines.get(path), field=field)
+
+    def ancestors(self, task_id: str) -> set[str]:
+        """Every task `task_id` depends on, directly or not (cycles tolerated)."""
+        seen: set[str] = set()
+        stack = list(self.tasks[task_id].needs) if task_id in self.tasks else []
+        while stack:
+            current = stack.pop()
+            if current in seen or current not in self.tasks:
+                continue
+            seen.add(current)
+            stack.extend(self.tasks[current].needs)
+        return seen
+
+    def structure_problems(self) -> list[Problem]:
+        """Every problem of structure: names, references, cycles and templates."""
+        problems: list[Problem] = []
+        if not self.tasks:
+            problems.append(self.problem("tasks", "a workflow needs at least one task"))
+        for task in self.tasks.values():
+            problems += self._task_problems(task)
+        cycle = self.find_cycle()
+        if cycle:
+            path = " → ".join(repr(t) for t in cycle)
+            problems.append(self.problem(f"tasks.{cycle[0]}.needs", f"cycle: {path}"))
+        return problems
+
+    def _task_problems(self, task: Task) -> list[Problem]:
+        at = f"tasks.{task.id}"
+        problems = []
+        known = ", ".join(repr(a) for a in sorted(self.agents)) or "none"
+        for i, name in enumerate((task.agent, *task.policy.fallback)):
+            if name != HUMAN and name not in self.agents:
+                field = f"{at}.agent" if i == 0 else f"{at}.fallback"
+                problems.append(self.problem(
+                    field, f"unknown agent {name!r}; known agents: {known} (and 'human')"))
+        for need in task.needs:
+            if need not in self.tasks:
+                problems.append(self.problem(f"{at}.needs", f"unknown task {need!r} in needs"))
+        if task.concurrency is not None and task.concurrency < 1:
+            problems.append(self.problem(f"{at}.concurrency", "must be at least 1"))
+        if task.concurrency is not None and task.for_each is None:
+            problems.append(self.problem(f"{at}.concurrency", "only applies with for_each"))
+        if task.policy.retry.attempts < 1:
+            problems.append(self.problem(f"{at}.retry.attempts", "must be at least 1"))
+        if task.policy.timeout is not None and task.policy.timeout <= 0:
+            problems.append(self.problem(f"{at}.timeout", "must be a positive number of seconds"))
+        problems += self._template_problems(task)
+        return problems
+
+    def _template_problems(self, task: Task) -> list[Problem]:
+        at = f"tasks.{task.id}"
+        upstream = self.ancestors(task.id)
+        sources: list[tuple[str, str, bool]] = [
+            (f"{at}.with", s, False) for s in template_strings(task.args)
+        ]
+        if task.prompt:
+            sources.append((f"{at}.prompt", task.prompt, False))
+        if task.when:
+            sources.append((f"{at}.when", task.when, True))
+        if task.for_each:
+            sources.append((f"{at}.for_each", task.for_each, True))
+        problems = []
+        for field, source, is_expression in sources:
+            try:
+                refs = list(references(source, expression=is_expression))
+            except TemplateProblem as e:
+                problems.append(self.problem(field, str(e)))
+                continue
+            for ref in refs:
+                message = self._reference_problem(task, ref.root, ref.attr, upstream, field)
+                if message:
+                    problems.append(self.problem(field, message))
+        return problems
+
+    def _reference_problem(
+        self, task: Task, root: str, attr: str | None, upstream: set[str], field: str
+    ) -> str | None:
+        if root in _JINJA_GLOBALS:
+            return None
+        if root not in SCOPE_ROOTS:
+            return f"unknown name {root!r}; templates can use inputs, outputs, item and index"
+        if root in ("item", "index") and (task.for_each is None or field.endswith(".for_each")):
+            return f"{root!r} is only defined in a task with for_each"
+        if root == "inputs" and attr is not None and attr not in self.inputs:
+            declared = ", ".join(repr(i) for i in sorted(self.inputs)) or "none"
+            return f"unknown input {attr!r}; declared inputs: {declared}"
+        if root == "outputs" and attr is not None:
+            if attr not in self.tasks:
+                return f"unknown task {attr!r} in outputs.{attr}"
+            if attr not in upstream:
+                return (f"outputs.{attr} is not upstream of task {task.id!r}; "
+                        f"add {attr!r} to its needs")
+        return None
+
+    def find_cycle(self) -> list[str] | None:
+        """A cycle among `needs`, as the task ids along it (first repeated last), or None."""
+        done: set[str] = set()
+        for root in self.tasks:
+            if root in done:
+                continue
+            path: list[str] = [root]
+            on_path = {root}
+            stack = [iter(self.tasks[root].needs)]
+            while stack:
+                need = next(stack[-1], None)
+                if need is None:
+                    stack.pop()
+                    done.add(path[-1])
+                    on_path.discard(path.pop())
+                elif need in on_path:
+                    return [*path[path.index(need):], need]
+                elif need in self.tasks and need not in done:
+                    path.append(need)
+                    on_path.add(need)
+                    stack.append(iter(self.tasks[need].needs))
+        return None
+
+    def check(self) -> None:
+        """Raise WorkflowError listing every structural problem, if there is any."""
+        problems = self.structure_problems()
+        if problems:
+            raise WorkflowError(problems)
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, tasks={list(self.tasks)!r})"

@@ -1,0 +1,198 @@
+"""One task's life under its policy: attempts, retries, timeouts, fallbacks, the circuit
+breaker, escalation to a human, the safe default. Every step is journaled before it counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.events import NewEvent
+from podium.core.policy import CircuitPolicy
+from podium.core.state import RunState, TaskState
+from podium.core.templates import render
+from podium.core.workflow import HUMAN, Task
+from podium.engine._output import schema_of, validate
+from podium.engine.circuit import Breakers
+from podium.errors import Escalate, Retry, TaskTimeout
+
+Journal = Callable[..., Awaitable[None]]
+Outcome = Literal["done", "waiting", "gave_up"]
+Decision = Literal["retry", "fallback", "escalate", "default", "fail"]
+
+
+def describe(error: BaseException) -> str:
+    """An error as the journal records it: its class and message."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@dataclass(kw_only=True)
+class TaskRunner:
+    """Runs one task (or one fan-out item) of a run through its policy."""
+
+    run_id: str
+    workflow: str
+    state: Callable[[], RunState]
+    journal: Journal
+    agents: Mapping[str, Agent]
+    breakers: Breakers
+    circuits: Mapping[str, CircuitPolicy]
+
+    def _chain(self, task: Task) -> list[str]:
+        return [task.agent, *task.policy.fallback]
+
+    async def run(self, task: Task, key: str, scope: Mapping[str, Any]) -> None:
+        """Bring the task to completed, waiting or failed, resuming where the journal stands."""
+        ts = self.state().task(key)
+        if ts.status == "waiting":
+            if ts.approval is None:
+                return
+            if await self._answered(task, ts):
+                return
+        for name in self._chain(task):
+            if name in ts.gave_up:
+                continue
+            if name == HUMAN:
+                await self._wait_for_human(task, key, scope, "approval")
+                return
+            if not await self.breakers.allow(self._circuit_key(name), self.circuits[name]):
+                await self.journal(NewEvent(type="agent_skipped", task=key,
+                                            data={"agent": name, "reason": "circuit open"}))
+                continue
+            if await self._try(task, key, name, scope) != "gave_up":
+                return
+        await self._exhausted(task, key)
+
+    def _circuit_key(self, agent: str) -> str:
+        return f"{self.workflow}/{agent}"
+
+    async def _wait_for_human(
+        self, task: Task, key: str, scope: Mapping[str, Any], reason: str, error: str = ""
+    ) -> None:
+        prompt = render(task.prompt, scope) if task.prompt else None
+        if reason == "escalation":
+            prompt = (f"{prompt}\n\n" if prompt else "") + (
+                f"Task {key!r} failed: {error}. Approve with the output to use, or reject.")
+        await self.journal(NewEvent(type="task_waiting", task=key,
+                                    data={"prompt": prompt, "reason": reason, "error": error}))
+
+    async def _answered(self, task: Task, ts: TaskState) -> bool:
+        """Act on a human's answer. Returns whether the task is settled by it."""
+        answer = ts.approval or {}
+        if answer.get("approved"):
+            data = answer.get("data")
+            await self.journal(NewEvent(type="task_completed", task=ts.key, data={
+                "output": {} if data is None else data, "agent": HUMAN}))
+            return True
+        error = f"rejected by {answer.get('by') or 'a human'}"
+        if answer.get("reason"):
+            error += f": {answer['reason']}"
+        escalated = ts.wait_reason == "escalation"
+        decision = self._decide(task, ts, HUMAN, escalated=escalated)
+        await self.journal(NewEvent(type="attempt_failed", task=ts.key, data={
+            "agent": HUMAN, "attempt": ts.attempts, "error": error, "error_type": "Rejected",
+            "decision": decision}))
+        if escalated:
+            await self._finish_failed(task, ts.key)
+            return True
+        return False
+
+    async def _try(self, task: Task, key: str, name: str, scope: Mapping[str, Any]) -> Outcome:
+        """Attempts by one agent, with retries. Returns how it ended."""
+        agent = self.agents[name]
+        spec = task.output if task.output is not None else getattr(agent, "output", None)
+        request = TaskInput(args=render(task.args, scope),
+                            prompt=render(task.prompt, scope) if task.prompt else None,
+                            output_schema=schema_of(spec))
+        retry = task.policy.retry
+        while True:
+            ts = self.state().task(key)
+            attempt = ts.attempts + 1
+            idempotency_key = f"{self.run_id}:{key}"
+            await self.journal(NewEvent(type="task_started", task=key, data={
+                "agent": name, "attempt": attempt, "idempotency_key": idempotency_key}))
+            ctx = TaskContext(
+                run_id=self.run_id, task_id=task.id, attempt=attempt,
+                idempotency_key=idempotency_key, inputs=scope["inputs"],
+                outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
+                index=scope.get("index"), _record=self._recorder(key))
+            try:
+                async with asyncio.timeout(task.policy.timeout):
+                    output = validate(spec, await agent.run(request, ctx))
+            except Escalate as e:
+                error = f"escalated by agent {name!r}: {e.reason}" if e.reason else (
+                    f"escalated by agent {name!r}")
+                await self.journal(NewEvent(type="attempt_failed", task=key, data={
+                    "agent": name, "attempt": attempt, "error": error,
+                    "error_type": "Escalate", "decision": "escalate"}))
+                await self._wait_for_human(task, key, scope, "escalation", error)
+                return "waiting"
+            except TimeoutError:
+                error: BaseException = TaskTimeout(
+                    f"attempt {attempt} by agent {name!r} took longer than "
+                    f"{task.policy.timeout}s")
+            except Exception as e:
+                error = e
+            else:
+                await self.breakers.success(self._circuit_key(name))
+                await self.journal(NewEvent(type="task_completed", task=key,
+                                            data={"output": output, "agent": name}))
+                return "done"
+            opened = await self.breakers.failure(self._circuit_key(name), self.circuits[name])
+            used = self.state().task(key).attempts_by_agent.get(name, 0)
+            if (isinstance(error, Retry) or retry.retries(error)) and (
+                    used < retry.attempts and not opened):
+                delay = retry.delay(used)
+                await self.journal(NewEvent(type="attempt_failed", task=key, data={
+                    "agent": name, "attempt": attempt, "error": describe(error),
+                    "error_type": type(error).__name__, "decision": "retry",
+                    "delay": round(delay, 3)}))
+                await asyncio.sleep(delay)
+                continue
+            decision = self._decide(task, self.state().task(key), name)
+            await self.journal(NewEvent(type="attempt_failed", task=key, data={
+                "agent": name, "attempt": attempt, "error": describe(error),
+                "error_type": type(error).__name__, "decision": decision,
+                **({"circuit": "open"} if opened else {})}))
+            return "gave_up"
+
+    def _recorder(self, key: str) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+        async def record(kind: str, data: dict[str, Any]) -> None:
+            if kind != "model_call":
+                raise ValueError(f"unknown observation {kind!r}; expected 'model_call'")
+            await self.journal(NewEvent(type="model_call", task=key, data=data))
+        return record
+
+    def _decide(self, task: Task, ts: TaskState, failed: str, *, escalated: bool = False
+                ) -> Decision:
+        """What follows when `failed` gives up on the task."""
+        chain = self._chain(task)
+        later = chain[chain.index(failed) + 1:] if failed in chain else []
+        if any(a not in ts.gave_up and a != failed for a in later):
+            return "fallback"
+        if task.policy.on_failure == "escalate" and not escalated and task.agent != HUMAN:
+            return "escalate"
+        return "default" if task.policy.has_default else "fail"
+
+    async def _exhausted(self, task: Task, key: str) -> None:
+        """Every agent gave up: escalate, use the default, or fail."""
+        ts = self.state().task(key)
+        if task.policy.on_failure == "escalate" and task.agent != HUMAN:
+            scope_error = ts.error or "no agent could be tried"
+            await self._wait_for_human(task, key, {}, "escalation", scope_error)
+            return
+        await self._finish_failed(task, key)
+
+    async def _finish_failed(self, task: Task, key: str) -> None:
+        ts = self.state().task(key)
+        if task.policy.has_default:
+            await self.journal(NewEvent(type="task_completed", task=key, data={
+                "output": task.policy.default, "agent": None, "defaulted": True}))
+            return
+        error = ts.error or "every agent was skipped (circuit open)"
+        await self.journal(NewEvent(type="task_failed", task=key, data={
+            "error": error, "error_type": "TaskFailed"}))

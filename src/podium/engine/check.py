@@ -1,0 +1,70 @@
+"""Checking a workflow before it runs: structure, templates, agents and their parameters."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from podium.agents.function import FunctionAgent
+from podium.core.agent import Agent
+from podium.core.workflow import AgentRef, Workflow
+from podium.engine._output import schema_of
+from podium.errors import Problem, UserError, WorkflowError
+
+
+def as_agent(name: str, ref: AgentRef) -> Agent:
+    """An Agent for a registered agent: itself, or a function agent for a callable."""
+    if isinstance(ref, Agent):
+        return ref
+    if callable(ref):
+        return FunctionAgent(ref, name=name)
+    raise UserError(f"agent {name!r} is {ref!r}, which is neither an Agent nor callable")
+
+
+def problems(workflow: Workflow) -> list[Problem]:
+    """Every problem in the workflow, not only the first."""
+    found = workflow.structure_problems()
+    agents: dict[str, Agent] = {}
+    for name, ref in workflow.agents.items():
+        try:
+            agents[name] = as_agent(name, ref)
+        except (UserError, TypeError, ValueError) as e:
+            found.append(workflow.problem(f"agents.{name}", str(e)))
+    for task in workflow.tasks.values():
+        found += _task_problems(workflow, task.id, agents)
+    return found
+
+
+def _task_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent]) -> list[Problem]:
+    task = workflow.tasks[task_id]
+    found: list[Problem] = []
+    try:
+        schema_of(task.output)
+    except TypeError as e:
+        found.append(workflow.problem(f"tasks.{task_id}.output", str(e)))
+    available = (set(task.args) | workflow.ancestors(task_id) | set(workflow.inputs))
+    for name in (task.agent, *task.policy.fallback):
+        agent = agents.get(name)
+        if not isinstance(agent, FunctionAgent):
+            continue
+        for param in agent.missing(available):
+            where = _where(agent)
+            found.append(workflow.problem(
+                f"tasks.{task_id}.with",
+                f"agent {name!r} ({where}) needs {param!r}, which no with: value, upstream "
+                f"task or input supplies; add `{param}:` under with:"))
+    return found
+
+
+def _where(agent: FunctionAgent) -> str:
+    fn: Any = agent.fn
+    module = getattr(fn, "__module__", None) or "?"
+    return f"{module}:{getattr(fn, '__qualname__', agent.name)}" + (
+        "" if inspect.isroutine(fn) else " instance")
+
+
+def check(workflow: Workflow) -> None:
+    """Raise WorkflowError listing every problem, if the workflow has any."""
+    found = problems(workflow)
+    if found:
+        raise WorkflowError(found)

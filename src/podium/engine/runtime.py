@@ -1,0 +1,316 @@
+"""The runtime: starts and resumes runs, schedules ready tasks, journals every change first.
+
+A run is driven by one engine at a time, which holds the run's lease in the store; another
+process that finds the lease held by a live owner does not touch the run. The state of a
+run is always `RunState.of(journal)`: resuming after a crash folds the journal and goes on,
+so completed tasks are never run again and interrupted ones run again with the same
+idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from podium.core.agent import Agent
+from podium.core.events import Event, NewEvent, item_key, split_key
+from podium.core.state import DONE, RunState
+from podium.core.templates import TemplateProblem, evaluate
+from podium.core.workflow import HUMAN, Task, Workflow
+from podium.engine._inputs import coerce_inputs
+from podium.engine._policies import TaskRunner
+from podium.engine.check import as_agent, check
+from podium.engine.circuit import Breakers
+from podium.errors import NotWaiting, RunBusy, UserError
+from podium.store.base import Conflict, Store
+from podium.store.sqlite import new_owner
+
+EventHook = Callable[[Event, RunState], None]
+"""Called after each event is journaled, with the run's state including it."""
+
+
+def new_run_id() -> str:
+    """A run id that sorts by time and is unique: `20261124-221530-3fa9c1`."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+class Engine:
+    """Runs workflows durably against a store.
+
+    Args:
+        store: the journal.
+        lease: seconds a run's lease lasts between renewals; another process may take a
+            run over only once its owner's lease expired or its owner's process is gone.
+    """
+
+    def __init__(self, store: Store, *, lease: float = 30.0) -> None:
+        self.store = store
+        self.lease = lease
+        self.owner = new_owner()
+        self.breakers = Breakers(store)
+
+    async def start(self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, *,
+                    run_id: str | None = None, on_event: EventHook | None = None) -> RunState:
+        """Start a run and drive it until it completes, fails or waits for a human.
+
+        Raises:
+            WorkflowError: the workflow or the inputs are invalid (nothing is journaled).
+        """
+        check(workflow)
+        values = coerce_inputs(workflow, inputs or {})
+        run_id = run_id or new_run_id()
+        first = NewEvent(type="run_started", data={
+            "workflow": workflow.name, "version": workflow.version, "source": workflow.source,
+            "inputs": values, "pid": os.getpid()})
+        event = await self.store.create_run(run_id, workflow.name, first, self.owner)
+        state = RunState.of(run_id, [event])
+        if on_event:
+            on_event(event, state)
+        return await _Run(self, workflow, state, on_event).drive()
+
+    async def resume(self, workflow: Workflow, run_id: str, *,
+                     on_event: EventHook | None = None) -> RunState:
+        """Continue a run that was interrupted or that a human answered.
+
+        A run that already ended is returned as it is.
+
+        Raises:
+            RunBusy: a live process is executing the run.
+            UnknownRun: no such run.
+        """
+        state = await self.state(run_id)
+        if state.status in ("completed", "failed", "cancelled"):
+            return state
+        check(workflow)
+        holder = await self.store.acquire(run_id, self.owner, self.lease)
+        if holder is not None:
+            raise RunBusy(f"run {run_id!r} is being executed by process {holder.pid} on "
+                          f"{holder.host!r}; it will pick up approvals by itself")
+        await self.store.append(run_id, [NewEvent(type="run_resumed",
+                                                  data={"pid": os.getpid()})], self.owner)
+        state = RunState.of(run_id, await self.store.events(run_id))
+        return await _Run(self, workflow, state, on_event).drive()
+
+    async def state(self, run_id: str) -> RunState:
+        """The run's state, folded from its journal."""
+        return RunState.of(run_id, await self.store.events(run_id))
+
+    async def approve(self, run_id: str, task: str, data: Any = None, *, by: str = "") -> None:
+        """Record a human's approval of a waiting task; `data` becomes its output."""
+        await self._answer(run_id, task, NewEvent(type="task_approved", task=task,
+                                                  data={"data": data, "by": by}))
+
+    async def reject(self, run_id: str, task: str, reason: str = "", *, by: str = "") -> None:
+        """Record a human's rejection of a waiting task; its policy decides what follows."""
+        await self._answer(run_id, task, NewEvent(type="task_rejected", task=task,
+                                                  data={"reason": reason, "by": by}))
+
+    async def _answer(self, run_id: str, task: str, event: NewEvent) -> None:
+        state = await self.state(run_id)
+        waiting = [t.key for t in state.waiting()]
+        ts = state.tasks.get(task)
+        if ts is None or ts.status != "waiting":
+            status = "unknown to the run" if ts is None else ts.status
+            listed = ", ".join(repr(k) for k in waiting) or "none"
+            raise NotWaiting(f"task {task!r} of run {run_id!r} is not waiting for a human "
+                             f"(it is {status}); waiting: {listed}")
+        if ts.approval is not None:
+            raise NotWaiting(f"task {task!r} of run {run_id!r} was already answered")
+        await self.store.append(run_id, [event], None, expect_last=state.last_seq)
+
+
+class _Run:
+    """One engine's drive of one run."""
+
+    def __init__(self, engine: Engine, workflow: Workflow, state: RunState,
+                 on_event: EventHook | None) -> None:
+        self.engine, self.store, self.owner = engine, engine.store, engine.owner
+        self.workflow, self.state, self.on_event = workflow, state, on_event
+        self.run_id = state.run_id
+        agents: dict[str, Agent] = {
+            name: as_agent(name, ref) for name, ref in workflow.agents.items()}
+        self.runner = TaskRunner(
+            run_id=self.run_id, workflow=workflow.name, state=lambda: self.state,
+            journal=self.journal, agents=agents, breakers=engine.breakers,
+            circuits={name: getattr(a, "circuit", None) or workflow.circuit
+                      for name, a in agents.items()})
+        self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}
+        for task in workflow.tasks.values():
+            for need in task.needs:
+                self.dependents[need].append(task.id)
+        self._ancestors: dict[str, frozenset[str]] = {}
+
+    async def journal(self, *events: NewEvent) -> None:
+        """Append events; they count once appended."""
+        for event in await self.store.append(self.run_id, events, self.owner):
+            self.state.apply(event)
+            if self.on_event:
+                self.on_event(event, self.state)
+
+    async def drive(self) -> RunState:
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            remaining = None
+            if self.workflow.timeout is not None:
+                remaining = max(0.0, self.workflow.timeout - self.state.active_seconds)
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._schedule()
+            except TimeoutError:
+                await self.journal(NewEvent(type="run_failed", data={
+                    "reason": "timeout",
+                    "error": f"the run took longer than its timeout of "
+                             f"{self.workflow.timeout}s"}))
+        except BaseExceptionGroup as group:
+            # One task's engine failure (a lost lease, a broken store) ends the drive; show
+            # it as itself, not wrapped.
+            raise group.exceptions[0] from None
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await self.store.release(self.run_id, self.owner)
+        return self.state
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.engine.lease / 3)
+            await self.store.renew(self.run_id, self.owner, self.engine.lease)
+
+    def ancestors(self, task_id: str) -> frozenset[str]:
+        found = self._ancestors.get(task_id)
+        if found is None:
+            found = self._ancestors[task_id] = frozenset(self.workflow.ancestors(task_id))
+        return found
+
+    def _unmet(self, task: Task) -> int:
+        return sum(1 for need in task.needs
+                   if self.state.task(need).status not in ("completed", "skipped"))
+
+    async def _schedule(self) -> None:
+        tasks = self.workflow.tasks
+        unmet = {tid: self._unmet(t) for tid, t in tasks.items()}
+        ready = deque(tid for tid, n in unmet.items()
+                      if n == 0 and self.state.task(tid).status not in DONE)
+        finished: asyncio.Queue[str] = asyncio.Queue()
+        in_flight = 0
+        async with asyncio.TaskGroup() as group:
+            while True:
+                failed = [t for t in tasks if self.state.task(t).status == "failed"]
+                while ready and not failed:
+                    group.create_task(self._task(tasks[ready.popleft()], finished))
+                    in_flight += 1
+                if in_flight == 0:
+                    if failed or all(self.state.task(t).status in DONE for t in tasks):
+                        await self._end(failed)
+                        return
+                    answered = await self._answered()
+                    if answered:
+                        ready.extend(answered)
+                        continue
+                    try:
+                        await self._wait()
+                        return
+                    except Conflict:
+                        continue
+                done = await finished.get()
+                in_flight -= 1
+                if self.state.task(done).status in ("completed", "skipped"):
+                    for dependent in self.dependents[done]:
+                        unmet[dependent] -= 1
+                        if unmet[dependent] == 0:
+                            ready.append(dependent)
+
+    async def _end(self, failed: list[str]) -> None:
+        if failed:
+            first = self.state.task(failed[0])
+            await self.journal(NewEvent(type="run_failed", data={
+                "reason": "task_failed", "error": f"task {first.key!r} failed: {first.error}"}))
+        else:
+            await self.journal(NewEvent(type="run_completed"))
+
+    async def _answered(self) -> list[str]:
+        """Tasks a human answered since we last looked (read from the journal)."""
+        self.state = RunState.of(self.run_id, await self.store.events(self.run_id))
+        return sorted({split_key(t.key)[0] for t in self.state.waiting()
+                       if t.approval is not None})
+
+    async def _wait(self) -> None:
+        """Nothing can move until a human answers: say so, unless an answer just came."""
+        waiting = [t.key for t in self.state.waiting()]
+        events = await self.store.append(self.run_id, [NewEvent(
+            type="run_waiting", data={"tasks": waiting})], self.owner,
+            expect_last=self.state.last_seq)
+        for event in events:
+            self.state.apply(event)
+            if self.on_event:
+                self.on_event(event, self.state)
+
+    def _scope(self, task: Task) -> dict[str, Any]:
+        outputs = {a: self.state.task(a).output for a in self.ancestors(task.id)}
+        return {"inputs": self.state.inputs, "outputs": outputs, "run": {"id": self.run_id}}
+
+    async def _task(self, task: Task, finished: asyncio.Queue[str]) -> None:
+        try:
+            ts = self.state.task(task.id)
+            scope = self._scope(task)
+            if task.needs and all(self.state.task(n).status == "skipped" for n in task.needs):
+                await self.journal(NewEvent(type="task_skipped", task=task.id,
+                                            data={"reason": "every task it needs was skipped"}))
+            elif ts.status == "pending" and task.when and not evaluate(task.when, scope):
+                await self.journal(NewEvent(type="task_skipped", task=task.id,
+                                            data={"reason": f"when: {task.when} is false"}))
+            elif task.for_each:
+                await self._fan_out(task, scope)
+            else:
+                await self.runner.run(task, task.id, scope)
+        except TemplateProblem as e:
+            await self.journal(NewEvent(type="task_failed", task=task.id, data={
+                "error": f"template in task {task.id!r}: {e}", "error_type": "TemplateError"}))
+        finally:
+            finished.put_nowait(task.id)
+
+    async def _fan_out(self, task: Task, scope: dict[str, Any]) -> None:
+        items = evaluate(task.for_each or "", scope)
+        if not isinstance(items, list | tuple):
+            raise TemplateProblem(f"for_each: {task.for_each} gave "
+                                  f"{type(items).__name__}, not a list")
+        ts = self.state.task(task.id)
+        if ts.fanout is None:
+            await self.journal(NewEvent(type="fanout_started", task=task.id,
+                                        data={"count": len(items)}))
+        elif ts.fanout != len(items):
+            raise TemplateProblem(f"for_each gave {len(items)} items on resume, "
+                                  f"{ts.fanout} before; its inputs changed")
+        limit = asyncio.Semaphore(task.concurrency or max(1, len(items)))
+
+        async def one(index: int, item: Any) -> None:
+            async with limit:
+                await self.runner.run(task, item_key(task.id, index),
+                                      {**scope, "item": item, "index": index})
+
+        async with asyncio.TaskGroup() as group:
+            for index, item in enumerate(items):
+                if self.state.task(item_key(task.id, index)).status not in DONE:
+                    group.create_task(one(index, item))
+        keys = [item_key(task.id, i) for i in range(len(items))]
+        failed = [k for k in keys if self.state.task(k).status == "failed"]
+        if failed:
+            await self.journal(NewEvent(type="task_failed", task=task.id, data={
+                "error": f"{len(failed)} of {len(keys)} items failed; first {failed[0]!r}: "
+                         f"{self.state.task(failed[0]).error}", "error_type": "TaskFailed"}))
+        elif all(self.state.task(k).status == "completed" for k in keys):
+            await self.journal(NewEvent(type="task_completed", task=task.id, data={
+                "output": [self.state.task(k).output for k in keys], "agent": task.agent}))
+
+
+def human_only(workflow: Workflow) -> bool:
+    """Whether every task of the workflow is a human one (used by the CLI's prompts)."""
+    return all(t.agent == HUMAN for t in workflow.tasks.values())
+
+
+__all__ = ["Engine", "EventHook", "UserError", "new_run_id"]

@@ -1,0 +1,122 @@
+"""Podium's exceptions.
+
+The tree::
+
+    PodiumError
+    ├── UserError                 a mistake in a workflow, a policy or a call; names the place
+    │   ├── WorkflowError         an invalid workflow; carries every problem found (`.problems`)
+    │   ├── UnknownRun            no run with that id
+    │   ├── NotWaiting            approve/reject on a task that is not waiting for a human
+    │   └── RunBusy               the run is being executed by another live process
+    └── RunError                  a run, or a task within it, failed
+        ├── TaskFailed            a task failed after its whole policy
+        ├── TaskTimeout           an attempt exceeded its timeout
+        ├── OutputInvalid         an output did not validate against its schema
+        ├── CircuitOpen           the agent's circuit breaker is open
+        ├── RunTimeout            the run exceeded its own timeout
+        └── ModelError            a model provider failed or replied with something unusable
+
+Signals raised on purpose inside an agent are not errors of Podium's and live apart:
+`Retry` asks for another attempt, `Escalate` hands the task to a human.
+
+Cancellation derives from `BaseException` (as `asyncio.CancelledError` does), so an
+agent's `except Exception` cannot swallow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PodiumError(Exception):
+    """The root of every error Podium raises."""
+
+
+class UserError(PodiumError):
+    """A mistake in a workflow, a policy or a call. The message names the place."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """One problem found in a workflow definition."""
+
+    message: str
+    """What is wrong and what to do about it."""
+    file: str | None = None
+    """The workflow file, when the workflow came from one."""
+    line: int | None = None
+    """1-based line in `file`."""
+    field: str | None = None
+    """Dotted path of the offending field, e.g. `tasks.extract.needs`."""
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file
+            if self.line:
+                where += f":{self.line}"
+        if self.field:
+            where = f"{where}: {self.field}" if where else self.field
+        return f"{where}: {self.message}" if where else self.message
+
+
+class WorkflowError(UserError):
+    """An invalid workflow. `problems` lists every problem found, not only the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"invalid workflow, {len(problems)} {noun}:\n{lines}")
+
+
+class UnknownRun(UserError):
+    """No run with that id exists in the journal."""
+
+
+class NotWaiting(UserError):
+    """An approval or rejection named a task that is not waiting for a human."""
+
+
+class RunBusy(UserError):
+    """The run is being executed by another live process."""
+
+
+class RunError(PodiumError):
+    """A run, or a task within it, failed."""
+
+
+class TaskFailed(RunError):
+    """A task failed after its whole policy (retries, fallbacks, escalation, default)."""
+
+
+class TaskTimeout(RunError):
+    """An attempt exceeded the task's timeout."""
+
+
+class OutputInvalid(RunError):
+    """An agent's output did not validate against the task's output schema."""
+
+
+class CircuitOpen(RunError):
+    """The agent's circuit breaker is open; the agent was skipped."""
+
+
+class RunTimeout(RunError):
+    """The run exceeded its own timeout."""
+
+
+class ModelError(RunError):
+    """A model provider failed, or replied with something that cannot be used."""
+
+
+class Retry(Exception):  # noqa: N818 - a signal, not an error
+    """Raise inside an agent to ask for another attempt (counted against `retry.attempts`)."""
+
+
+class Escalate(Exception):  # noqa: N818 - a signal, not an error
+    """Raise inside an agent to hand the task to a human, with `reason` shown to them."""
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+        super().__init__(reason)

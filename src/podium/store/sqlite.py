@@ -1,0 +1,307 @@
+"""The embedded journal: one SQLite file in WAL mode.
+
+Writes take the database's write lock up front (`BEGIN IMMEDIATE`), so concurrent writers,
+in this process or others, queue on SQLite's busy handler instead of deadlocking; a lock
+held longer than that is retried with backoff, and only a lock that never frees reaches the
+caller, as an error that says which file is locked.
+
+`synchronous=NORMAL` in WAL mode keeps every committed event through a crash of the
+process; only a power failure can lose the last commits.
+
+Statements run on the event loop's thread: each is short (tens of microseconds), and a
+thread hop per event would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from podium.core.events import RUN_ENDS, Event, NewEvent
+from podium.errors import PodiumError, UnknownRun
+from podium.store.base import CircuitState, Conflict, LeaseLost, Owner, RunSummary, Store
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL,
+    last_seq INTEGER NOT NULL,
+    owner TEXT,
+    owner_pid INTEGER,
+    owner_host TEXT,
+    lease_until REAL
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    task TEXT,
+    data TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS circuits (
+    agent TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    opened_at REAL
+);
+"""
+_RUN_STATUS = {"run_started": "running", "run_resumed": "running", "run_waiting": "waiting",
+               "run_completed": "completed", "run_failed": "failed",
+               "run_cancelled": "cancelled"}
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class StoreLocked(PodiumError):
+    """The database stayed locked by another writer for longer than we wait."""
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (zombies count as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+class SQLiteStore(Store):
+    """The journal in a SQLite file.
+
+    Args:
+        path: the database file; created with its folder if missing.
+        busy_timeout: seconds to wait for another writer's lock before retrying.
+        lock_patience: seconds of retries after which a lock is reported as an error.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0,
+                 lock_patience: float = 120.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._patience = lock_patience
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._write(self._create_schema)
+
+    def _create_schema(self, db: sqlite3.Connection) -> None:
+        # executescript() would commit the open transaction; run statements one by one.
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise PodiumError(f"{self.path}: journal schema {row[0]} is newer than this "
+                              f"Podium understands ({SCHEMA_VERSION}); upgrade Podium")
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in one write transaction, retrying while another writer holds the lock."""
+        deadline = time.monotonic() + self._patience
+        delay = 0.005
+        while True:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreLocked(f"{self.path}: still locked by another writer after "
+                                      f"{self._patience:.0f}s; is a process stuck?") from e
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+                continue
+            try:
+                result = fn(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+    # -- runs and events --------------------------------------------------------------
+
+    async def create_run(self, run_id: str, workflow: str, first: NewEvent, owner: Owner) -> Event:
+        now = time.time()
+
+        def create(db: sqlite3.Connection) -> Event:
+            db.execute(
+                "INSERT INTO runs (run_id, workflow, status, started_at, updated_at, last_seq,"
+                " owner, owner_pid, owner_host, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (run_id, workflow, "running", now, now, 1, owner.token, owner.pid, owner.host,
+                 now + 60),
+            )
+            db.execute("INSERT INTO events VALUES (?,?,?,?,?,?)",
+                       (run_id, 1, first.type, first.task, _dumps(first.data), now))
+            return Event(run_id=run_id, seq=1, type=first.type, task=first.task,
+                         data=first.data, ts=now)
+
+        return self._write(create)
+
+    async def append(
+        self, run_id: str, events: Sequence[NewEvent], owner: Owner | None,
+        *, expect_last: int | None = None,
+    ) -> list[Event]:
+        if not events:
+            return []
+        rows = [(e.type, e.task, _dumps(e.data)) for e in events]
+        status = next((_RUN_STATUS[e.type] for e in reversed(events) if e.type in _RUN_STATUS),
+                      None)
+        ends = any(e.type in RUN_ENDS for e in events)
+
+        def append(db: sqlite3.Connection) -> list[Event]:
+            now = time.time()
+            n = len(rows)
+            sets = "last_seq = last_seq + ?, updated_at = ?"
+            params: list[object] = [n, now]
+            if status is not None:
+                sets += ", status = ?"
+                params.append(status)
+            if ends:
+                sets += ", finished_at = ?"
+                params.append(now)
+            where = "run_id = ?"
+            params.append(run_id)
+            if owner is not None:
+                where += " AND owner = ?"
+                params.append(owner.token)
+            if expect_last is not None:
+                where += " AND last_seq = ?"
+                params.append(expect_last)
+            row = db.execute(f"UPDATE runs SET {sets} WHERE {where} RETURNING last_seq",
+                             params).fetchone()
+            if row is None:
+                self._missing_or_lost(db, run_id, owner)
+                raise Conflict(f"run {run_id!r} has events past {expect_last}")
+            first = row[0] - n + 1
+            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?)",
+                           [(run_id, first + i, t, k, d, now) for i, (t, k, d) in
+                            enumerate(rows)])
+            return [Event(run_id=run_id, seq=first + i, type=e.type, task=e.task, data=e.data,
+                          ts=now) for i, e in enumerate(events)]
+
+        return self._write(append)
+
+    @staticmethod
+    def _missing_or_lost(db: sqlite3.Connection, run_id: str, owner: Owner | None) -> None:
+        row = db.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UnknownRun(f"no run {run_id!r} in the journal")
+        if owner is not None and row[0] != owner.token:
+            raise LeaseLost(f"run {run_id!r} was taken over by another process")
+
+    async def events(self, run_id: str, after: int = 0) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT seq, type, task, data, ts FROM events WHERE run_id = ? AND seq > ?"
+            " ORDER BY seq", (run_id, after)).fetchall()
+        if not rows and after == 0:
+            raise UnknownRun(f"no run {run_id!r} in the journal")
+        return [Event(run_id=run_id, seq=s, type=t, task=k, data=json.loads(d), ts=ts)
+                for s, t, k, d, ts in rows]
+
+    async def runs(self, limit: int = 50, status: str | None = None) -> list[RunSummary]:
+        query = ("SELECT run_id, workflow, status, started_at, updated_at, finished_at, last_seq"
+                 " FROM runs")
+        params: tuple[object, ...] = ()
+        if status:
+            query += " WHERE status = ?"
+            params = (status,)
+        query += " ORDER BY started_at DESC LIMIT ?"
+        rows = self._db.execute(query, (*params, limit)).fetchall()
+        return [RunSummary(run_id=r[0], workflow=r[1], status=r[2], started_at=r[3],
+                           updated_at=r[4], finished_at=r[5], events=r[6]) for r in rows]
+
+    async def find_run(self, prefix: str) -> str:
+        rows = self._db.execute(
+            "SELECT run_id FROM runs WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\' LIMIT 3",
+            (prefix, prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+             + "%")).fetchall()
+        ids = {r[0] for r in rows}
+        if prefix in ids:
+            return prefix
+        if len(ids) == 1:
+            return ids.pop()
+        if not ids:
+            raise UnknownRun(f"no run {prefix!r} in the journal at {self.path}; "
+                             "`podium runs list` shows the runs")
+        raise UnknownRun(f"run id {prefix!r} is ambiguous; give more of it")
+
+    # -- leases -----------------------------------------------------------------------
+
+    async def acquire(self, run_id: str, owner: Owner, lease: float) -> Owner | None:
+        def acquire(db: sqlite3.Connection) -> Owner | None:
+            row = db.execute("SELECT owner, owner_pid, owner_host, lease_until FROM runs"
+                             " WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise UnknownRun(f"no run {run_id!r} in the journal")
+            token, pid, host, until = row
+            now = time.time()
+            if token is not None and token != owner.token and until is not None and until > now:
+                holder = Owner(token=token, pid=pid, host=host)
+                if host != owner.host or _alive(pid):
+                    return holder
+            db.execute("UPDATE runs SET owner = ?, owner_pid = ?, owner_host = ?,"
+                       " lease_until = ? WHERE run_id = ?",
+                       (owner.token, owner.pid, owner.host, now + lease, run_id))
+            return None
+
+        return self._write(acquire)
+
+    async def renew(self, run_id: str, owner: Owner, lease: float) -> None:
+        def renew(db: sqlite3.Connection) -> None:
+            cur = db.execute("UPDATE runs SET lease_until = ? WHERE run_id = ? AND owner = ?",
+                             (time.time() + lease, run_id, owner.token))
+            if cur.rowcount == 0:
+                self._missing_or_lost(db, run_id, owner)
+                raise LeaseLost(f"run {run_id!r} was taken over by another process")
+
+        self._write(renew)
+
+    async def release(self, run_id: str, owner: Owner) -> None:
+        self._write(lambda db: db.execute(
+            "UPDATE runs SET owner = NULL, owner_pid = NULL, owner_host = NULL,"
+            " lease_until = NULL WHERE run_id = ? AND owner = ?", (run_id, owner.token)))
+
+    # -- circuits ---------------------------------------------------------------------
+
+    async def circuit(self, agent: str) -> CircuitState:
+        row = self._db.execute("SELECT failures, opened_at FROM circuits WHERE agent = ?",
+                               (agent,)).fetchone()
+        return CircuitState() if row is None else CircuitState(failures=row[0], opened_at=row[1])
+
+    async def set_circuit(self, agent: str, state: CircuitState) -> None:
+        self._write(lambda db: db.execute(
+            "INSERT INTO circuits VALUES (?,?,?) ON CONFLICT (agent) DO UPDATE SET"
+            " failures = excluded.failures, opened_at = excluded.opened_at",
+            (agent, state.failures, state.opened_at)))
+
+    async def close(self) -> None:
+        self._db.close()
+
+
+def new_owner() -> Owner:
+    """An owner token for this process."""
+    return Owner(token=os.urandom(8).hex(), pid=os.getpid(), host=socket.gethostname())
