@@ -1,0 +1,76 @@
+"""Podium: orchestrate AI agents, models and tools into workflows that survive failure."""
+
+from podium.agents.function import FunctionAgent
+from podium.agents.llm import LLMAgent
+from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.events import Event
+from podium.core.policy import CircuitPolicy, RetryPolicy, TaskPolicy
+from podium.core.state import RunState, TaskState
+from podium.core.workflow import HUMAN, InputSpec, Task, Workflow
+from podium.engine.loader import load_workflow, parse_workflow
+from podium.engine.runtime import Engine
+from podium.errors import (
+    CircuitOpen,
+    Escalate,
+    ModelError,
+    NotWaiting,
+    OutputInvalid,
+    PodiumError,
+    Problem,
+    Retry,
+    RunBusy,
+    RunError,
+    RunTimeout,
+    TaskFailed,
+    TaskTimeout,
+    UnknownRun,
+    UserError,
+    WorkflowError,
+)
+from podium.models import Message, Model, ModelResponse, Usage, resolve_model
+from podium.store.base import Store
+from podium.store.sqlite import SQLiteStore
+
+__all__ = [
+    "HUMAN",
+    "Agent",
+    "CircuitOpen",
+    "CircuitPolicy",
+    "Engine",
+    "Escalate",
+    "Event",
+    "FunctionAgent",
+    "InputSpec",
+    "LLMAgent",
+    "Message",
+    "Model",
+    "ModelError",
+    "ModelResponse",
+    "NotWaiting",
+    "OutputInvalid",
+    "PodiumError",
+    "Problem",
+    "Retry",
+    "RetryPolicy",
+    "RunBusy",
+    "RunError",
+    "RunState",
+    "RunTimeout",
+    "SQLiteStore",
+    "Store",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "TaskInput",
+    "TaskPolicy",
+    "TaskState",
+    "TaskTimeout",
+    "UnknownRun",
+    "Usage",
+    "UserError",
+    "Workflow",
+    "WorkflowError",
+    "load_workflow",
+    "parse_workflow",
+    "resolve_model",
+]

@@ -110,11 +110,11 @@ class ModelError(RunError):
     """A model provider failed, or replied with something that cannot be used."""
 
 
-class Retry(Exception):  # noqa: N818 - a signal, not an error
+class Retry(Exception):
     """Raise inside an agent to ask for another attempt (counted against `retry.attempts`)."""
 
 
-class Escalate(Exception):  # noqa: N818 - a signal, not an error
+class Escalate(Exception):
     """Raise inside an agent to hand the task to a human, with `reason` shown to them."""
 
     def __init__(self, reason: str = "") -> None:

@@ -26,14 +26,14 @@ class FunctionAgent(Agent):
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
                  description: str = "", skills: Collection[str] = ()) -> None:
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "function")
+        self.name = name or str(getattr(fn, "__name__", "function"))
         self.description = description or inspect.getdoc(fn) or ""
         self.skills = tuple(skills)
         self._signature = inspect.signature(fn)
         self._params = [p for p in self._signature.parameters.values()
                         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         self._var_kw = any(p.kind is p.VAR_KEYWORD for p in self._signature.parameters.values())
-        target = fn.__call__ if not inspect.isroutine(fn) and callable(fn) else fn
+        target = getattr(fn, "__call__", fn) if not inspect.isroutine(fn) else fn  # noqa: B004
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target)
 
     def missing(self, available: Collection[str]) -> list[str]:

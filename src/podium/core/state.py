@@ -81,6 +81,8 @@ class RunState:
     workflow: str = ""
     version: str = ""
     source: str | None = None
+    cwd: str | None = None
+    """The folder the run was started in; relative paths in its inputs resolve there."""
     inputs: dict[str, Any] = field(default_factory=dict)
     status: RunStatus = "running"
     started_at: float | None = None
@@ -117,6 +119,7 @@ class RunState:
             case "run_started":
                 self.workflow, self.version = d["workflow"], d.get("version", "")
                 self.source, self.inputs = d.get("source"), d.get("inputs", {})
+                self.cwd = d.get("cwd")
                 self.started_at = self._session_start = e.ts
             case "run_resumed":
                 self._close_session(None)

@@ -118,6 +118,7 @@ def references(source: str, *, expression: bool = False) -> Iterator[Reference]:
     shadowed = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     attributed: set[int] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         target = node.node
         if isinstance(target, nodes.Name) and target.name not in shadowed:
             attributed.add(id(target))

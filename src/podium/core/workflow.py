@@ -223,16 +223,16 @@ class Workflow:
         if task.for_each:
             sources.append((f"{at}.for_each", task.for_each, True))
         problems = []
-        for field, source, is_expression in sources:
+        for at_field, source, is_expression in sources:
             try:
                 refs = list(references(source, expression=is_expression))
             except TemplateProblem as e:
-                problems.append(self.problem(field, str(e)))
+                problems.append(self.problem(at_field, str(e)))
                 continue
             for ref in refs:
-                message = self._reference_problem(task, ref.root, ref.attr, upstream, field)
+                message = self._reference_problem(task, ref.root, ref.attr, upstream, at_field)
                 if message:
-                    problems.append(self.problem(field, message))
+                    problems.append(self.problem(at_field, message))
         return problems
 
     def _reference_problem(

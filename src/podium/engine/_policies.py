@@ -120,19 +120,19 @@ class TaskRunner:
                 idempotency_key=idempotency_key, inputs=scope["inputs"],
                 outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
                 index=scope.get("index"), _record=self._recorder(key))
+            error: BaseException
             try:
                 async with asyncio.timeout(task.policy.timeout):
                     output = validate(spec, await agent.run(request, ctx))
             except Escalate as e:
-                error = f"escalated by agent {name!r}: {e.reason}" if e.reason else (
-                    f"escalated by agent {name!r}")
+                why = f"escalated by agent {name!r}" + (f": {e.reason}" if e.reason else "")
                 await self.journal(NewEvent(type="attempt_failed", task=key, data={
-                    "agent": name, "attempt": attempt, "error": error,
+                    "agent": name, "attempt": attempt, "error": why,
                     "error_type": "Escalate", "decision": "escalate"}))
-                await self._wait_for_human(task, key, scope, "escalation", error)
+                await self._wait_for_human(task, key, scope, "escalation", why)
                 return "waiting"
             except TimeoutError:
-                error: BaseException = TaskTimeout(
+                error = TaskTimeout(
                     f"attempt {attempt} by agent {name!r} took longer than "
                     f"{task.policy.timeout}s")
             except Exception as e:

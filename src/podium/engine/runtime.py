@@ -21,12 +21,12 @@ from podium.core.agent import Agent
 from podium.core.events import Event, NewEvent, item_key, split_key
 from podium.core.state import DONE, RunState
 from podium.core.templates import TemplateProblem, evaluate
-from podium.core.workflow import HUMAN, Task, Workflow
+from podium.core.workflow import Task, Workflow
 from podium.engine._inputs import coerce_inputs
 from podium.engine._policies import TaskRunner
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
-from podium.errors import NotWaiting, RunBusy, UserError
+from podium.errors import NotWaiting, RunBusy
 from podium.store.base import Conflict, Store
 from podium.store.sqlite import new_owner
 
@@ -65,8 +65,10 @@ class Engine:
         values = coerce_inputs(workflow, inputs or {})
         run_id = run_id or new_run_id()
         first = NewEvent(type="run_started", data={
-            "workflow": workflow.name, "version": workflow.version, "source": workflow.source,
-            "inputs": values, "pid": os.getpid()})
+            "workflow": workflow.name, "version": workflow.version,
+            "source": os.path.abspath(workflow.source)  # noqa: ASYNC240 - no I/O
+            if workflow.source else None,
+            "cwd": os.getcwd(), "inputs": values, "pid": os.getpid()})
         event = await self.store.create_run(run_id, workflow.name, first, self.owner)
         state = RunState.of(run_id, [event])
         if on_event:
@@ -307,10 +309,3 @@ class _Run:
             await self.journal(NewEvent(type="task_completed", task=task.id, data={
                 "output": [self.state.task(k).output for k in keys], "agent": task.agent}))
 
-
-def human_only(workflow: Workflow) -> bool:
-    """Whether every task of the workflow is a human one (used by the CLI's prompts)."""
-    return all(t.agent == HUMAN for t in workflow.tasks.values())
-
-
-__all__ = ["Engine", "EventHook", "UserError", "new_run_id"]

@@ -243,7 +243,7 @@ class SQLiteStore(Store):
         if prefix in ids:
             return prefix
         if len(ids) == 1:
-            return ids.pop()
+            return str(ids.pop())
         if not ids:
             raise UnknownRun(f"no run {prefix!r} in the journal at {self.path}; "
                              "`podium runs list` shows the runs")

@@ -1,0 +1,374 @@
+"""The `podium` command.
+
+Exit status: 0 completed, 1 failed (or cancelled), 2 invalid input or workflow, 3 waiting
+for a human.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from podium.config import database_path
+from podium.core.events import Event
+from podium.core.state import RunState, iso
+from podium.engine.loader import load_workflow
+from podium.engine.runtime import Engine
+from podium.errors import PodiumError, UserError, WorkflowError
+from podium.store.sqlite import SQLiteStore
+
+T = TypeVar("T")
+EXIT = {"completed": 0, "failed": 1, "cancelled": 1, "waiting": 3, "running": 1}
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Podium: durable orchestration of AI agents, models and tools.")
+runs_app = typer.Typer(no_args_is_help=True, help="Look at runs in the journal.")
+app.add_typer(runs_app, name="runs")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+DbOption = Annotated[Path | None, typer.Option(
+    "--db", help="Journal database (default: $PODIUM_HOME/podium.db or the user data folder).",
+    envvar="PODIUM_DB")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _run_async(make: Callable[[SQLiteStore], Coroutine[Any, Any, T]], db: Path | None) -> T:
+    async def main() -> T:
+        store = SQLiteStore(db or database_path())
+        try:
+            return await make(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except WorkflowError as e:
+        for problem in e.problems:
+            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except UserError as e:
+        raise _fail(str(e), 2) from None
+    except PodiumError as e:
+        raise _fail(str(e), 1) from None
+
+
+# -- progress -----------------------------------------------------------------------------
+
+_MARKS = {"task_completed": "[green]✓[/green]", "task_failed": "[red]✗[/red]",
+          "task_skipped": "[dim]↷[/dim]", "task_waiting": "[yellow]⏸[/yellow]",
+          "attempt_failed": "[yellow]![/yellow]", "agent_skipped": "[yellow]⊘[/yellow]"}
+
+
+def _progress(event: Event, state: RunState) -> None:
+    d, key = event.data, event.task or ""
+    match event.type:
+        case "run_started":
+            err.print(f"[bold]run {event.run_id}[/bold] · {d['workflow']}", markup=True)
+        case "task_started":
+            attempt = f" (attempt {d['attempt']})" if d["attempt"] > 1 else ""
+            err.print(f"  [dim]…[/dim] {key} → {d['agent']}{attempt}", markup=True)
+        case "task_completed":
+            ts = state.tasks[key]
+            took = (f" {ts.finished_at - ts.started_at:.2f}s"
+                    if ts.started_at and ts.finished_at else "")
+            note = " [yellow](default used)[/yellow]" if d.get("defaulted") else ""
+            err.print(f"  {_MARKS[event.type]} {key}{took}{note}", markup=True)
+        case "attempt_failed":
+            after = {"retry": f"retry in {d.get('delay', 0)}s", "fallback": "falling back",
+                     "escalate": "escalating to a human", "default": "using the default",
+                     "fail": "giving up"}[d["decision"]]
+            err.print(f"  {_MARKS[event.type]} {key} by {d['agent']}: {d['error']} → {after}",
+                      markup=True, highlight=False)
+        case "agent_skipped":
+            err.print(f"  {_MARKS[event.type]} {key}: {d['agent']} skipped ({d['reason']})",
+                      markup=True)
+        case "task_waiting":
+            err.print(f"  {_MARKS[event.type]} {key} waits for a human: {d.get('prompt')}",
+                      markup=True, highlight=False)
+        case "task_failed" | "task_skipped":
+            why = d.get("error") or d.get("reason") or ""
+            err.print(f"  {_MARKS[event.type]} {key}: {why}", markup=True, highlight=False)
+        case "model_call":
+            err.print(f"  [dim]· {key}: {d.get('model')} {d.get('input_tokens')}→"
+                      f"{d.get('output_tokens')} tokens[/dim]", markup=True)
+        case _:
+            pass
+
+
+def _finish(state: RunState, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(state.record()))
+    else:
+        _summary(state)
+    raise typer.Exit(EXIT[state.status])
+
+
+def _summary(state: RunState) -> None:
+    colour = {"completed": "green", "failed": "red", "waiting": "yellow"}.get(state.status, "")
+    err.print(f"[bold {colour}]{state.status}[/bold {colour}] · run {state.run_id}",
+              markup=True)
+    if state.status == "completed":
+        outputs = state.outputs()
+        last = list(outputs)[-1] if outputs else None
+        if last is not None:
+            value = outputs[last]
+            out.print(value if isinstance(value, str) else json.dumps(value, indent=2,
+                                                                      ensure_ascii=False))
+    elif state.status == "failed":
+        err.print(f"  {state.error}", highlight=False)
+        err.print(f"  details: podium runs show {state.run_id}")
+    elif state.status == "waiting":
+        for task in state.waiting():
+            err.print(f"  {task.key}: {task.prompt}", highlight=False)
+            err.print(f"    podium approve {state.run_id} {task.key} [--data JSON]"
+                      f"   |   podium reject {state.run_id} {task.key} [--reason TEXT]")
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise _fail(f"-i {pair!r}: write inputs as NAME=VALUE", 2)
+        inputs[name.strip()] = value
+    return inputs
+
+
+def _ask(state: RunState, engine: Engine) -> Awaitable[bool]:
+    """Ask the person at the terminal about each waiting task. Returns whether any answered."""
+
+    async def ask() -> bool:
+        answered = False
+        for task in state.waiting():
+            err.print(f"\n[bold]{task.key}[/bold]: {task.prompt}", markup=True,
+                      highlight=False)
+            answer = typer.prompt("approve? [y]es / [n]o / [l]ater", default="l").strip()
+            if answer.lower().startswith("y"):
+                await engine.approve(state.run_id, task.key, {"approved": True},
+                                     by=_principal())
+                answered = True
+            elif answer.lower().startswith("n"):
+                reason = typer.prompt("reason", default="")
+                await engine.reject(state.run_id, task.key, reason, by=_principal())
+                answered = True
+        return answered
+
+    return ask()
+
+
+def _principal() -> str:
+    return os.environ.get("USER") or os.environ.get("USERNAME") or "local"
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+    inputs: Annotated[list[str] | None, typer.Option(
+        "-i", "--input", help="An input as NAME=VALUE; repeat for more.")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+    run_id: Annotated[str | None, typer.Option(help="Use this run id.")] = None,
+    no_input: Annotated[bool, typer.Option(
+        "--no-input", help="Never prompt; a run waiting for a human exits with status 3.")
+    ] = False,
+) -> None:
+    """Run a workflow: live progress, then the result."""
+    values = _parse_inputs(inputs or [])
+    interactive = not (as_json or no_input) and sys.stdin.isatty()
+
+    async def go(store: SQLiteStore) -> RunState:
+        workflow = load_workflow(file)
+        engine = Engine(store)
+        hook = None if as_json else _progress
+        state = await engine.start(workflow, values, run_id=run_id, on_event=hook)
+        while interactive and state.status == "waiting" and await _ask(state, engine):
+            state = await engine.resume(workflow, state.run_id, on_event=hook)
+        return state
+
+    _finish(_run_async(go, db), as_json)
+
+
+@app.command()
+def resume(
+    run: Annotated[str, typer.Argument(help="Run id (or its unique start).")],
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Continue an interrupted run; completed tasks are not run again."""
+
+    async def go(store: SQLiteStore) -> RunState:
+        return await _resume(store, await store.find_run(run), as_json)
+
+    _finish(_run_async(go, db), as_json)
+
+
+async def _resume(store: SQLiteStore, run_id: str, as_json: bool) -> RunState:
+    engine = Engine(store)
+    state = await engine.state(run_id)
+    if state.status in ("completed", "failed", "cancelled"):
+        return state
+    if not state.source:
+        raise UserError(f"run {run_id!r} was started from Python, not a file; resume it with "
+                        "Engine.resume(workflow, run_id)")
+    if state.cwd and os.path.isdir(state.cwd):  # noqa: ASYNC240 - once, before the run
+        # Relative paths in the run's inputs and imports meant the folder it started in.
+        os.chdir(state.cwd)
+    workflow = load_workflow(state.source)
+    return await engine.resume(workflow, run_id, on_event=None if as_json else _progress)
+
+
+def _answer(run: str, task: str, as_json: bool, db: Path | None, approve: bool,
+            payload: Any) -> None:
+    async def go(store: SQLiteStore) -> RunState:
+        run_id = await store.find_run(run)
+        engine = Engine(store)
+        if approve:
+            await engine.approve(run_id, task, payload, by=_principal())
+        else:
+            await engine.reject(run_id, task, payload, by=_principal())
+        try:
+            return await _resume(store, run_id, as_json)
+        except PodiumError as e:
+            if type(e).__name__ != "RunBusy":
+                raise
+            err.print(f"recorded; {e}")
+            return await engine.state(run_id)
+
+    _finish(_run_async(go, db), as_json)
+
+
+@app.command()
+def approve(
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    task: Annotated[str, typer.Argument(help="The waiting task.")],
+    data: Annotated[str | None, typer.Option(help="JSON that becomes the task's output.")
+                    ] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Approve a task waiting for a human, and continue the run."""
+    payload: Any = {"approved": True}
+    if data is not None:
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError as e:
+            raise _fail(f"--data is not valid JSON: {e.msg} at char {e.pos}", 2) from None
+    _answer(run, task, as_json, db, True, payload)
+
+
+@app.command()
+def reject(
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    task: Annotated[str, typer.Argument(help="The waiting task.")],
+    reason: Annotated[str, typer.Option(help="Why; recorded in the journal.")] = "",
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Reject a task waiting for a human; its policy decides what follows."""
+    _answer(run, task, as_json, db, False, reason)
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) -> None:
+    """Check a workflow without running it; prints every problem found."""
+    try:
+        workflow = load_workflow(file)
+    except WorkflowError as e:
+        for problem in e.problems:
+            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+        noun = "problem" if len(e.problems) == 1 else "problems"
+        err.print(f"{len(e.problems)} {noun} in {file}")
+        raise typer.Exit(2) from None
+    except UserError as e:
+        raise _fail(str(e), 2) from None
+    err.print(f"[green]ok[/green]: {workflow.name} · {len(workflow.tasks)} tasks, "
+              f"{len(workflow.agents)} agents", markup=True)
+
+
+@runs_app.command("list")
+def runs_list(
+    as_json: JsonOption = False,
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+) -> None:
+    """Runs with their status, start and duration."""
+
+    async def go(store: SQLiteStore) -> list[dict[str, Any]]:
+        return [{
+            "run_id": r.run_id, "workflow": r.workflow, "status": r.status,
+            "started_at": iso(r.started_at), "finished_at": iso(r.finished_at),
+            "duration": round((r.finished_at or r.updated_at) - r.started_at, 6),
+            "events": r.events,
+        } for r in await store.runs(limit, status)]
+
+    rows = _run_async(go, db)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("run", "workflow", "status", "started", "duration")
+    for r in rows:
+        table.add_row(r["run_id"], r["workflow"], r["status"], r["started_at"],
+                      f"{r['duration']:.2f}s")
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[str, typer.Argument(help="Run id (or its unique start).")],
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Every task of a run: agent, status, attempts, duration, error, tokens."""
+
+    async def go(store: SQLiteStore) -> RunState:
+        return await Engine(store).state(await store.find_run(run))
+
+    state = _run_async(go, db)
+    if as_json:
+        out.print_json(json.dumps(state.record()))
+        return
+    record = state.record()
+    out.print(f"[bold]run {state.run_id}[/bold] · {state.workflow} · {state.status}"
+              f" · {record['duration']}s · tokens {record['tokens']['input']}→"
+              f"{record['tokens']['output']}")
+    if state.error:
+        out.print(f"error: {state.error}", markup=False)
+    table = Table("task", "agent", "status", "attempts", "duration", "tokens", "error")
+    for task in record["tasks"]:
+        duration = "" if task["duration"] is None else f"{task['duration']:.3f}s"
+        tokens = task["tokens"]
+        status = task["status"] + (" (default)" if task["defaulted"] else "")
+        table.add_row(task["id"], task["agent"] or "", status, str(task["attempts"]),
+                      duration, f"{tokens['input']}→{tokens['output']}" if tokens["calls"]
+                      else "", task["error"] or "")
+    out.print(table)
+    for task in record["tasks"]:
+        decisions = [h for h in task["history"] if "decision" in h or "skipped" in h]
+        for h in decisions:
+            what = h.get("decision") or f"skipped: {h.get('skipped')}"
+            out.print(f"  {task['id']} · attempt {h.get('attempt', '-')} by "
+                      f"{h.get('agent', '-')}: {h.get('error', '')} → {what}", markup=False)
+
+
+def main() -> None:
+    """Entry point of the `podium` console script."""
+    app()

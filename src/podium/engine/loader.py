@@ -1,0 +1,347 @@
+"""Reading workflows from YAML: the same objects as the Python API, errors with file and line.
+
+`load_workflow(path)` reports every problem it finds at once (a YAML syntax error aside),
+each with the file, the line and the dotted field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from podium.agents.llm import LLMAgent
+from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.policy import CircuitPolicy, OnFailure, RetryPolicy
+from podium.core.workflow import InputSpec, InputType, Workflow
+from podium.errors import Problem, UserError, WorkflowError
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RetryDoc(_Doc):
+    attempts: int = Field(1, ge=1)
+    backoff: float = Field(0.0, ge=0)
+    multiplier: float = Field(2.0, ge=1)
+    max_delay: float = Field(60.0, ge=0)
+    jitter: float = Field(0.1, ge=0, le=1)
+    retry_on: list[str] = []
+    no_retry_on: list[str] = []
+
+
+class CircuitDoc(_Doc):
+    threshold: int = Field(5, ge=0)
+    cooldown: float = Field(30.0, ge=0)
+
+
+class InputDoc(_Doc):
+    type: InputType = "any"
+    default: Any = None
+    description: str = ""
+
+
+class AgentDoc(_Doc):
+    function: str | None = None
+    model: str | None = None
+    instructions: str = ""
+    output: str | None = None
+    description: str = ""
+    skills: list[str] = []
+    base_url: str | None = None
+    api_key_env: str | None = None
+    options: dict[str, Any] = {}
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0)
+    circuit: CircuitDoc | None = None
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class TaskDoc(_Doc):
+    agent: str
+    needs: list[str] = []
+    with_: dict[str, Any] = Field({}, alias="with")
+    prompt: str | None = None
+    when: str | bool | None = None
+    for_each: str | list[Any] | None = None
+    concurrency: int | None = None
+    output: str | dict[str, Any] | None = None
+    retry: RetryDoc | None = None
+    timeout: float | None = None
+    fallback: list[str] = []
+    on_failure: OnFailure = "fail"
+    default: Any = None
+    description: str = ""
+
+    _split = field_validator("needs", "fallback", mode="before")(_listify)
+
+
+class WorkflowDoc(_Doc):
+    name: str = Field(min_length=1)
+    version: str = "1"
+    description: str = ""
+    timeout: float | None = Field(None, gt=0)
+    circuit: CircuitDoc = Field(default_factory=lambda: CircuitDoc.model_validate({}))
+    inputs: dict[str, InputDoc | InputType] = {}
+    agents: dict[str, AgentDoc] = {}
+    tasks: dict[str, TaskDoc] = {}
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+
+# -- YAML with line numbers ---------------------------------------------------------------
+
+
+def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML into plain data, and the line of every mapping key by dotted path."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        line = mark.line + 1 if mark else None
+        raise WorkflowError([Problem(message=f"not valid YAML: {e.problem}", file=source,
+                                     line=line)]) from None
+    lines: dict[str, int] = {}
+    constructor = yaml.SafeLoader("")
+
+    def build(node: yaml.Node, path: str) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(constructor.construct_object(key_node, deep=True))
+                child = f"{path}.{key}" if path else key
+                lines[child] = key_node.start_mark.line + 1
+                out[key] = build(value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for i, item in enumerate(node.value):
+                lines[f"{path}.{i}"] = item.start_mark.line + 1
+                items.append(build(item, f"{path}.{i}"))
+            return items
+        return constructor.construct_object(node, deep=True)
+
+    return (None if root is None else build(root, "")), lines
+
+
+# -- from documents to objects ------------------------------------------------------------
+
+
+@contextmanager
+def _importable(*folders: Path) -> Iterator[None]:
+    added = [str(f) for f in folders if str(f) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for folder in added:
+            sys.path.remove(folder)
+
+
+def import_ref(ref: str) -> Any:
+    """The object named by `module:attr` (or `module.attr`).
+
+    Raises:
+        UserError: it cannot be imported, with the reason.
+    """
+    module_name, sep, attr = ref.partition(":")
+    if not sep:
+        module_name, _, attr = ref.rpartition(".")
+    if not module_name or not attr:
+        raise UserError(f"{ref!r} is not of the form 'module:name'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # an import runs arbitrary code; report whatever it raised
+        raise UserError(f"cannot import {ref!r}: {type(e).__name__}: {e}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UserError(f"cannot import {ref!r}: module {module_name!r} has no "
+                            f"{attr!r}") from None
+    return obj
+
+
+def _model_factory(doc: AgentDoc) -> Any:
+    spec, options = doc.model or "", dict(doc.options)
+
+    def make() -> Any:
+        from podium.models import resolve_model
+
+        return resolve_model(spec, base_url=doc.base_url, api_key_env=doc.api_key_env,
+                             options=options)
+
+    return make
+
+
+def _input_spec(doc: InputDoc | str) -> InputSpec:
+    if isinstance(doc, str):
+        return InputSpec(type=doc)  # type: ignore[arg-type]
+    has_default = "default" in doc.model_fields_set
+    return InputSpec(type=doc.type, default=doc.default, required=not has_default,
+                     description=doc.description)
+
+
+class _Broken(Agent):
+    """Stands for an agent that could not be built, so that its tasks are still checked."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def run(self, task: TaskInput, ctx: TaskContext) -> Any:
+        raise UserError(f"agent {self.name!r} could not be built")
+
+
+def _build(doc: WorkflowDoc, workflow: Workflow) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, agent in doc.agents.items():
+        count = len(problems)
+        _build_agent(name, agent, workflow, problems)
+        if len(problems) > count:
+            workflow.add_agent(name, _Broken(name))
+    for task_id, task in doc.tasks.items():
+        _build_task(task_id, task, workflow, problems)
+    return problems
+
+
+def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
+                 problems: list[Problem]) -> None:
+    at = f"agents.{name}"
+    if (agent.function is None) == (agent.model is None):
+        problems.append(workflow.problem(at, "give exactly one of `function:` or `model:`"))
+        return
+    output = None
+    if agent.output:
+        try:
+            output = import_ref(agent.output)
+        except UserError as e:
+            problems.append(workflow.problem(f"{at}.output", str(e)))
+    circuit = (CircuitPolicy(**agent.circuit.model_dump()) if agent.circuit else None)
+    if agent.function is not None:
+        try:
+            ref = import_ref(agent.function)
+        except UserError as e:
+            problems.append(workflow.problem(f"{at}.function", str(e)))
+            return
+        if not callable(ref):
+            problems.append(workflow.problem(f"{at}.function",
+                                             f"{agent.function!r} is not callable"))
+            return
+        from podium.agents.function import FunctionAgent
+
+        fn_agent = FunctionAgent(ref, name=name, description=agent.description,
+                                 skills=agent.skills)
+        fn_agent.output = output  # type: ignore[attr-defined]
+        fn_agent.circuit = circuit  # type: ignore[attr-defined]
+        workflow.add_agent(name, fn_agent)
+    else:
+        if not (agent.model == "local" or (agent.model or "").startswith("openai:")):
+            problems.append(workflow.problem(
+                f"{at}.model", f"unknown model {agent.model!r}; use 'local' or "
+                               "'openai:NAME' (with base_url for other servers)"))
+            return
+        llm = LLMAgent(_model_factory(agent), name=name, instructions=agent.instructions,
+                       output=output, description=agent.description, skills=agent.skills,
+                       max_tokens=agent.max_tokens, temperature=agent.temperature)
+        llm.circuit = circuit  # type: ignore[attr-defined]
+        workflow.add_agent(name, llm)
+
+
+def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,
+                problems: list[Problem]) -> None:
+        output: Any = task.output
+        if isinstance(task.output, str):
+            try:
+                output = import_ref(task.output)
+            except UserError as e:
+                problems.append(workflow.problem(f"tasks.{task_id}.output", str(e)))
+                output = None
+        for_each = task.for_each
+        if isinstance(for_each, list):
+            for_each = repr(for_each)
+        when = task.when if not isinstance(task.when, bool) else str(task.when).lower()
+        workflow.add_task(
+            task_id, agent=task.agent, needs=task.needs, args=task.with_, prompt=task.prompt,
+            when=when, for_each=for_each, concurrency=task.concurrency, output=output,
+            retry=RetryPolicy(**{**task.retry.model_dump(),
+                                 "retry_on": tuple(task.retry.retry_on),
+                                 "no_retry_on": tuple(task.retry.no_retry_on)})
+            if task.retry else None,
+            timeout=task.timeout, fallback=task.fallback, on_failure=task.on_failure,
+            default=task.default if "default" in task.model_fields_set else ...,
+            description=task.description)
+
+
+def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = None
+                   ) -> Workflow:
+    """A workflow from YAML text. `base` is the folder its imports are resolved from.
+
+    Raises:
+        WorkflowError: every problem found, each naming the file, line and field.
+    """
+    data, lines = _compose(text, source)
+    if not isinstance(data, dict):
+        raise WorkflowError([Problem(message="a workflow file is a mapping with name, inputs, "
+                                     "agents and tasks", file=source, line=1)])
+    try:
+        doc = WorkflowDoc.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal"))]
+            field = ".".join(loc).replace(".with_", ".with")
+            path = field
+            while path and path not in lines:
+                path = path.rpartition(".")[0]
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = f"unknown field {loc[-1]!r}"
+            problems.append(Problem(message=message, file=source, line=lines.get(path),
+                                    field=field))
+        raise WorkflowError(problems) from None
+    workflow = Workflow(doc.name, version=doc.version, description=doc.description,
+                        inputs={k: _input_spec(v) for k, v in doc.inputs.items()},
+                        timeout=doc.timeout, circuit=CircuitPolicy(**doc.circuit.model_dump()),
+                        source=source)
+    workflow.lines = lines
+    with _importable(Path.cwd(), *([base] if base else [])):
+        problems = _build(doc, workflow)
+    from podium.engine.check import problems as check_problems
+
+    problems += check_problems(workflow)
+    if problems:
+        raise WorkflowError(problems)
+    return workflow
+
+
+def load_workflow(path: str | Path) -> Workflow:
+    """A workflow from a YAML file; its imports resolve from the current folder and the
+    file's own folder.
+
+    Raises:
+        WorkflowError: every problem found, each naming the file, line and field.
+        UserError: the file cannot be read.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot read workflow {str(file)!r}: {e.strerror}") from None
+    return parse_workflow(text, str(file), base=file.resolve().parent)
+
+
+Format = Literal["yaml"]
