@@ -7,7 +7,6 @@ report must carry the same figures as a direct SQL query and whose `.eml` must e
 from __future__ import annotations
 
 import email.policy
-import importlib.util
 import json
 import os
 import sqlite3
@@ -24,13 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "examples" / "monthly_report.yaml"
 DB = ROOT / "examples" / "finance" / "transactions.db"
 PODIUM = Path(sys.executable).with_name("podium")
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("podium.engine.runtime") is None
-    or importlib.util.find_spec("podium.cli") is None,
-    reason="engine not landed yet",
-)
-
 
 def _podium(*args: str, home: Path) -> tuple[int, dict[str, Any]]:
     env = {**os.environ, "PODIUM_HOME": str(home)}
