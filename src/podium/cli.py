@@ -57,6 +57,10 @@ def _run_async(make: Callable[[SQLiteStore], Coroutine[Any, Any, T]], db: Path |
 
     try:
         return asyncio.run(main())
+    except KeyboardInterrupt:
+        err.print("interrupted; the journal keeps everything done so far. "
+                  "Continue with: podium resume RUN (see podium runs list)")
+        raise typer.Exit(130) from None
     except WorkflowError as e:
         for problem in e.problems:
             err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)

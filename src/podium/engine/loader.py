@@ -61,6 +61,10 @@ class AgentDoc(_Doc):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0)
     circuit: CircuitDoc | None = None
+    retry: RetryDoc | None = None
+    """The retry policy of tasks given to this agent that set none of their own."""
+    timeout: float | None = Field(None, gt=0)
+    """The attempt timeout of tasks given to this agent that set none of their own."""
 
 
 def _listify(value: Any) -> Any:
@@ -214,6 +218,12 @@ def _build(doc: WorkflowDoc, workflow: Workflow) -> list[Problem]:
         if len(problems) > count:
             workflow.add_agent(name, _Broken(name))
     for task_id, task in doc.tasks.items():
+        agent_doc = doc.agents.get(task.agent)
+        if agent_doc is not None:
+            # Agent-level policies are defaults that a task's own settings override.
+            updates = {k: getattr(agent_doc, k) for k in ("retry", "timeout")
+                       if k not in task.model_fields_set and getattr(agent_doc, k) is not None}
+            task = task.model_copy(update=updates)
         _build_task(task_id, task, workflow, problems)
     return problems
 

@@ -113,17 +113,24 @@ class Engine:
                                                   data={"reason": reason, "by": by}))
 
     async def _answer(self, run_id: str, task: str, event: NewEvent) -> None:
-        state = await self.state(run_id)
-        waiting = [t.key for t in state.waiting()]
-        ts = state.tasks.get(task)
-        if ts is None or ts.status != "waiting":
-            status = "unknown to the run" if ts is None else ts.status
-            listed = ", ".join(repr(k) for k in waiting) or "none"
-            raise NotWaiting(f"task {task!r} of run {run_id!r} is not waiting for a human "
-                             f"(it is {status}); waiting: {listed}")
-        if ts.approval is not None:
-            raise NotWaiting(f"task {task!r} of run {run_id!r} was already answered")
-        await self.store.append(run_id, [event], None, expect_last=state.last_seq)
+        # The check and the append must see the same journal, or two people could answer
+        # one task; when the run's owner appends in between, look again.
+        while True:
+            state = await self.state(run_id)
+            waiting = [t.key for t in state.waiting()]
+            ts = state.tasks.get(task)
+            if ts is None or ts.status != "waiting":
+                status = "unknown to the run" if ts is None else ts.status
+                listed = ", ".join(repr(k) for k in waiting) or "none"
+                raise NotWaiting(f"task {task!r} of run {run_id!r} is not waiting for a "
+                                 f"human (it is {status}); waiting: {listed}")
+            if ts.approval is not None:
+                raise NotWaiting(f"task {task!r} of run {run_id!r} was already answered")
+            try:
+                await self.store.append(run_id, [event], None, expect_last=state.last_seq)
+                return
+            except Conflict:
+                continue
 
 
 class _Run:
@@ -198,16 +205,17 @@ class _Run:
         unmet = {tid: self._unmet(t) for tid, t in tasks.items()}
         ready = deque(tid for tid, n in unmet.items()
                       if n == 0 and self.state.task(tid).status not in DONE)
+        failed = [t for t in tasks if self.state.task(t).status == "failed"]
+        settled = sum(1 for t in tasks if self.state.task(t).status in DONE)
         finished: asyncio.Queue[str] = asyncio.Queue()
         in_flight = 0
         async with asyncio.TaskGroup() as group:
             while True:
-                failed = [t for t in tasks if self.state.task(t).status == "failed"]
                 while ready and not failed:
                     group.create_task(self._task(tasks[ready.popleft()], finished))
                     in_flight += 1
                 if in_flight == 0:
-                    if failed or all(self.state.task(t).status in DONE for t in tasks):
+                    if failed or settled == len(tasks):
                         await self._end(failed)
                         return
                     answered = await self._answered()
@@ -221,7 +229,11 @@ class _Run:
                         continue
                 done = await finished.get()
                 in_flight -= 1
-                if self.state.task(done).status in ("completed", "skipped"):
+                status = self.state.task(done).status
+                if status == "failed":
+                    failed.append(done)
+                elif status in DONE:
+                    settled += 1
                     for dependent in self.dependents[done]:
                         unmet[dependent] -= 1
                         if unmet[dependent] == 0:

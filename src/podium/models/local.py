@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import importlib.util
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +49,13 @@ def _close_all() -> None:
             with loaded.lock:
                 loaded.llama.close()
         _cache.clear()
+    # llama_cpp opens two /dev/null files at import and never closes them; at exit they
+    # would be reported as leaked.
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        leaked = getattr(utils, name, None)
+        if leaked is not None:
+            leaked.close()
 
 
 def default_model_path() -> Path:
