@@ -1,0 +1,104 @@
+"""The public API: what `podium/__init__.py` imports is exactly `__all__`, kept sorted."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import podium
+import podium.errors
+import podium.testing
+
+PUBLIC_MODULES = [podium, podium.testing]
+
+
+def _imported_names(module: ModuleType) -> list[str]:
+    """Public names the module's source imports explicitly."""
+    assert module.__file__ is not None
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            names += [alias.asname or alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names += [alias.asname or alias.name.partition(".")[0] for alias in node.names]
+    return [n for n in names if not n.startswith("_")]
+
+
+def _isort_key(name: str) -> tuple[int, list[int | str]]:
+    """ruff's RUF022 order: CONSTANTS, then Classes, then everything else, each naturally."""
+    if name.isupper() or re.fullmatch(r"[A-Z0-9_]+", name):
+        group = 0
+    elif name[0].isupper():
+        group = 1
+    else:
+        group = 2
+    natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    return group, natural
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
+def test_all_is_sorted_without_duplicates(module: ModuleType) -> None:
+    names = list(module.__all__)
+
+    assert names == sorted(names, key=_isort_key)
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
+def test_all_lists_exactly_what_the_module_imports(module: ModuleType) -> None:
+    imported = _imported_names(module)
+
+    assert sorted(imported) == sorted(set(imported)), "a name is imported twice"
+    assert set(module.__all__) == set(imported)
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
+def test_every_name_in_all_exists(module: ModuleType) -> None:
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+
+    assert missing == []
+
+
+def test_star_import_gives_exactly_all() -> None:
+    scope: dict[str, object] = {}
+    exec("from podium import *", scope)
+
+    assert set(scope) - {"__builtins__"} == set(podium.__all__)
+
+
+def test_every_public_error_is_exported() -> None:
+    errors = {name for name, obj in vars(podium.errors).items()
+              if inspect.isclass(obj) and issubclass(obj, BaseException)
+              and obj.__module__ == "podium.errors" and not name.startswith("_")}
+
+    assert errors <= set(podium.__all__)
+    assert podium.Problem is podium.errors.Problem
+
+
+def test_the_error_tree_has_one_root() -> None:
+    for name in podium.__all__:
+        obj = getattr(podium, name)
+        if not (inspect.isclass(obj) and issubclass(obj, Exception)):
+            continue
+        if name in ("Retry", "Escalate"):
+            # Signals an agent raises on purpose live apart from Podium's errors.
+            assert not issubclass(obj, podium.PodiumError)
+        else:
+            assert issubclass(obj, podium.PodiumError), name
+            assert issubclass(obj, podium.UserError | podium.RunError) or (
+                obj is podium.PodiumError), name
+
+
+def test_every_exported_class_and_function_is_documented() -> None:
+    undocumented = [name for name in podium.__all__
+                    if (inspect.isclass(getattr(podium, name))
+                        or inspect.isfunction(getattr(podium, name)))
+                    and not inspect.getdoc(getattr(podium, name))]
+
+    assert undocumented == []
