@@ -33,7 +33,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Podium: durable orchestration of AI agents, models and tools.")
 runs_app = typer.Typer(no_args_is_help=True, help="Look at runs in the journal.")
 app.add_typer(runs_app, name="runs")
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 DbOption = Annotated[Path | None, typer.Option(

@@ -395,12 +395,6 @@ async def test_after_the_cooldown_a_failed_trial_reopens_the_circuit_at_once(
     assert calls == ["backup"]
 
 
-@pytest.mark.xfail(
-    reason="bug: a half-open trial that ends in Escalate (or is cancelled) is never cleared "
-           "from Breakers._trial (circuit.py:35; _policies.py:127 Escalate branch), so this "
-           "engine skips the agent for good",
-    strict=True,
-)
 async def test_a_trial_ending_in_escalation_does_not_block_the_agent(
         store: SQLiteStore) -> None:
     await store.set_circuit("cb/flaky", CircuitState(failures=2, opened_at=time.time() - 60))
@@ -493,11 +487,6 @@ async def test_rejecting_an_escalation_uses_the_default_or_fails(
         assert record["error"] == "rejected by bob: no idea either"
 
 
-@pytest.mark.xfail(
-    reason="bug: escalation after the last agent gives up renders the prompt with an empty "
-           "scope (_policies.py:186), so a templated prompt fails the task instead",
-    strict=True,
-)
 async def test_escalation_renders_a_templated_prompt(engine: Engine) -> None:
     wf = Workflow("esc", inputs={"month": InputSpec(type="string")})
     wf.add_task("t", agent=failing(9, lambda n: ValueError("unreadable")),

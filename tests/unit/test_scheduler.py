@@ -430,12 +430,6 @@ async def test_the_run_times_out_as_a_whole(store: SQLiteStore) -> None:
     assert (await Engine(store).state(state.run_id)).reason == "timeout"
 
 
-@pytest.mark.xfail(
-    reason="bug: a `when:` reading a missing attribute raises jinja2.UndefinedError out of "
-           "Engine.start (templates.py:61 returns StrictUndefined; runtime.py:285 only "
-           "catches TemplateProblem) instead of failing the task",
-    strict=True,
-)
 async def test_a_condition_on_a_missing_field_fails_the_task_not_the_engine(
         store: SQLiteStore) -> None:
     wf = Workflow("cond")

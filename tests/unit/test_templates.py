@@ -137,22 +137,12 @@ def test_undefined_names_in_text_are_errors_not_empty_strings(template: str) -> 
         render(template, SCOPE)
 
 
-@pytest.mark.xfail(
-    reason="bug: a single {{ expr }} naming something undefined returns a jinja2 "
-           "StrictUndefined object instead of raising (templates.py:61)",
-    strict=True,
-)
 @pytest.mark.parametrize("template", ["{{ missing }}", "{{ inputs.nope }}"])
 def test_undefined_names_in_a_single_expression_are_errors(template: str) -> None:
     with pytest.raises(TemplateProblem, match=r"missing|nope"):
         render(template, SCOPE)
 
 
-@pytest.mark.xfail(
-    reason="bug: evaluate() of a bare undefined name returns StrictUndefined; using it as a "
-           "condition raises jinja2.UndefinedError, not TemplateProblem (templates.py:61)",
-    strict=True,
-)
 def test_an_undefined_condition_is_a_template_problem() -> None:
     with pytest.raises(TemplateProblem, match="missing"):
         bool(evaluate("missing", {}))
@@ -223,11 +213,6 @@ def test_the_sandbox_refuses_python_internals_in_conditions(expression: str) -> 
     assert SANDBOX_SCOPE["inputs"]["xs"] == [1, 2]
 
 
-@pytest.mark.xfail(
-    reason="bug: a single {{ expr }} reading an unsafe attribute (__class__, __globals__, "
-           "mro) returns a StrictUndefined object instead of raising (templates.py:61)",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "template", ["{{ ''.__class__ }}", "{{ fn.__globals__ }}", "{{ cls.mro }}"])
 def test_the_sandbox_refuses_python_internals_in_a_single_expression(template: str) -> None:

@@ -227,11 +227,6 @@ def test_a_function_that_is_not_callable() -> None:
     assert problem.message == "'math:pi' is not callable"
 
 
-@pytest.mark.xfail(
-    reason="bug: a callable whose signature inspect cannot read (builtins:dict) raises "
-           "ValueError out of parse_workflow (loader.py:256, FunctionAgent(...) in _build_agent)",
-    strict=True,
-)
 def test_a_callable_without_a_readable_signature_is_a_problem() -> None:
     problem = only_problem("""
         name: w
@@ -400,12 +395,6 @@ def test_one_file_with_several_problems_reports_all_of_them() -> None:
     assert str(raised.value).startswith("invalid workflow, 7 problems:")
 
 
-@pytest.mark.xfail(
-    reason="bug: when the YAML document fails pydantic validation (loader.py:311) no "
-           "semantic check runs, so an unknown agent is not reported next to an unknown "
-           "field; TaskDoc.timeout (loader.py:84) also lacks gt=0",
-    strict=True,
-)
 def test_schema_and_semantic_problems_are_reported_together() -> None:
     problems = problems_of("""
         name: w
@@ -455,11 +444,6 @@ def test_cli_validate_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-@pytest.mark.xfail(
-    reason="bug: the CLI's stderr Console wraps at 80 columns when not a terminal "
-           "(cli.py:36), splitting `file:line: field: message` over lines; use soft_wrap",
-    strict=True,
-)
 def test_cli_validate_prints_one_problem_per_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(SEVERAL, encoding="utf-8")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, nodes
+from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
@@ -58,7 +58,12 @@ def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
     match = _SINGLE.match(expression)
     source = match["expr"] if match else expression
     try:
-        return _compile_expression(source.strip())(**scope)
+        result = _compile_expression(source.strip())(**scope)
+        if isinstance(result, Undefined):
+            # A bare expression hands back the Undefined instead of raising; make it raise,
+            # keeping the sandbox's own words ("unsafe", "is undefined").
+            result._fail_with_undefined_error()
+        return result
     except TemplateProblem:
         raise
     except Exception as e:  # the sandbox raises SecurityError, UndefinedError, TypeError…

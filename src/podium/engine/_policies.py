@@ -65,7 +65,7 @@ class TaskRunner:
                 continue
             if await self._try(task, key, name, scope) != "gave_up":
                 return
-        await self._exhausted(task, key)
+        await self._exhausted(task, key, scope)
 
     def _circuit_key(self, agent: str) -> str:
         return f"{self.workflow}/{agent}"
@@ -125,12 +125,16 @@ class TaskRunner:
                 async with asyncio.timeout(task.policy.timeout):
                     output = validate(spec, await agent.run(request, ctx))
             except Escalate as e:
+                self.breakers.abandon(self._circuit_key(name))
                 why = f"escalated by agent {name!r}" + (f": {e.reason}" if e.reason else "")
                 await self.journal(NewEvent(type="attempt_failed", task=key, data={
                     "agent": name, "attempt": attempt, "error": why,
                     "error_type": "Escalate", "decision": "escalate"}))
                 await self._wait_for_human(task, key, scope, "escalation", why)
                 return "waiting"
+            except asyncio.CancelledError:
+                self.breakers.abandon(self._circuit_key(name))
+                raise
             except TimeoutError:
                 error = TaskTimeout(
                     f"attempt {attempt} by agent {name!r} took longer than "
@@ -178,12 +182,12 @@ class TaskRunner:
             return "escalate"
         return "default" if task.policy.has_default else "fail"
 
-    async def _exhausted(self, task: Task, key: str) -> None:
+    async def _exhausted(self, task: Task, key: str, scope: Mapping[str, Any]) -> None:
         """Every agent gave up: escalate, use the default, or fail."""
         ts = self.state().task(key)
         if task.policy.on_failure == "escalate" and task.agent != HUMAN:
-            scope_error = ts.error or "no agent could be tried"
-            await self._wait_for_human(task, key, {}, "escalation", scope_error)
+            error = ts.error or "no agent could be tried"
+            await self._wait_for_human(task, key, scope, "escalation", error)
             return
         await self._finish_failed(task, key)
 

@@ -35,6 +35,10 @@ class Breakers:
         self._trial.add(key)
         return True
 
+    def abandon(self, key: str) -> None:
+        """A trial ended with neither success nor failure (escalated, cancelled)."""
+        self._trial.discard(key)
+
     async def success(self, key: str) -> None:
         """An attempt succeeded: the circuit closes."""
         self._trial.discard(key)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -81,7 +81,7 @@ class TaskDoc(_Doc):
     concurrency: int | None = None
     output: str | dict[str, Any] | None = None
     retry: RetryDoc | None = None
-    timeout: float | None = None
+    timeout: float | None = None  # checked with the workflow, which says "positive"
     fallback: list[str] = []
     on_failure: OnFailure = "fail"
     default: Any = None
@@ -97,8 +97,10 @@ class WorkflowDoc(_Doc):
     timeout: float | None = Field(None, gt=0)
     circuit: CircuitDoc = Field(default_factory=lambda: CircuitDoc.model_validate({}))
     inputs: dict[str, InputDoc | InputType] = {}
-    agents: dict[str, AgentDoc] = {}
-    tasks: dict[str, TaskDoc] = {}
+    # Agents and tasks are checked one by one (`_sections`), so that one bad task does not
+    # hide the problems of the others.
+    agents: dict[str, dict[str, Any]] = {}
+    tasks: dict[str, dict[str, Any]] = {}
 
     @field_validator("version", mode="before")
     @classmethod
@@ -210,15 +212,73 @@ class _Broken(Agent):
         raise UserError(f"agent {self.name!r} could not be built")
 
 
-def _build(doc: WorkflowDoc, workflow: Workflow) -> list[Problem]:
+def _problems(e: ValidationError, prefix: str, lines: dict[str, int], source: str
+              ) -> list[Problem]:
+    problems = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal"))]
+        field = ".".join([prefix, *loc] if prefix else loc).replace(".with_", ".with")
+        path = field
+        while path and path not in lines:
+            path = path.rpartition(".")[0]
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}"
+        problems.append(Problem(message=message, file=source, line=lines.get(path),
+                                field=field))
+    return problems
+
+
+def _sections(doc: WorkflowDoc, lines: dict[str, int], source: str
+              ) -> tuple[dict[str, AgentDoc | None], dict[str, TaskDoc], list[Problem]]:
+    """Each agent and task document checked on its own; None for an agent that failed."""
+    agents: dict[str, AgentDoc | None] = {}
+    tasks: dict[str, TaskDoc] = {}
     problems: list[Problem] = []
-    for name, agent in doc.agents.items():
+    for name, raw in doc.agents.items():
+        try:
+            agents[name] = AgentDoc.model_validate(raw)
+        except ValidationError as e:
+            problems += _problems(e, f"agents.{name}", lines, source)
+            agents[name] = None
+    for task_id, raw in doc.tasks.items():
+        try:
+            tasks[task_id] = TaskDoc.model_validate(raw)
+        except ValidationError as e:
+            problems += _problems(e, f"tasks.{task_id}", lines, source)
+            tasks[task_id] = _salvage(raw, e)
+    return agents, tasks, problems
+
+
+def _salvage(raw: Any, error: ValidationError) -> TaskDoc:
+    """What can still be checked of a task whose document has problems: its fields without
+    the bad ones, or at least its needs, so that the tasks around it are checked too."""
+    if isinstance(raw, dict):
+        bad = {err["loc"][0] for err in error.errors() if err["loc"]}
+        try:
+            return TaskDoc.model_validate({k: v for k, v in raw.items() if k not in bad})
+        except ValidationError:
+            pass
+    needs = _listify(raw.get("needs", []) if isinstance(raw, dict) else [])
+    # As a human task it adds no problems beyond those already reported.
+    return TaskDoc.model_construct(
+        agent="human",
+        needs=[n for n in needs if isinstance(n, str)] if isinstance(needs, list) else [])
+
+
+def _build(agent_docs: dict[str, AgentDoc | None], task_docs: dict[str, TaskDoc],
+           workflow: Workflow) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, agent in agent_docs.items():
         count = len(problems)
+        if agent is None:
+            workflow.add_agent(name, _Broken(name))
+            continue
         _build_agent(name, agent, workflow, problems)
         if len(problems) > count:
             workflow.add_agent(name, _Broken(name))
-    for task_id, task in doc.tasks.items():
-        agent_doc = doc.agents.get(task.agent)
+    for task_id, task in task_docs.items():
+        agent_doc = agent_docs.get(task.agent)
         if agent_doc is not None:
             # Agent-level policies are defaults that a task's own settings override.
             updates = {k: getattr(agent_doc, k) for k in ("retry", "timeout")
@@ -253,8 +313,13 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
             return
         from podium.agents.function import FunctionAgent
 
-        fn_agent = FunctionAgent(ref, name=name, description=agent.description,
-                                 skills=agent.skills)
+        try:
+            fn_agent = FunctionAgent(ref, name=name, description=agent.description,
+                                     skills=agent.skills)
+        except (TypeError, ValueError) as e:
+            problems.append(workflow.problem(
+                f"{at}.function", f"cannot call {agent.function!r} as an agent: {e}"))
+            return
         fn_agent.output = output  # type: ignore[attr-defined]
         fn_agent.circuit = circuit  # type: ignore[attr-defined]
         workflow.add_agent(name, fn_agent)
@@ -310,26 +375,15 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
     try:
         doc = WorkflowDoc.model_validate(data)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal"))]
-            field = ".".join(loc).replace(".with_", ".with")
-            path = field
-            while path and path not in lines:
-                path = path.rpartition(".")[0]
-            message = err["msg"]
-            if err["type"] == "extra_forbidden":
-                message = f"unknown field {loc[-1]!r}"
-            problems.append(Problem(message=message, file=source, line=lines.get(path),
-                                    field=field))
-        raise WorkflowError(problems) from None
+        raise WorkflowError(_problems(e, "", lines, source)) from None
+    agent_docs, task_docs, problems = _sections(doc, lines, source)
     workflow = Workflow(doc.name, version=doc.version, description=doc.description,
                         inputs={k: _input_spec(v) for k, v in doc.inputs.items()},
                         timeout=doc.timeout, circuit=CircuitPolicy(**doc.circuit.model_dump()),
                         source=source)
     workflow.lines = lines
     with _importable(Path.cwd(), *([base] if base else [])):
-        problems = _build(doc, workflow)
+        problems += _build(agent_docs, task_docs, workflow)
     from podium.engine.check import problems as check_problems
 
     problems += check_problems(workflow)
@@ -354,4 +408,3 @@ def load_workflow(path: str | Path) -> Workflow:
     return parse_workflow(text, str(file), base=file.resolve().parent)
 
 
-Format = Literal["yaml"]
