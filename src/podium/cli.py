@@ -95,7 +95,7 @@ def _progress(event: Event, state: RunState) -> None:
         case "attempt_failed":
             after = {"retry": f"retry in {d.get('delay', 0)}s", "fallback": "falling back",
                      "escalate": "escalating to a human", "default": "using the default",
-                     "fail": "giving up"}[d["decision"]]
+                     "fail": "giving up", "ask_again": "asking again"}[d["decision"]]
             err.print(f"  {_MARKS[event.type]} {key} by {d['agent']}: {d['error']} → {after}",
                       markup=True, highlight=False)
         case "agent_skipped":

@@ -653,3 +653,30 @@ async def test_an_llm_reply_that_is_not_json_is_invalid_and_retried(engine: Engi
     assert "not JSON" in failure["error"]
     assert [c.output_schema for c in model.calls] == [Weather.model_json_schema()] * 2
     assert task_record(state, "weather")["tokens"]["calls"] == 2
+
+
+async def test_approved_data_that_does_not_fit_the_output_schema_is_asked_again(
+    tmp_path: Path,
+) -> None:
+    from pydantic import BaseModel
+
+    class Decision(BaseModel):
+        send: bool
+
+    wf = Workflow("ask")
+    wf.add_task("decide", agent="human", prompt="Send?", output=Decision)
+    store = SQLiteStore(tmp_path / "j.db")
+    engine = Engine(store)
+    try:
+        state = await engine.start(wf)
+        await engine.approve(state.run_id, "decide", {"send": "maybe"})
+        state = await engine.resume(wf, state.run_id)
+        assert state.status == "waiting"
+        task = state.tasks["decide"]
+        assert "not accepted" in (task.prompt or "") and "send" in (task.prompt or "")
+        await engine.approve(state.run_id, "decide", {"send": True})
+        state = await engine.resume(wf, state.run_id)
+        assert state.status == "completed"
+        assert state.outputs()["decide"] == {"send": True}
+    finally:
+        await store.close()

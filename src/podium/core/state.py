@@ -137,7 +137,7 @@ class RunState:
                 t.history.append({"attempt": t.attempts, "agent": d["agent"], "at": iso(e.ts)})
             case "attempt_failed" if t:
                 t.error, t.in_flight = d["error"], False
-                if d["decision"] != "retry":
+                if d["decision"] not in ("retry", "ask_again"):
                     t.gave_up.append(d["agent"])
                 t.history.append({"attempt": d.get("attempt"), "agent": d["agent"],
                                   "error": d["error"], "decision": d["decision"],

@@ -17,11 +17,11 @@ from podium.core.templates import render
 from podium.core.workflow import HUMAN, Task
 from podium.engine._output import schema_of, validate
 from podium.engine.circuit import Breakers
-from podium.errors import Escalate, Retry, TaskTimeout
+from podium.errors import Escalate, OutputInvalid, Retry, TaskTimeout
 
 Journal = Callable[..., Awaitable[None]]
 Outcome = Literal["done", "waiting", "gave_up"]
-Decision = Literal["retry", "fallback", "escalate", "default", "fail"]
+Decision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_again"]
 
 
 def describe(error: BaseException) -> str:
@@ -51,7 +51,7 @@ class TaskRunner:
         if ts.status == "waiting":
             if ts.approval is None:
                 return
-            if await self._answered(task, ts):
+            if await self._answered(task, ts, scope):
                 return
         for name in self._chain(task):
             if name in ts.gave_up:
@@ -77,16 +77,29 @@ class TaskRunner:
         if reason == "escalation":
             prompt = (f"{prompt}\n\n" if prompt else "") + (
                 f"Task {key!r} failed: {error}. Approve with the output to use, or reject.")
+        elif error:
+            prompt = (f"{prompt}\n\n" if prompt else "") + (
+                f"The last answer was not accepted: {error}")
         await self.journal(NewEvent(type="task_waiting", task=key,
                                     data={"prompt": prompt, "reason": reason, "error": error}))
 
-    async def _answered(self, task: Task, ts: TaskState) -> bool:
+    async def _answered(self, task: Task, ts: TaskState, scope: Mapping[str, Any]) -> bool:
         """Act on a human's answer. Returns whether the task is settled by it."""
         answer = ts.approval or {}
         if answer.get("approved"):
             data = answer.get("data")
+            try:
+                output = validate(task.output, {} if data is None else data)
+            except OutputInvalid as e:
+                # A person's typo should not fail the run: say what is wrong, ask again.
+                await self.journal(NewEvent(type="attempt_failed", task=ts.key, data={
+                    "agent": HUMAN, "attempt": ts.attempts, "error": str(e),
+                    "error_type": "OutputInvalid", "decision": "ask_again"}))
+                await self._wait_for_human(task, ts.key, scope, ts.wait_reason or "approval",
+                                           str(e))
+                return True
             await self.journal(NewEvent(type="task_completed", task=ts.key, data={
-                "output": {} if data is None else data, "agent": HUMAN}))
+                "output": output, "agent": HUMAN}))
             return True
         error = f"rejected by {answer.get('by') or 'a human'}"
         if answer.get("reason"):
