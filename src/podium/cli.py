@@ -23,7 +23,7 @@ from podium.core.events import Event
 from podium.core.state import RunState, iso
 from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
-from podium.errors import PodiumError, UserError, WorkflowError
+from podium.errors import PodiumError, RunBusy, UserError, WorkflowError
 from podium.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -250,13 +250,17 @@ def _answer(run: str, task: str, as_json: bool, db: Path | None, approve: bool,
             await engine.reject(run_id, task, payload, by=_principal())
         try:
             return await _resume(store, run_id, as_json)
-        except PodiumError as e:
-            if type(e).__name__ != "RunBusy":
-                raise
+        except RunBusy as e:
+            # The answer is journaled; the live owner acts on it before it waits or ends.
             err.print(f"recorded; {e}")
             return await engine.state(run_id)
 
-    _finish(_run_async(go, db), as_json)
+    state = _run_async(go, db)
+    if state.status == "running":
+        if as_json:
+            out.print_json(json.dumps(state.record()))
+        raise typer.Exit(0)
+    _finish(state, as_json)
 
 
 @app.command()

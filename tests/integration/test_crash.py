@@ -413,8 +413,6 @@ def test_sigkill_and_resume_until_done(scenario: Scenario, tmp_path: Path) -> No
 # -- found along the way -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(reason="bug: `outputs.items` renders dict.items, not the output of the "
-                          "task 'items' (any task named like a dict method)", strict=True)
 async def test_a_task_named_items_reads_as_outputs_items(tmp_path: Path) -> None:
     workflow = Workflow("named-items")
 

@@ -594,7 +594,7 @@ async def test_answering_a_task_that_is_not_waiting_raises_not_waiting(
 
     with pytest.raises(NotWaiting, match=r"task 'done' .* not waiting .*completed.*'review'"):
         await engine.approve(state.run_id, "done", {})
-    with pytest.raises(NotWaiting, match=r"task 'ghost' .* unknown to the run"):
+    with pytest.raises(NotWaiting, match=r"task 'ghost' .* not a task of this run"):
         await engine.reject(state.run_id, "ghost", "why")
 
     await engine.approve(state.run_id, "review", {"ok": True})

@@ -23,7 +23,16 @@ def _tojson(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox, where `outputs.items` means the task `items`, not `dict.items`."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+_env = _Sandbox(undefined=StrictUndefined, autoescape=False)
 _env.filters["tojson"] = _tojson
 _env.policies["json.dumps_function"] = _tojson
 

@@ -120,7 +120,7 @@ class Engine:
             waiting = [t.key for t in state.waiting()]
             ts = state.tasks.get(task)
             if ts is None or ts.status != "waiting":
-                status = "unknown to the run" if ts is None else ts.status
+                status = "not started, or not a task of this run" if ts is None else ts.status
                 listed = ", ".join(repr(k) for k in waiting) or "none"
                 raise NotWaiting(f"task {task!r} of run {run_id!r} is not waiting for a "
                                  f"human (it is {status}); waiting: {listed}")
@@ -154,9 +154,11 @@ class _Run:
                 self.dependents[need].append(task.id)
         self._ancestors: dict[str, frozenset[str]] = {}
 
-    async def journal(self, *events: NewEvent) -> None:
+    async def journal(self, *events: NewEvent, expect_last: int | None = None,
+                      release: bool = False) -> None:
         """Append events; they count once appended."""
-        for event in await self.store.append(self.run_id, events, self.owner):
+        for event in await self.store.append(self.run_id, events, self.owner,
+                                             expect_last=expect_last, release=release):
             self.state.apply(event)
             if self.on_event:
                 self.on_event(event, self.state)
@@ -243,9 +245,10 @@ class _Run:
         if failed:
             first = self.state.task(failed[0])
             await self.journal(NewEvent(type="run_failed", data={
-                "reason": "task_failed", "error": f"task {first.key!r} failed: {first.error}"}))
+                "reason": "task_failed", "error": f"task {first.key!r} failed: {first.error}"}),
+                release=True)
         else:
-            await self.journal(NewEvent(type="run_completed"))
+            await self.journal(NewEvent(type="run_completed"), release=True)
 
     async def _answered(self) -> list[str]:
         """Tasks a human answered since we last looked (read from the journal)."""
@@ -256,13 +259,8 @@ class _Run:
     async def _wait(self) -> None:
         """Nothing can move until a human answers: say so, unless an answer just came."""
         waiting = [t.key for t in self.state.waiting()]
-        events = await self.store.append(self.run_id, [NewEvent(
-            type="run_waiting", data={"tasks": waiting})], self.owner,
-            expect_last=self.state.last_seq)
-        for event in events:
-            self.state.apply(event)
-            if self.on_event:
-                self.on_event(event, self.state)
+        await self.journal(NewEvent(type="run_waiting", data={"tasks": waiting}),
+                           expect_last=self.state.last_seq, release=True)
 
     def _scope(self, task: Task) -> dict[str, Any]:
         outputs = {a: self.state.task(a).output for a in self.ancestors(task.id)}

@@ -64,10 +64,12 @@ class Store(ABC):
     @abstractmethod
     async def append(
         self, run_id: str, events: Sequence[NewEvent], owner: Owner | None,
-        *, expect_last: int | None = None,
+        *, expect_last: int | None = None, release: bool = False,
     ) -> list[Event]:
         """Append events atomically, in order. With an owner, only while it holds the lease;
-        with `expect_last`, only if the journal's last sequence number is still that.
+        with `expect_last`, only if the journal's last sequence number is still that; with
+        `release`, the owner gives the lease up in the same transaction (so nobody can see
+        the run waiting or ended yet still leased).
 
         Raises:
             LeaseLost: `owner` no longer holds the run's lease.

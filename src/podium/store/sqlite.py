@@ -163,7 +163,7 @@ class SQLiteStore(Store):
 
     async def append(
         self, run_id: str, events: Sequence[NewEvent], owner: Owner | None,
-        *, expect_last: int | None = None,
+        *, expect_last: int | None = None, release: bool = False,
     ) -> list[Event]:
         if not events:
             return []
@@ -183,6 +183,8 @@ class SQLiteStore(Store):
             if ends:
                 sets += ", finished_at = ?"
                 params.append(now)
+            if release:
+                sets += ", owner = NULL, owner_pid = NULL, owner_host = NULL, lease_until = NULL"
             where = "run_id = ?"
             params.append(run_id)
             if owner is not None:
