@@ -1,0 +1,146 @@
+"""The conformance suite every journal store passes (SQLite today; PostgreSQL joins it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from podium import SQLiteStore, Store, UnknownRun
+from podium.core.events import NewEvent
+from podium.store.base import CircuitState, Conflict, LeaseLost, Owner
+
+StoreFactory = Callable[[Path], Store]
+FACTORIES: dict[str, StoreFactory] = {"sqlite": lambda d: SQLiteStore(d / "journal.db")}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    made = FACTORIES[request.param](tmp_path)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+def owner(token: str, pid: int | None = None) -> Owner:
+    return Owner(token=token, pid=pid or os.getpid(), host="here")
+
+
+START = NewEvent(type="run_started", data={"workflow": "w", "inputs": {}})
+
+
+async def test_events_append_in_order_with_their_data(store: Store) -> None:
+    me = owner("a")
+    first = await store.create_run("r1", "w", START, me)
+    assert first.seq == 1
+    appended = await store.append("r1", [
+        NewEvent(type="task_started", task="t", data={"agent": "x", "attempt": 1}),
+        NewEvent(type="task_completed", task="t", data={"output": {"n": [1, "é", None]}}),
+    ], me)
+    assert [e.seq for e in appended] == [2, 3]
+    events = await store.events("r1")
+    assert [(e.seq, e.type, e.task) for e in events] == [
+        (1, "run_started", None), (2, "task_started", "t"), (3, "task_completed", "t")]
+    assert events[2].data == {"output": {"n": [1, "é", None]}}
+    assert [e.seq for e in await store.events("r1", after=2)] == [3]
+
+
+async def test_unknown_runs_are_named(store: Store) -> None:
+    with pytest.raises(UnknownRun, match="'nope'"):
+        await store.events("nope")
+    with pytest.raises(UnknownRun):
+        await store.append("nope", [NewEvent(type="run_completed")], None)
+    with pytest.raises(UnknownRun):
+        await store.find_run("nope")
+
+
+async def test_a_run_is_found_by_a_unique_prefix(store: Store) -> None:
+    await store.create_run("20261124-aaa", "w", START, owner("a"))
+    await store.create_run("20261124-abb", "w", START, owner("a"))
+    assert await store.find_run("20261124-aa") == "20261124-aaa"
+    with pytest.raises(UnknownRun, match="ambiguous"):
+        await store.find_run("20261124-a")
+
+
+async def test_only_the_lease_holder_appends(store: Store) -> None:
+    me, other = owner("a"), owner("b")
+    await store.create_run("r", "w", START, me)
+    assert await store.acquire("r", other, 30) == me  # a live owner keeps it
+    with pytest.raises(LeaseLost):
+        await store.append("r", [NewEvent(type="run_resumed")], other)
+    await store.release("r", me)
+    assert await store.acquire("r", other, 30) is None
+    with pytest.raises(LeaseLost):
+        await store.append("r", [NewEvent(type="run_resumed")], me)
+    with pytest.raises(LeaseLost):
+        await store.renew("r", me, 30)
+    await store.renew("r", other, 30)
+
+
+async def test_a_dead_owner_is_taken_over_at_once(store: Store) -> None:
+    dead = Owner(token="dead", pid=2**22 + 12345, host=owner("x").host)  # no such pid
+    await store.create_run("r", "w", START, dead)
+    assert await store.acquire("r", owner("b"), 30) is None
+
+
+async def test_an_expired_lease_is_taken_over(store: Store) -> None:
+    first = owner("a")
+    await store.create_run("r", "w", START, first)
+    await store.acquire("r", first, 0.0)  # renew with a lease that is already over
+    assert await store.acquire("r", owner("b"), 30) is None
+
+
+async def test_expect_last_detects_a_grown_journal(store: Store) -> None:
+    me = owner("a")
+    await store.create_run("r", "w", START, me)
+    await store.append("r", [NewEvent(type="task_approved", task="t")], None)
+    with pytest.raises(Conflict):
+        await store.append("r", [NewEvent(type="run_waiting")], me, expect_last=1)
+    await store.append("r", [NewEvent(type="run_waiting")], me, expect_last=2, release=True)
+    assert await store.acquire("r", owner("b"), 30) is None  # released with the append
+
+
+async def test_runs_are_listed_newest_first_with_their_status(store: Store) -> None:
+    me = owner("a")
+    await store.create_run("r1", "w", START, me)
+    await asyncio.sleep(0.01)
+    await store.create_run("r2", "w", START, me)
+    await store.append("r1", [NewEvent(type="run_completed")], me)
+    runs = await store.runs()
+    assert [r.run_id for r in runs] == ["r2", "r1"]
+    assert {r.run_id: r.status for r in runs} == {"r1": "completed", "r2": "running"}
+    assert runs[1].finished_at is not None and runs[1].events == 2
+    assert [r.run_id for r in await store.runs(status="completed")] == ["r1"]
+
+
+async def test_circuits_are_kept(store: Store) -> None:
+    assert await store.circuit("w/a") == CircuitState()
+    await store.set_circuit("w/a", CircuitState(failures=3, opened_at=12.5))
+    assert await store.circuit("w/a") == CircuitState(failures=3, opened_at=12.5)
+
+
+async def test_concurrent_appends_keep_a_gapless_sequence(store: Store) -> None:
+    me = owner("a")
+    await store.create_run("r", "w", START, me)
+    await asyncio.gather(*(store.append("r", [NewEvent(type="model_call", task=f"t{i}")] * 3,
+                                        me) for i in range(50)))
+    assert [e.seq for e in await store.events("r")] == list(range(1, 152))
+
+
+def test_sqlite_journal_is_wal_and_intact(tmp_path: Path) -> None:
+    asyncio.run(_fill(tmp_path / "j.db"))
+    with sqlite3.connect(tmp_path / "j.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+async def _fill(path: Path) -> None:
+    store = SQLiteStore(path)
+    await store.create_run("r", "w", START, owner("a"))
+    await store.close()
