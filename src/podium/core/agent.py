@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,12 @@ RecordFn = Callable[[str, dict[str, JSON]], Awaitable[None]]
 
 async def _discard(kind: str, data: dict[str, JSON]) -> None:
     return None
+
+
+@dataclass
+class _StepCursor:
+    next: int = 0
+    diverged: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,10 +50,35 @@ class TaskContext:
     index: int | None = None
     """For a `for_each` task, the current item's position."""
     _record: RecordFn = field(default=_discard, repr=False)
+    _replay: Sequence[Mapping[str, JSON]] = field(default=(), repr=False)
+    _steps: _StepCursor = field(default_factory=lambda: _StepCursor(), repr=False)
 
     async def record(self, kind: str, data: dict[str, JSON]) -> None:
-        """Journal an observation about this attempt (a model call, a tool call)."""
+        """Journal an observation about this attempt: `model_call` (tokens, latency) or
+        `tool_call` (name, arguments, result or error, duration)."""
         await self._record(kind, data)
+
+    async def step(self, kind: str, name: str, run: Callable[[], Awaitable[JSON]]) -> JSON:
+        """Run one durable step of this task (a model reply, a tool call) exactly once.
+
+        Steps are numbered in the order an agent takes them. The first time, `run()` is
+        called and its JSON result journaled; when the task runs again after a crash
+        interrupted it, the journaled results are returned in the same order instead, so
+        a tool call that completed is not repeated. Once the agent asks for a different
+        step than the journal holds (its path changed), every later step runs live.
+        """
+        cursor = self._steps
+        index = cursor.next
+        cursor.next += 1
+        if not cursor.diverged and index < len(self._replay):
+            recorded = self._replay[index]
+            if recorded.get("kind") == kind and recorded.get("name") == name:
+                return recorded.get("result")
+            cursor.diverged = True
+        result = await run()
+        await self._record("step_completed", {"index": index, "kind": kind, "name": name,
+                                              "result": result})
+        return result
 
 
 @dataclass(frozen=True, kw_only=True)

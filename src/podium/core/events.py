@@ -10,6 +10,8 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | attempt_failed | key | agent, attempt, error, error_type, decision, delay |
 | agent_skipped | key | agent, reason |
 | model_call | key | model, input_tokens, output_tokens, latency_ms |
+| tool_call | key | name, arguments, result or error, duration_ms |
+| step_completed | key | index, kind, name, result (replayed after a crash) |
 | fanout_started | id | count |
 | task_waiting | key | prompt, reason, error |
 | task_approved | key | data, by |
@@ -33,7 +35,7 @@ from typing import Any, Literal
 
 EventType = Literal[
     "run_started", "run_resumed", "task_started", "attempt_failed", "agent_skipped",
-    "model_call", "fanout_started", "task_waiting", "task_approved", "task_rejected",
+    "model_call", "tool_call", "step_completed", "fanout_started", "task_waiting", "task_approved", "task_rejected",
     "task_completed", "task_skipped", "task_failed", "run_waiting", "run_completed",
     "run_failed", "run_cancelled",
 ]

@@ -50,6 +50,11 @@ class TaskState:
     """Agents already given up on (failed for good, or skipped by their circuit)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """Every attempt and policy decision, in order."""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    """Durable steps (model replies, tool calls) of the current attempt, for replay after a
+    crash; a failed attempt's steps are dropped, so a retry starts afresh."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Every tool call: name, arguments, result or error, duration."""
 
     @property
     def task_id(self) -> str:
@@ -68,6 +73,7 @@ class TaskState:
             "tokens": {"input": self.input_tokens, "output": self.output_tokens,
                        "calls": self.model_calls},
             "history": self.history,
+            **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
             **({"prompt": self.prompt, "wait_reason": self.wait_reason}
                if self.status == "waiting" else {}),
         }
@@ -136,7 +142,7 @@ class RunState:
                 t.started_at = t.started_at or e.ts
                 t.history.append({"attempt": t.attempts, "agent": d["agent"], "at": iso(e.ts)})
             case "attempt_failed" if t:
-                t.error, t.in_flight = d["error"], False
+                t.error, t.in_flight, t.steps = d["error"], False, []
                 if d["decision"] not in ("retry", "ask_again"):
                     t.gave_up.append(d["agent"])
                 t.history.append({"attempt": d.get("attempt"), "agent": d["agent"],
@@ -145,6 +151,10 @@ class RunState:
             case "agent_skipped" if t:
                 t.gave_up.append(d["agent"])
                 t.history.append({"agent": d["agent"], "skipped": d["reason"], "at": iso(e.ts)})
+            case "step_completed" if t:
+                t.steps.append(d)
+            case "tool_call" if t:
+                t.tool_calls.append(d)
             case "model_call" if t:
                 t.model_calls += 1
                 t.input_tokens += int(d.get("input_tokens", 0))

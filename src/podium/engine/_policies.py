@@ -15,13 +15,16 @@ from podium.core.policy import CircuitPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.templates import render
 from podium.core.workflow import HUMAN, Task
-from podium.engine._output import schema_of, validate
+from podium.engine._output import schema_of, to_json, validate
 from podium.engine.circuit import Breakers
 from podium.errors import Escalate, OutputInvalid, Retry, TaskTimeout
 
 Journal = Callable[..., Awaitable[None]]
 Outcome = Literal["done", "waiting", "gave_up"]
 Decision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_again"]
+
+
+_OBSERVATIONS = frozenset({"model_call", "tool_call", "step_completed"})
 
 
 def describe(error: BaseException) -> str:
@@ -132,7 +135,8 @@ class TaskRunner:
                 run_id=self.run_id, task_id=task.id, attempt=attempt,
                 idempotency_key=idempotency_key, inputs=scope["inputs"],
                 outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
-                index=scope.get("index"), _record=self._recorder(key))
+                index=scope.get("index"), _record=self._recorder(key),
+                _replay=list(ts.steps) if ts.agent == name else [])
             error: BaseException
             try:
                 async with asyncio.timeout(task.policy.timeout):
@@ -179,9 +183,10 @@ class TaskRunner:
 
     def _recorder(self, key: str) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
         async def record(kind: str, data: dict[str, Any]) -> None:
-            if kind != "model_call":
-                raise ValueError(f"unknown observation {kind!r}; expected 'model_call'")
-            await self.journal(NewEvent(type="model_call", task=key, data=data))
+            if kind not in _OBSERVATIONS:
+                raise ValueError(f"unknown observation {kind!r}; expected one of "
+                                 f"{sorted(_OBSERVATIONS)}")
+            await self.journal(NewEvent(type=kind, task=key, data=to_json(data)))  # type: ignore[arg-type]
         return record
 
     def _decide(self, task: Task, ts: TaskState, failed: str, *, escalated: bool = False
