@@ -36,7 +36,7 @@ async def test_completed_steps_replay_after_an_interruption(tmp_path: Path) -> N
     try:
         try:
             await engine.start(wf, run_id="r1")
-        except BaseException as e:  # noqa: BLE001 - the simulated death
+        except BaseException as e:
             assert isinstance(e, Died | BaseExceptionGroup)
         assert calls == ["search", "fetch"]
         # A new process would find the lease free once the old one is gone.

@@ -35,7 +35,8 @@ from typing import Any, Literal
 
 EventType = Literal[
     "run_started", "run_resumed", "task_started", "attempt_failed", "agent_skipped",
-    "model_call", "tool_call", "step_completed", "fanout_started", "task_waiting", "task_approved", "task_rejected",
+    "model_call", "tool_call", "step_completed", "fanout_started", "task_waiting",
+    "task_approved", "task_rejected",
     "task_completed", "task_skipped", "task_failed", "run_waiting", "run_completed",
     "run_failed", "run_cancelled",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from podium.core.events import Event, split_key
@@ -14,6 +15,7 @@ TaskStatus = Literal["pending", "running", "waiting", "completed", "failed", "sk
 DONE: frozenset[str] = frozenset({"completed", "failed", "skipped"})
 
 
+@lru_cache(maxsize=1024)
 def iso(ts: float | None) -> str | None:
     """An epoch time as ISO 8601 in UTC."""
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()

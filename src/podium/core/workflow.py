@@ -162,6 +162,34 @@ class Workflow:
             path = path.rpartition(".")[0]
         return Problem(message=message, file=self.source, line=self.lines.get(path), field=field)
 
+    def ancestor_map(self) -> dict[str, frozenset[str]]:
+        """The ancestors of every task, computed once in topological order (tasks on a
+        cycle, which a valid workflow has none of, get a plain walk)."""
+        tasks = self.tasks
+        pending = {t: sum(1 for n in task.needs if n in tasks) for t, task in tasks.items()}
+        users: dict[str, list[str]] = {t: [] for t in tasks}
+        for t, task in tasks.items():
+            for need in task.needs:
+                if need in tasks:
+                    users[need].append(t)
+        ready = [t for t, count in pending.items() if count == 0]
+        found: dict[str, frozenset[str]] = {}
+        while ready:
+            current = ready.pop()
+            gathered: set[str] = set()
+            for need in tasks[current].needs:
+                if need in tasks:
+                    gathered.add(need)
+                    gathered |= found[need]
+            found[current] = frozenset(gathered)
+            for user in users[current]:
+                pending[user] -= 1
+                if pending[user] == 0:
+                    ready.append(user)
+        for t in tasks.keys() - found.keys():
+            found[t] = frozenset(self.ancestors(t))
+        return found
+
     def ancestors(self, task_id: str) -> set[str]:
         """Every task `task_id` depends on, directly or not (cycles tolerated)."""
         seen: set[str] = set()
@@ -179,15 +207,16 @@ class Workflow:
         problems: list[Problem] = []
         if not self.tasks:
             problems.append(self.problem("tasks", "a workflow needs at least one task"))
+        upstream = self.ancestor_map()
         for task in self.tasks.values():
-            problems += self._task_problems(task)
+            problems += self._task_problems(task, upstream[task.id])
         cycle = self.find_cycle()
         if cycle:
             path = " → ".join(repr(t) for t in cycle)
             problems.append(self.problem(f"tasks.{cycle[0]}.needs", f"cycle: {path}"))
         return problems
 
-    def _task_problems(self, task: Task) -> list[Problem]:
+    def _task_problems(self, task: Task, upstream: frozenset[str]) -> list[Problem]:
         at = f"tasks.{task.id}"
         problems = []
         known = ", ".join(repr(a) for a in sorted(self.agents)) or "none"
@@ -207,12 +236,11 @@ class Workflow:
             problems.append(self.problem(f"{at}.retry.attempts", "must be at least 1"))
         if task.policy.timeout is not None and task.policy.timeout <= 0:
             problems.append(self.problem(f"{at}.timeout", "must be a positive number of seconds"))
-        problems += self._template_problems(task)
+        problems += self._template_problems(task, upstream)
         return problems
 
-    def _template_problems(self, task: Task) -> list[Problem]:
+    def _template_problems(self, task: Task, upstream: frozenset[str]) -> list[Problem]:
         at = f"tasks.{task.id}"
-        upstream = self.ancestors(task.id)
         sources: list[tuple[str, str, bool]] = [
             (f"{at}.with", s, False) for s in template_strings(task.args)
         ]
@@ -236,7 +264,7 @@ class Workflow:
         return problems
 
     def _reference_problem(
-        self, task: Task, root: str, attr: str | None, upstream: set[str], field: str
+        self, task: Task, root: str, attr: str | None, upstream: frozenset[str], field: str
     ) -> str | None:
         if root in _JINJA_GLOBALS:
             return None

@@ -139,8 +139,11 @@ class TaskRunner:
                 _replay=list(ts.steps) if ts.agent == name else [])
             error: BaseException
             try:
-                async with asyncio.timeout(task.policy.timeout):
+                if task.policy.timeout is None:
                     output = validate(spec, await agent.run(request, ctx))
+                else:
+                    async with asyncio.timeout(task.policy.timeout):
+                        output = validate(spec, await agent.run(request, ctx))
             except Escalate as e:
                 self.breakers.abandon(self._circuit_key(name))
                 why = f"escalated by agent {name!r}" + (f": {e.reason}" if e.reason else "")

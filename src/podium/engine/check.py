@@ -30,19 +30,21 @@ def problems(workflow: Workflow) -> list[Problem]:
             agents[name] = as_agent(name, ref)
         except (UserError, TypeError, ValueError) as e:
             found.append(workflow.problem(f"agents.{name}", str(e)))
+    upstream = workflow.ancestor_map()
     for task in workflow.tasks.values():
-        found += _task_problems(workflow, task.id, agents)
+        found += _task_problems(workflow, task.id, agents, upstream[task.id])
     return found
 
 
-def _task_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent]) -> list[Problem]:
+def _task_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent],
+                   upstream: frozenset[str]) -> list[Problem]:
     task = workflow.tasks[task_id]
     found: list[Problem] = []
     try:
         schema_of(task.output)
     except TypeError as e:
         found.append(workflow.problem(f"tasks.{task_id}.output", str(e)))
-    available = (set(task.args) | workflow.ancestors(task_id) | set(workflow.inputs))
+    available = set(task.args) | upstream | set(workflow.inputs)
     for name in (task.agent, *task.policy.fallback):
         agent = agents.get(name)
         if not isinstance(agent, FunctionAgent):

@@ -13,7 +13,7 @@ import asyncio
 import os
 import secrets
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,7 +95,8 @@ class Engine:
                           f"{holder.host!r}; it will pick up approvals by itself")
         await self.store.append(run_id, [NewEvent(type="run_resumed",
                                                   data={"pid": os.getpid()})], self.owner)
-        state = RunState.of(run_id, await self.store.events(run_id))
+        for event in await self.store.events(run_id, after=state.last_seq):
+            state.apply(event)
         return await _Run(self, workflow, state, on_event).drive()
 
     async def state(self, run_id: str) -> RunState:
@@ -152,19 +153,56 @@ class _Run:
         for task in workflow.tasks.values():
             for need in task.needs:
                 self.dependents[need].append(task.id)
-        self._ancestors: dict[str, frozenset[str]] = {}
+        self.ancestors = workflow.ancestor_map()
+        self._busy = 0
+        """Tasks and fan-out items under way; with more than one, appends are grouped."""
+        self._pending: list[tuple[tuple[NewEvent, ...], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
 
     async def journal(self, *events: NewEvent, expect_last: int | None = None,
                       release: bool = False) -> None:
-        """Append events; they count once appended."""
-        for event in await self.store.append(self.run_id, events, self.owner,
-                                             expect_last=expect_last, release=release):
+        """Append events; they count once appended (the caller goes on after the commit)."""
+        if expect_last is None and not release and (self._busy > 1 or self._pending):
+            # Group commit: what several tasks journal in one turn of the loop shares one
+            # transaction, written by `_writer`.
+            done = asyncio.get_running_loop().create_future()
+            self._pending.append((events, done))
+            self._wake.set()
+            await done
+            return
+        self._applied(await self.store.append(self.run_id, events, self.owner,
+                                              expect_last=expect_last, release=release))
+
+    def _applied(self, events: list[Event]) -> None:
+        for event in events:
             self.state.apply(event)
             if self.on_event:
                 self.on_event(event, self.state)
 
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0)  # let the other tasks of this turn add theirs
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                appended = await self.store.append(
+                    self.run_id, [e for events, _ in batch for e in events], self.owner)
+            except Exception as e:  # each waiting task raises it as its own
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(e)
+                continue
+            self._applied(appended)
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
     async def drive(self) -> RunState:
         heartbeat = asyncio.create_task(self._heartbeat())
+        writer = asyncio.create_task(self._writer())
         try:
             remaining = None
             if self.workflow.timeout is not None:
@@ -183,7 +221,10 @@ class _Run:
             raise group.exceptions[0] from None
         finally:
             heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            writer.cancel()
+            await asyncio.gather(heartbeat, writer, return_exceptions=True)
+            for _, done in self._pending:
+                done.cancel()
             await self.store.release(self.run_id, self.owner)
         return self.state
 
@@ -191,12 +232,6 @@ class _Run:
         while True:
             await asyncio.sleep(self.engine.lease / 3)
             await self.store.renew(self.run_id, self.owner, self.engine.lease)
-
-    def ancestors(self, task_id: str) -> frozenset[str]:
-        found = self._ancestors.get(task_id)
-        if found is None:
-            found = self._ancestors[task_id] = frozenset(self.workflow.ancestors(task_id))
-        return found
 
     def _unmet(self, task: Task) -> int:
         return sum(1 for need in task.needs
@@ -214,6 +249,7 @@ class _Run:
         async with asyncio.TaskGroup() as group:
             while True:
                 while ready and not failed:
+                    self._busy += 1
                     group.create_task(self._task(tasks[ready.popleft()], finished))
                     in_flight += 1
                 if in_flight == 0:
@@ -263,7 +299,7 @@ class _Run:
                            expect_last=self.state.last_seq, release=True)
 
     def _scope(self, task: Task) -> dict[str, Any]:
-        outputs = {a: self.state.task(a).output for a in self.ancestors(task.id)}
+        outputs = _Outputs(lambda: self.state, self.ancestors[task.id])
         return {"inputs": self.state.inputs, "outputs": outputs, "run": {"id": self.run_id}}
 
     async def _task(self, task: Task, finished: asyncio.Queue[str]) -> None:
@@ -284,6 +320,7 @@ class _Run:
             await self.journal(NewEvent(type="task_failed", task=task.id, data={
                 "error": f"template in task {task.id!r}: {e}", "error_type": "TemplateError"}))
         finally:
+            self._busy -= 1
             finished.put_nowait(task.id)
 
     async def _fan_out(self, task: Task, scope: dict[str, Any]) -> None:
@@ -301,13 +338,18 @@ class _Run:
         limit = asyncio.Semaphore(task.concurrency or max(1, len(items)))
 
         async def one(index: int, item: Any) -> None:
-            async with limit:
-                await self.runner.run(task, item_key(task.id, index),
-                                      {**scope, "item": item, "index": index})
+            try:
+                async with limit:
+                    await self.runner.run(task, item_key(task.id, index),
+                                          {**scope, "item": item, "index": index})
+            finally:
+                self._busy -= 1
 
         async with asyncio.TaskGroup() as group:
             for index, item in enumerate(items):
-                if self.state.task(item_key(task.id, index)).status not in DONE:
+                known = self.state.tasks.get(item_key(task.id, index))
+                if known is None or known.status not in DONE:
+                    self._busy += 1
                     group.create_task(one(index, item))
         keys = [item_key(task.id, i) for i in range(len(items))]
         failed = [k for k in keys if self.state.task(k).status == "failed"]
@@ -319,3 +361,25 @@ class _Run:
             await self.journal(NewEvent(type="task_completed", task=task.id, data={
                 "output": [self.state.task(k).output for k in keys], "agent": task.agent}))
 
+
+class _Outputs(Mapping[str, Any]):
+    """A task's upstream outputs, read from the run's state when asked (not copied)."""
+
+    __slots__ = ("_keys", "_state")
+
+    def __init__(self, state: Callable[[], RunState], keys: frozenset[str]) -> None:
+        self._state, self._keys = state, keys
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys:
+            raise KeyError(key)
+        return self._state().task(key).output
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
