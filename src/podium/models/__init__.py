@@ -1,14 +1,22 @@
 """Model providers behind one interface, and `resolve_model` to pick one by name.
 
-Accepted names:
+Models are named `provider:model`, the provider saying how to reach the model and the
+rest being the provider's own name for it:
 
 - `local`: `LocalModel`, SmolLM2-135M-Instruct run in-process by llama.cpp
-  (extra `podium[local]`);
-- `openai:NAME`: `OpenAICompatModel`, model `NAME` on any OpenAI-compatible server.
+  (extra `podium[local]`); the one provider that needs no model name;
+- `openai:NAME`: `OpenAICompatModel`, model `NAME` on any OpenAI-compatible server
+  (OpenAI, vLLM, Ollama, llama.cpp's server), e.g. `openai:gpt-4o-mini`;
+- `anthropic:NAME`: `AnthropicModel`, Claude model `NAME` through Anthropic's Messages
+  API (extra `podium[anthropic]`), e.g. `anthropic:claude-3-5-haiku-latest`.
+
+Defaults a workflow leaves unsaid (base URLs, key variables, timeouts) come from
+`podium.models.settings`: the environment, then `$PODIUM_HOME/config.toml`. What calls
+cost is in `podium.models.pricing` (`cost`, `register_price`).
 
 `ScriptedModel` is for tests only and has no name here: tests construct it directly
-(it is also exported by `podium.testing`). Importing this package does not import
-llama.cpp.
+(it is also exported by `podium.testing`). Importing this package imports neither
+llama.cpp nor the `anthropic` SDK.
 """
 
 from __future__ import annotations
@@ -18,28 +26,41 @@ from collections.abc import Mapping
 from typing import Any
 
 from podium.errors import UserError
+from podium.models.anthropic import AnthropicModel
 from podium.models.base import Message, Model, ModelResponse, Role, Usage
 from podium.models.local import LocalModel
 from podium.models.openai_compat import OpenAICompatModel, SchemaMode
+from podium.models.pricing import Price, cost, register_price
 from podium.models.scripted import ModelCall, ScriptedModel
+from podium.models.settings import ModelSettings, load_model_settings
 
 __all__ = [
+    "AnthropicModel",
     "LocalModel",
     "Message",
     "Model",
     "ModelCall",
     "ModelResponse",
+    "ModelSettings",
     "OpenAICompatModel",
+    "Price",
     "Role",
     "SchemaMode",
     "ScriptedModel",
     "Usage",
+    "cost",
+    "load_model_settings",
+    "register_price",
     "resolve_model",
 ]
 
 _LOCAL_OPTIONS = frozenset({"model_path", "n_ctx", "seed", "default_max_tokens"})
 _OPENAI_OPTIONS = frozenset({"timeout", "schema_mode"})
-_ACCEPTED = "'local' or 'openai:NAME' (e.g. 'openai:gpt-4o-mini')"
+_ANTHROPIC_OPTIONS = frozenset({"timeout", "default_max_tokens"})
+_ACCEPTED = "'local' or 'openai:NAME' or 'anthropic:NAME' (provider:model)"
+# Bare names that say which provider was meant, for the hint in the error.
+_GUESSES = (("claude", "anthropic"), ("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"),
+            ("o4", "openai"))
 
 _local_models: dict[tuple[tuple[str, str], ...], LocalModel] = {}
 _local_lock = threading.Lock()
@@ -55,29 +76,34 @@ def resolve_model(
     """The model a workflow names.
 
     Args:
-        spec: `local`, or `openai:NAME` for model `NAME` on an OpenAI-compatible server.
-        base_url: for `openai:NAME`, the API root (default: `$OPENAI_BASE_URL`, else
-            OpenAI's).
-        api_key_env: for `openai:NAME`, the environment variable holding the API key
-            (default `OPENAI_API_KEY`).
+        spec: `local`, `openai:NAME` or `anthropic:NAME`; see the module doc.
+        base_url: for `openai:NAME` and `anthropic:NAME`, the API root. Default: the
+            provider's setting (`PODIUM_OPENAI_BASE_URL`, `PODIUM_ANTHROPIC_BASE_URL`,
+            or `$PODIUM_HOME/config.toml`), else the vendor's own variable
+            (`OPENAI_BASE_URL`, `ANTHROPIC_BASE_URL`), else the vendor's endpoint.
+        api_key_env: for `openai:NAME` and `anthropic:NAME`, the environment variable
+            holding the API key. Default: the provider's setting, else
+            `OPENAI_API_KEY` or `ANTHROPIC_API_KEY`.
         options: provider settings. `local`: `model_path`, `n_ctx`, `seed`,
             `default_max_tokens` (see `LocalModel`). `openai:NAME`: `timeout`,
-            `schema_mode` (see `OpenAICompatModel`).
+            `schema_mode` (see `OpenAICompatModel`). `anthropic:NAME`: `timeout`,
+            `default_max_tokens` (see `AnthropicModel`). A `timeout` or
+            `default_max_tokens` not given comes from the settings.
 
     Returns:
-        A `LocalModel` (one instance per process for the same options) or a new
-        `OpenAICompatModel`.
+        A `LocalModel` (one instance per process for the same options), or a new
+        `OpenAICompatModel` or `AnthropicModel`.
 
     Raises:
-        UserError: the spec or an option is not accepted, or the provider's extra is
-            not installed.
+        UserError: the spec or an option is not accepted, the settings are invalid, or
+            the provider's extra is not installed.
     """
     opts = dict(options or {})
     if spec == "local":
         if base_url is not None or api_key_env is not None:
             raise UserError(
                 "model 'local' runs in-process: base_url and api_key_env apply only to "
-                "'openai:NAME' models"
+                "'openai:NAME' and 'anthropic:NAME' models"
             )
         _check_options(spec, opts, _LOCAL_OPTIONS)
         key = tuple(sorted((name, repr(value)) for name, value in opts.items()))
@@ -87,17 +113,41 @@ def resolve_model(
                 model = LocalModel(**opts)
                 _local_models[key] = model
             return model
-    if spec.startswith("openai:"):
-        name = spec.removeprefix("openai:").strip()
-        if not name:
-            raise UserError(
-                f"model {spec!r} names no model: use 'openai:NAME', e.g. 'openai:gpt-4o-mini'"
-            )
+    provider, _, name = spec.partition(":")
+    if provider == "openai":
         _check_options(spec, opts, _OPENAI_OPTIONS)
-        if api_key_env is not None:
-            opts["api_key_env"] = api_key_env
-        return OpenAICompatModel(name, base_url=base_url, **opts)
-    raise UserError(f"unknown model {spec!r}: use {_ACCEPTED}")
+        settings = load_model_settings()
+        opts.setdefault("timeout", settings.openai_timeout)
+        return OpenAICompatModel(
+            _model_name(spec, name, "openai:gpt-4o-mini"),
+            base_url=base_url or settings.openai_base_url,
+            api_key_env=api_key_env or settings.openai_api_key_env,
+            **opts,
+        )
+    if provider == "anthropic":
+        _check_options(spec, opts, _ANTHROPIC_OPTIONS)
+        settings = load_model_settings()
+        opts.setdefault("timeout", settings.anthropic_timeout)
+        opts.setdefault("default_max_tokens", settings.anthropic_default_max_tokens)
+        return AnthropicModel(
+            _model_name(spec, name, "anthropic:claude-3-5-haiku-latest"),
+            base_url=base_url or settings.anthropic_base_url,
+            api_key_env=api_key_env or settings.anthropic_api_key_env,
+            **opts,
+        )
+    guess = next((p for prefix, p in _GUESSES if spec.lower().startswith(prefix)), None)
+    hint = f"; did you mean {f'{guess}:{spec}'!r}?" if guess and ":" not in spec else ""
+    raise UserError(f"unknown model {spec!r}: use {_ACCEPTED}{hint}")
+
+
+def _model_name(spec: str, name: str, example: str) -> str:
+    name = name.strip()
+    if not name:
+        provider = spec.partition(":")[0]
+        raise UserError(
+            f"model {spec!r} names no model: use '{provider}:NAME', e.g. {example!r}"
+        )
+    return name
 
 
 def _check_options(spec: str, options: Mapping[str, Any], accepted: frozenset[str]) -> None:

@@ -10,6 +10,11 @@ reply, returned as JSON text. The API wants a tool's schema to describe an objec
 any other schema (an array, a string, ...) is wrapped as the object's `value` property
 and unwrapped from the reply.
 
+Sampling temperature: SDK 2.x speaks API version 2026-10-21, which answers HTTP 400 to
+any `temperature` (or `top_p`, `top_k`), even the default; the SDK no longer has the
+parameter. With such an SDK a call that sets a temperature raises `UserError` rather than
+silently dropping it; with SDK 0.x or 1.x (API version 2023-06-01) it is sent.
+
 The SDK's own retries are off (`max_retries=0`): Podium's retry policy owns retries.
 Failures map to `ModelError`::
 
@@ -21,14 +26,16 @@ Failures map to `ModelError`::
     malformed reply, a refusal,      or "... refused: ...", "... cut off at max_tokens"
     a reply cut short
 
-The API key is read from an environment variable at each call, handed to the SDK (which
-sends it as the `x-api-key` header), and scrubbed from every error message; it is never
-stored on the object.
+The API key is read from an environment variable at each call, sent in the `x-api-key`
+header (newer SDKs also send it as a Bearer token), and scrubbed from every error
+message; it is never stored on the object.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -135,10 +142,9 @@ class AnthropicModel(Model):
             )
         wrapped = output_schema is not None and output_schema.get("type") != "object"
         request = self._request(
-            messages, output_schema=output_schema, wrapped=wrapped, max_tokens=max_tokens,
-            temperature=temperature,
+            messages, output_schema=output_schema, wrapped=wrapped, max_tokens=max_tokens
         )
-        reply = await self._send(request, key)
+        reply = await self._send(request, key, temperature)
         try:
             return self._parse(reply, key, structured=output_schema is not None, wrapped=wrapped,
                                max_tokens=request["max_tokens"])
@@ -157,7 +163,6 @@ class AnthropicModel(Model):
         output_schema: dict[str, Any] | None,
         wrapped: bool,
         max_tokens: int | None,
-        temperature: float | None,
     ) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         request: dict[str, Any] = {
@@ -169,8 +174,6 @@ class AnthropicModel(Model):
         }
         if system:
             request["system"] = system
-        if temperature is not None:
-            request["temperature"] = temperature
         if output_schema is not None:
             request["tools"] = [{
                 "name": _TOOL,
@@ -180,16 +183,29 @@ class AnthropicModel(Model):
             request["tool_choice"] = {"type": "tool", "name": _TOOL}
         return request
 
-    async def _send(self, request: dict[str, Any], key: str) -> Any:
+    async def _send(self, request: dict[str, Any], key: str, temperature: float | None) -> Any:
         try:
             import anthropic
         except ImportError as exc:
             raise UserError(f"model {self.name!r} needs the 'anthropic' SDK ({exc}); "
                             f"{_INSTALL_HINT}") from exc
+        if temperature is not None:
+            if not _sdk_takes_temperature():
+                raise UserError(
+                    f"{self.name}: Anthropic's API version {_api_version(anthropic)!r}, the one "
+                    f"the installed 'anthropic' SDK {anthropic.__version__} speaks, takes no "
+                    f"sampling temperature (it answers HTTP 400 to any): leave temperature "
+                    f"unset for agents on this model"
+                )
+            request = {**request, "temperature": temperature}
         # An explicit api_key and base_url keep the SDK from looking for credentials or
-        # an endpoint anywhere else (other variables, profiles on disk).
+        # an endpoint anywhere else (other variables, profiles on disk). Anthropic's API
+        # documents the key in `x-api-key`, and Anthropic-compatible servers check that
+        # header; older SDKs send it there, newer ones as a Bearer token instead, so it
+        # is set explicitly (spelled as the SDK spells it, so it replaces, not doubles).
         client = anthropic.AsyncAnthropic(
-            api_key=key, base_url=self.base_url, timeout=self.timeout, max_retries=0
+            api_key=key, base_url=self.base_url, timeout=self.timeout, max_retries=0,
+            default_headers={"X-Api-Key": key},
         )
         try:
             async with client:
@@ -204,13 +220,17 @@ class AnthropicModel(Model):
                 f"{self.name}: could not reach {self.url}: {detail}; is the server running "
                 f"and is base_url right?"
             ) from exc
+        # The SDK's own errors quote the response body, which may echo the key: they are
+        # not chained, so a traceback cannot show what the excerpt scrubbed.
         except anthropic.APIStatusError as exc:
-            raise ModelError(self._status_message(exc, key)) from exc
-        except anthropic.AnthropicError as exc:
+            raise ModelError(self._status_message(exc, key)) from None
+        except (anthropic.AnthropicError, ValueError) as exc:
+            # ValueError: a body that is not JSON at all reaches us as the SDK's
+            # json.JSONDecodeError, unwrapped.
             raise ModelError(
                 f"{self.name}: {self.url} sent a malformed reply: {type(exc).__name__}: "
                 f"{_excerpt(str(exc), key)}"
-            ) from exc
+            ) from None
 
     def _status_message(self, exc: Any, key: str) -> str:
         status: int = exc.status_code
@@ -224,8 +244,10 @@ class AnthropicModel(Model):
         retry_after = exc.response.headers.get("retry-after")
         if retry_after and status in (429, 529):
             hint += f" (the server asks to wait {retry_after}s)"
-        return f"{self.name}: {self.url} answered HTTP {status}: " \
-               f"{_excerpt(exc.response.text, key)}{hint}"
+        return (
+            f"{self.name}: {self.url} answered HTTP {status}: "
+            f"{_excerpt(exc.response.text, key)}{hint}"
+        )
 
     def _parse(
         self, reply: Any, key: str, *, structured: bool, wrapped: bool, max_tokens: int
@@ -274,10 +296,25 @@ class AnthropicModel(Model):
         )
 
 
+@functools.cache
+def _sdk_takes_temperature() -> bool:
+    # SDK 2.x speaks API version 2026-10-21, which rejects sampling parameters at any
+    # value, and its `messages.create` no longer has them; SDK 0.x and 1.x have them.
+    from anthropic.resources.messages import AsyncMessages
+
+    return "temperature" in inspect.signature(AsyncMessages.create).parameters
+
+
+def _api_version(sdk: Any) -> str:
+    return str(getattr(getattr(sdk, "_constants", None), "ANTHROPIC_API_VERSION", "?"))
+
+
 def _wrap(schema: dict[str, Any]) -> dict[str, Any]:
     inner = dict(schema)
     # `$ref`s point at the root's definitions, so the definitions move to the new root.
-    defs = {name: inner.pop(name) for name in ("$defs", "definitions") if name in inner}
+    defs: dict[str, Any] = {
+        name: inner.pop(name) for name in ("$defs", "definitions") if name in inner
+    }
     return {"type": "object", "properties": {_WRAPPED: inner}, "required": [_WRAPPED], **defs}
 
 

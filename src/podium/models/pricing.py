@@ -4,8 +4,10 @@
 with or without their provider prefix (`openai:gpt-4o-mini` or `gpt-4o-mini`), and a
 name that is not in the table takes the price of its longest known prefix that ends
 where a `-` or `@` begins, so dated variants and aliases (`gpt-4o-mini-2024-07-18`,
-`claude-3-5-haiku-latest`) cost what their family costs. A name nothing matches has no
-price: `cost` returns None rather than guess.
+`claude-3-5-haiku-latest`) cost what their family costs. A one- or two-digit number
+right after the known name is a newer version, not a variant (`claude-opus-4-7` is not
+`claude-opus-4`), and is not priced by it. A name nothing matches has no price: `cost`
+returns None rather than guess.
 
 The built-in table (`BUILTIN_PRICES`) was taken from OpenAI's and Anthropic's public
 price lists as of `PRICES_DATE`, standard tier, without prompt caching or batch
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -70,8 +73,8 @@ def _p(input_per_million: float, output_per_million: float) -> Price:
 
 BUILTIN_PRICES: Mapping[str, Price] = MappingProxyType({
     # Podium's own
-    "local": _p(0, 0),
-    "scripted": _p(0, 0),
+    "local": _p(0.0, 0.0),
+    "scripted": _p(0.0, 0.0),
     # OpenAI
     "gpt-3.5-turbo": _p(0.50, 1.50),
     "gpt-4-turbo": _p(10.00, 30.00),
@@ -99,9 +102,11 @@ BUILTIN_PRICES: Mapping[str, Price] = MappingProxyType({
     "claude-3-5-sonnet": _p(3.00, 15.00),
     "claude-3-7-sonnet": _p(3.00, 15.00),
     "claude-sonnet-4": _p(3.00, 15.00),
+    "claude-sonnet-4-0": _p(3.00, 15.00),
     "claude-sonnet-4-5": _p(3.00, 15.00),
     "claude-3-opus": _p(15.00, 75.00),
     "claude-opus-4": _p(15.00, 75.00),
+    "claude-opus-4-0": _p(15.00, 75.00),
     "claude-opus-4-1": _p(15.00, 75.00),
     "claude-opus-4-5": _p(5.00, 25.00),
 })
@@ -154,9 +159,7 @@ def find_price(model: str) -> Price | None:
     found: Price | None = None
     for candidate, prefix_len, specific in candidates:
         for key, price in table.items():
-            if candidate == key or (
-                candidate.startswith(key) and candidate[len(key)] in _BOUNDARY
-            ):
+            if candidate == key or _extends(candidate, key):
                 # The most model name matched wins; on a tie, a provider-specific price.
                 score = (len(key) - prefix_len, specific)
                 if best is None or score > best:
@@ -179,6 +182,18 @@ def cost(model: str, input_tokens: int, output_tokens: int) -> float | None:
     """
     price = find_price(model)
     return None if price is None else price.cost(input_tokens, output_tokens)
+
+
+def check_prices() -> None:
+    """Read the `PODIUM_PRICES` file now, if one is named.
+
+    Call it before a run starts, so a broken file is reported before any model is paid
+    for rather than after the first call.
+
+    Raises:
+        UserError: the file cannot be read or is invalid.
+    """
+    _table()
 
 
 def load_prices(path: str | os.PathLike[str]) -> dict[str, Price]:
@@ -232,6 +247,13 @@ def _table() -> dict[str, Price]:
     with _lock:
         table.update(_registered)
     return table
+
+
+def _extends(name: str, known: str) -> bool:
+    if not (name.startswith(known) and len(name) > len(known) and name[len(known)] in _BOUNDARY):
+        return False
+    segment = re.split(r"[-@.]", name[len(known) + 1:], maxsplit=1)[0]
+    return not (segment.isdigit() and len(segment) <= 2)
 
 
 def _yaml_entries(file: Path, text: str) -> Iterator[tuple[str, str, Any]]:

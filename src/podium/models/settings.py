@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -54,15 +54,15 @@ class ModelSettings(BaseSettings):
     """API root of `openai:NAME` models, e.g. `http://127.0.0.1:8000/v1`."""
     openai_api_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the key for `openai:NAME` models."""
-    openai_timeout: float = pydantic.Field(60.0, gt=0)
+    openai_timeout: Annotated[float, pydantic.Field(gt=0)] = 60.0
     """Seconds `openai:NAME` models wait to connect and for each read."""
     anthropic_base_url: str | None = None
     """API root of `anthropic:NAME` models, before `/v1/messages`."""
     anthropic_api_key_env: str = "ANTHROPIC_API_KEY"
     """Environment variable holding the key for `anthropic:NAME` models."""
-    anthropic_timeout: float = pydantic.Field(60.0, gt=0)
+    anthropic_timeout: Annotated[float, pydantic.Field(gt=0)] = 60.0
     """Seconds `anthropic:NAME` models wait to connect and for each read."""
-    anthropic_default_max_tokens: int = pydantic.Field(1024, ge=1)
+    anthropic_default_max_tokens: Annotated[int, pydantic.Field(ge=1)] = 1024
     """Bound on an `anthropic:NAME` reply's length when the agent sets no `max_tokens`."""
 
     @classmethod
@@ -92,7 +92,8 @@ def load_model_settings() -> ModelSettings:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "?"
             env = f"{ENV_PREFIX}{name.upper()}"
-            where = f"${env}" if os.environ.get(env) else f"{config_path()}: [{CONFIG_TABLE}] {name}"
+            where = (f"${env}" if os.environ.get(env)
+                     else f"{config_path()}: [{CONFIG_TABLE}] {name}")
             problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
         raise UserError("invalid model settings: " + "; ".join(problems)) from None
 
@@ -123,6 +124,7 @@ class _ConfigFile(PydanticBaseSettingsSource):
         if unknown:
             raise UserError(
                 f"{path}: [{CONFIG_TABLE}] has unknown setting(s) "
-                f"{', '.join(map(repr, unknown))}; it accepts {', '.join(map(repr, sorted(accepted)))}"
+                f"{', '.join(map(repr, unknown))}; it accepts "
+                f"{', '.join(map(repr, sorted(accepted)))}"
             )
         return table
