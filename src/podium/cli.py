@@ -24,6 +24,7 @@ from podium.core.state import RunState, iso
 from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
 from podium.errors import PodiumError, RunBusy, UserError, WorkflowError
+from podium.models.pricing import check_prices
 from podium.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -200,6 +201,7 @@ def run(
 
     async def go(store: SQLiteStore) -> RunState:
         workflow = load_workflow(file)
+        check_prices()  # a broken price file fails now, not after a model was paid for
         engine = Engine(store)
         hook = None if as_json else _progress
         state = await engine.start(workflow, values, run_id=run_id, on_event=hook)
@@ -357,7 +359,7 @@ def runs_show(
     record = state.record()
     out.print(f"[bold]run {state.run_id}[/bold] · {state.workflow} · {state.status}"
               f" · {record['duration']}s · tokens {record['tokens']['input']}→"
-              f"{record['tokens']['output']}")
+              f"{record['tokens']['output']} · ${record['tokens']['cost_usd']:.4f}")
     if state.error:
         out.print(f"error: {state.error}", markup=False)
     table = Table("task", "agent", "status", "attempts", "duration", "tokens", "error")

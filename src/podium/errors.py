@@ -107,7 +107,19 @@ class RunTimeout(RunError):
 
 
 class ModelError(RunError):
-    """A model provider failed, or replied with something that cannot be used."""
+    """A model provider failed, or replied with something that cannot be used.
+
+    `status` is the provider's HTTP status when there was one; `retryable` says whether
+    trying again can help (rate limits, server errors, timeouts: yes; a bad request, a
+    missing key, an unknown model: no). Retry policies honour it.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable if retryable is not None else (
+            status is None or status in (408, 409, 429) or status >= 500)
 
 
 class Retry(Exception):

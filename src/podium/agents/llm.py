@@ -9,7 +9,8 @@ from typing import Any
 
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 from podium.errors import OutputInvalid
-from podium.models.base import Message, Model
+from podium.models.base import Message, Model, ModelResponse
+from podium.models.pricing import cost
 
 ModelSource = Model | Callable[[], Model]
 
@@ -71,6 +72,7 @@ class LLMAgent(Agent):
             "model": response.model or model.name,
             "input_tokens": response.usage.input_tokens,
             "output_tokens": response.usage.output_tokens,
+            "cost_usd": _cost(model, response),
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         })
         if task.output_schema is None:
@@ -84,3 +86,15 @@ class LLMAgent(Agent):
 
     def __repr__(self) -> str:
         return f"LLMAgent({self.name!r})"
+
+
+def _cost(model: Model, response: ModelResponse) -> float | None:
+    """What the call cost in USD, or None when the model's price is unknown."""
+    # The provider's name can be more precise (a dated variant); the workflow's name says
+    # the provider, and `local` costs nothing whatever file it loads.
+    for name in (response.model, model.name):
+        if name:
+            usd = cost(name, response.usage.input_tokens, response.usage.output_tokens)
+            if usd is not None:
+                return usd
+    return None

@@ -38,10 +38,14 @@ class RetryPolicy:
         return max(0.0, base + (rng or random).uniform(-spread, spread))
 
     def retries(self, error: BaseException) -> bool:
-        """Whether this error may be retried at all (attempts aside)."""
+        """Whether this error may be retried at all (attempts aside). An error that says
+        `retryable = False` (a model's HTTP 400, say) is not retried unless `retry_on`
+        names its class."""
         names = {cls.__name__ for cls in type(error).__mro__}
         if names & set(self.no_retry_on):
             return False
+        if getattr(error, "retryable", True) is False:
+            return bool(names & set(self.retry_on))
         return not self.retry_on or bool(names & set(self.retry_on))
 
 

@@ -37,6 +37,8 @@ class TaskState:
     input_tokens: int = 0
     output_tokens: int = 0
     model_calls: int = 0
+    cost_usd: float = 0.0
+    """What its model calls cost, where the price is known."""
     fanout: int | None = None
     """For a `for_each` task, how many items it fanned out to."""
     prompt: str | None = None
@@ -73,7 +75,7 @@ class TaskState:
             "finished_at": iso(self.finished_at), "duration": duration, "error": self.error,
             "defaulted": self.defaulted,
             "tokens": {"input": self.input_tokens, "output": self.output_tokens,
-                       "calls": self.model_calls},
+                       "calls": self.model_calls, "cost_usd": round(self.cost_usd, 6)},
             "history": self.history,
             **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
             **({"prompt": self.prompt, "wait_reason": self.wait_reason}
@@ -161,6 +163,7 @@ class RunState:
                 t.model_calls += 1
                 t.input_tokens += int(d.get("input_tokens", 0))
                 t.output_tokens += int(d.get("output_tokens", 0))
+                t.cost_usd += float(d.get("cost_usd") or 0.0)
             case "fanout_started" if t:
                 t.fanout, t.status = d["count"], "running"
                 t.started_at = t.started_at or e.ts
@@ -230,7 +233,8 @@ class RunState:
             "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
             "duration": duration, "error": self.error, "reason": self.reason,
             "tokens": {"input": sum(t.input_tokens for t in self.tasks.values()),
-                       "output": sum(t.output_tokens for t in self.tasks.values())},
+                       "output": sum(t.output_tokens for t in self.tasks.values()),
+                       "cost_usd": round(sum(t.cost_usd for t in self.tasks.values()), 6)},
             "waiting": [t.key for t in self.waiting()],
             "tasks": tasks,
         }

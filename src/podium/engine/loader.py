@@ -324,10 +324,12 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
         fn_agent.circuit = circuit  # type: ignore[attr-defined]
         workflow.add_agent(name, fn_agent)
     else:
-        if not (agent.model == "local" or (agent.model or "").startswith("openai:")):
+        if not (agent.model == "local"
+                or (agent.model or "").startswith(("openai:", "anthropic:"))):
             problems.append(workflow.problem(
-                f"{at}.model", f"unknown model {agent.model!r}; use 'local' or "
-                               "'openai:NAME' (with base_url for other servers)"))
+                f"{at}.model", f"unknown model {agent.model!r}; use 'local', "
+                               "'openai:NAME' (with base_url for other servers) or "
+                               "'anthropic:NAME'"))
             return
         llm = LLMAgent(_model_factory(agent), name=name, instructions=agent.instructions,
                        output=output, description=agent.description, skills=agent.skills,
