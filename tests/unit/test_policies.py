@@ -630,7 +630,8 @@ async def test_llm_tokens_are_journaled_per_call_and_totalled(engine: Engine) ->
     calls = journal.data("model_call")
     assert [(c["model"], c["input_tokens"], c["output_tokens"]) for c in calls] == [
         ("scripted", 2 + 3, 4), ("scripted", 2 + 6, 2)]
-    assert task_record(state, "draft")["tokens"] == {"input": 5, "output": 4, "calls": 1}
+    assert task_record(state, "draft")["tokens"] == {"input": 5, "output": 4, "calls": 1,
+                                                     "cost_usd": 0.0}
     assert state.record()["tokens"] == {"input": 13, "output": 6}
     assert model.calls[1].messages[-1].content == "Title for: four words of reply"
 
