@@ -47,12 +47,15 @@ class Secret:
         value: the secret value itself (not a reference; see `resolve_secret`).
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("_parts", "_value")
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
             raise TypeError(f"a Secret wraps a str, not {type(value).__name__}")
         self._value = value
+        self._parts: tuple[str, ...] = ()
+        """The values of the references a text with placeholders was filled from: each is
+        secret on its own (a server may quote the token without its `Bearer `)."""
 
     def reveal(self) -> str:
         """The value. Call it only where the value is used, never to show or store it."""
@@ -148,7 +151,15 @@ def resolve_secret(ref: str) -> Secret:
         # Not echoed: a string that is not a reference may be a secret pasted in by mistake.
         raise UserError("not a secret reference: write env:NAME, file:PATH, or text with "
                         "${env:NAME} placeholders")
-    return Secret(_PLACEHOLDER.sub(lambda m: _lookup(m.group(1)), ref))
+    parts: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        parts.append(_lookup(match.group(1)))
+        return parts[-1]
+
+    secret = Secret(_PLACEHOLDER.sub(fill, ref))
+    secret._parts = tuple(parts)
+    return secret
 
 
 def as_secret(value: str | Secret) -> Secret:
@@ -166,15 +177,18 @@ def as_secret(value: str | Secret) -> Secret:
 def scrub(text: str, *secrets: Secret | None) -> str:
     """`text` with every secret's value, and its URL-encoded forms, replaced by `***`.
 
+    A secret filled from `${…}` placeholders has each placeholder's value masked too.
+
     Use it on any text an agent raises or returns that a server, a driver or a user
     wrote: they may quote the credentials they were sent.
     """
     values: set[str] = set()
     for secret in secrets:
-        if secret is None or not secret.reveal():
+        if secret is None:
             continue
-        value = secret.reveal()
-        values.update({value, quote(value, safe=""), quote_plus(value), quote(value)})
+        for value in (secret.reveal(), *secret._parts):
+            if value:
+                values.update({value, quote(value, safe=""), quote_plus(value), quote(value)})
     # Longest first, so that a secret containing another is masked whole.
     for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, MASK)
