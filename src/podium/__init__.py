@@ -28,8 +28,10 @@ from podium.errors import (
     WorkflowError,
 )
 from podium.models import Message, Model, ModelResponse, Usage, resolve_model
+from podium.secrets import Secret
 from podium.store.base import Store
 from podium.store.sqlite import SQLiteStore
+from podium.tools import Tool, tool
 
 __all__ = [
     "HUMAN",
@@ -57,6 +59,7 @@ __all__ = [
     "RunState",
     "RunTimeout",
     "SQLiteStore",
+    "Secret",
     "Store",
     "Task",
     "TaskContext",
@@ -65,6 +68,7 @@ __all__ = [
     "TaskPolicy",
     "TaskState",
     "TaskTimeout",
+    "Tool",
     "UnknownRun",
     "Usage",
     "UserError",
@@ -73,4 +77,5 @@ __all__ = [
     "load_workflow",
     "parse_workflow",
     "resolve_model",
+    "tool",
 ]

@@ -35,6 +35,9 @@ class PodiumError(Exception):
 class UserError(PodiumError):
     """A mistake in a workflow, a policy or a call. The message names the place."""
 
+    retryable = False
+    """Trying again cannot fix a mistake; retry policies leave it alone."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Problem:

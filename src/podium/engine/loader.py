@@ -7,6 +7,7 @@ each with the file, the line and the dotted field.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,12 @@ class InputDoc(_Doc):
 class AgentDoc(_Doc):
     function: str | None = None
     model: str | None = None
+    sql: dict[str, Any] | None = None
+    """A built-in SQL agent: url, query, params, write, max_rows."""
+    http: dict[str, Any] | None = None
+    """A built-in HTTP agent: method, url, base_url, headers, params, json, timeout, retries."""
+    email: dict[str, Any] | None = None
+    """A built-in SMTP agent: host, port, sender, username, password, starttls, ssl."""
     instructions: str = ""
     output: str | None = None
     description: str = ""
@@ -288,11 +295,42 @@ def _build(agent_docs: dict[str, AgentDoc | None], task_docs: dict[str, TaskDoc]
     return problems
 
 
+_KINDS = ("function", "model", "sql", "http", "email")
+_BUILTIN = {"sql": "podium.agents.sql:SQLAgent", "http": "podium.agents.http:HTTPAgent",
+            "email": "podium.agents.email:EmailAgent"}
+
+
+def _build_builtin(name: str, kind: str, agent: AgentDoc, workflow: Workflow,
+                   problems: list[Problem]) -> None:
+    config: dict[str, Any] = getattr(agent, kind)
+    at = f"agents.{name}.{kind}"
+    cls = import_ref(_BUILTIN[kind])
+    params = inspect.signature(cls).parameters
+    unknown = [k for k in config if k not in params or k in ("name", "description", "skills")]
+    for key in unknown:
+        problems.append(workflow.problem(f"{at}.{key}", f"unknown field {key!r} for a {kind} "
+                                         "agent"))
+    if unknown:
+        return
+    try:
+        built = cls(name, **config, description=agent.description, skills=agent.skills)
+    except (UserError, TypeError, ValueError) as e:
+        problems.append(workflow.problem(at, str(e)))
+        return
+    built.circuit = CircuitPolicy(**agent.circuit.model_dump()) if agent.circuit else None
+    workflow.add_agent(name, built)
+
+
 def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
                  problems: list[Problem]) -> None:
     at = f"agents.{name}"
-    if (agent.function is None) == (agent.model is None):
-        problems.append(workflow.problem(at, "give exactly one of `function:` or `model:`"))
+    kinds = [k for k in _KINDS if getattr(agent, k) is not None]
+    if len(kinds) != 1:
+        problems.append(workflow.problem(
+            at, "give exactly one of `function:`, `model:`, `sql:`, `http:` or `email:`"))
+        return
+    if kinds[0] in _BUILTIN:
+        _build_builtin(name, kinds[0], agent, workflow, problems)
         return
     output = None
     if agent.output:
