@@ -4,12 +4,13 @@ from podium.agents.function import FunctionAgent
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.events import Event
-from podium.core.policy import CircuitPolicy, RetryPolicy, TaskPolicy
+from podium.core.policy import Budget, CircuitPolicy, RetryPolicy, TaskPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.workflow import HUMAN, InputSpec, Task, Workflow
 from podium.engine.loader import load_workflow, parse_workflow
 from podium.engine.runtime import Engine
 from podium.errors import (
+    BudgetExceeded,
     CircuitOpen,
     Escalate,
     ModelError,
@@ -36,6 +37,8 @@ from podium.tools import Tool, tool
 __all__ = [
     "HUMAN",
     "Agent",
+    "Budget",
+    "BudgetExceeded",
     "CircuitOpen",
     "CircuitPolicy",
     "Engine",

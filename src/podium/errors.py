@@ -14,6 +14,7 @@ The tree::
         ├── OutputInvalid         an output did not validate against its schema
         ├── CircuitOpen           the agent's circuit breaker is open
         ├── RunTimeout            the run exceeded its own timeout
+        ├── BudgetExceeded        the run or an agent reached a budget
         └── ModelError            a model provider failed or replied with something unusable
 
 Signals raised on purpose inside an agent are not errors of Podium's and live apart:
@@ -107,6 +108,10 @@ class CircuitOpen(RunError):
 
 class RunTimeout(RunError):
     """The run exceeded its own timeout."""
+
+
+class BudgetExceeded(RunError):
+    """The run, or an agent within it, reached one of its budgets."""
 
 
 class ModelError(RunError):

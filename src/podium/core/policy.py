@@ -76,3 +76,38 @@ class TaskPolicy:
     """A safe output used when everything else failed; marked as such in the record."""
     has_default: bool = False
     """Whether `default` was given (None is a valid default)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """Limits on what a run (or one agent within it) may consume. A run that reaches one
+    stops at once with status `failed` and reason `budget_exceeded`, naming the budget."""
+
+    tokens: int | None = None
+    """Model tokens, input and output together."""
+    cost_usd: float | None = None
+    """Model cost in USD, where prices are known."""
+    model_calls: int | None = None
+    tool_calls: int | None = None
+    seconds: float | None = None
+    """Execution time of the run (not for an agent); time waiting for a human is free."""
+
+    def exceeded(self, spent: Spent) -> str | None:
+        """Which limit `spent` is over, in words; None when it is within all of them."""
+        for name in ("tokens", "cost_usd", "model_calls", "tool_calls"):
+            limit = getattr(self, name)
+            used = getattr(spent, name)
+            if limit is not None and used > limit:
+                shown = f"{used:.4f}" if isinstance(used, float) else str(used)
+                return f"{name} budget of {limit} exceeded ({shown} used)"
+        return None
+
+
+@dataclass(kw_only=True)
+class Spent:
+    """What has been consumed so far."""
+
+    tokens: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+    tool_calls: int = 0

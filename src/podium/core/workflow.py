@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from podium.core.agent import Agent
-from podium.core.policy import CircuitPolicy, OnFailure, RetryPolicy, TaskPolicy
+from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy, TaskPolicy
 from podium.core.templates import TemplateProblem, references, template_strings
 from podium.errors import Problem, WorkflowError
 
@@ -83,6 +83,7 @@ class Workflow:
         inputs: Mapping[str, InputSpec] | None = None,
         timeout: float | None = None,
         circuit: CircuitPolicy | None = None,
+        budget: Budget | None = None,
         source: str | None = None,
     ) -> None:
         self.name = name
@@ -92,6 +93,10 @@ class Workflow:
         self.timeout = timeout
         """Seconds the run may execute (time waiting for a human does not count)."""
         self.circuit = circuit or CircuitPolicy()
+        self.budget = budget or Budget()
+        """Limits on the whole run."""
+        self.agent_budgets: dict[str, Budget] = {}
+        """Limits per agent, by agent name, summed over the run."""
         self.source = source
         """The file the workflow was read from, when it was."""
         self.agents: dict[str, AgentRef] = {}

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
-from podium.core.policy import CircuitPolicy, OnFailure, RetryPolicy
+from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.errors import Problem, UserError, WorkflowError
 
@@ -41,6 +41,17 @@ class RetryDoc(_Doc):
 class CircuitDoc(_Doc):
     threshold: int = Field(5, ge=0)
     cooldown: float = Field(30.0, ge=0)
+
+
+class AgentBudgetDoc(_Doc):
+    tokens: int | None = Field(None, ge=0)
+    cost_usd: float | None = Field(None, ge=0)
+    model_calls: int | None = Field(None, ge=0)
+    tool_calls: int | None = Field(None, ge=0)
+
+
+class BudgetDoc(AgentBudgetDoc):
+    seconds: float | None = Field(None, gt=0)
 
 
 class InputDoc(_Doc):
@@ -72,6 +83,8 @@ class AgentDoc(_Doc):
     """The retry policy of tasks given to this agent that set none of their own."""
     timeout: float | None = Field(None, gt=0)
     """The attempt timeout of tasks given to this agent that set none of their own."""
+    budget: AgentBudgetDoc | None = None
+    """What this agent may consume over a run."""
 
 
 def _listify(value: Any) -> Any:
@@ -103,6 +116,7 @@ class WorkflowDoc(_Doc):
     description: str = ""
     timeout: float | None = Field(None, gt=0)
     circuit: CircuitDoc = Field(default_factory=lambda: CircuitDoc.model_validate({}))
+    budget: BudgetDoc | None = None
     inputs: dict[str, InputDoc | InputType] = {}
     # Agents and tasks are checked one by one (`_sections`), so that one bad task does not
     # hide the problems of the others.
@@ -282,6 +296,8 @@ def _build(agent_docs: dict[str, AgentDoc | None], task_docs: dict[str, TaskDoc]
             workflow.add_agent(name, _Broken(name))
             continue
         _build_agent(name, agent, workflow, problems)
+        if agent.budget is not None:
+            workflow.agent_budgets[name] = Budget(**agent.budget.model_dump())
         if len(problems) > count:
             workflow.add_agent(name, _Broken(name))
     for task_id, task in task_docs.items():
@@ -420,6 +436,7 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
     workflow = Workflow(doc.name, version=doc.version, description=doc.description,
                         inputs={k: _input_spec(v) for k, v in doc.inputs.items()},
                         timeout=doc.timeout, circuit=CircuitPolicy(**doc.circuit.model_dump()),
+                        budget=Budget(**doc.budget.model_dump()) if doc.budget else None,
                         source=source)
     workflow.lines = lines
     with _importable(Path.cwd(), *([base] if base else [])):

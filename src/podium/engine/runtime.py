@@ -19,6 +19,7 @@ from typing import Any
 
 from podium.core.agent import Agent
 from podium.core.events import Event, NewEvent, item_key, split_key
+from podium.core.policy import Spent
 from podium.core.state import DONE, RunState
 from podium.core.templates import TemplateProblem, evaluate
 from podium.core.workflow import Task, Workflow
@@ -158,6 +159,16 @@ class _Run:
         """Tasks and fan-out items under way; with more than one, appends are grouped."""
         self._pending: list[tuple[tuple[NewEvent, ...], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
+        self.spent = Spent()
+        self.spent_by_agent: dict[str, Spent] = {}
+        for ts in state.tasks.values():
+            for spent in (self.spent, self._agent_spent(ts.agent)):
+                spent.tokens += ts.input_tokens + ts.output_tokens
+                spent.cost_usd += ts.cost_usd
+                spent.model_calls += ts.model_calls
+                spent.tool_calls += len(ts.tool_calls)
+        self._over_budget: str | None = None
+        self._main: asyncio.Task[Any] | None = None
 
     async def journal(self, *events: NewEvent, expect_last: int | None = None,
                       release: bool = False) -> None:
@@ -178,6 +189,31 @@ class _Run:
             self.state.apply(event)
             if self.on_event:
                 self.on_event(event, self.state)
+            if event.type in ("model_call", "tool_call") and event.task is not None:
+                self._spend(event)
+
+    def _agent_spent(self, agent: str | None) -> Spent:
+        return self.spent_by_agent.setdefault(agent or "", Spent())
+
+    def _spend(self, event: Event) -> None:
+        """Count what the event consumed; stop the run when a budget is reached."""
+        agent = self.state.task(event.task or "").agent or ""
+        d = event.data
+        for spent in (self.spent, self._agent_spent(agent)):
+            if event.type == "model_call":
+                spent.model_calls += 1
+                spent.tokens += int(d.get("input_tokens", 0)) + int(d.get("output_tokens", 0))
+                spent.cost_usd += float(d.get("cost_usd") or 0.0)
+            else:
+                spent.tool_calls += 1
+        over = self.workflow.budget.exceeded(self.spent)
+        if over is None and agent in self.workflow.agent_budgets:
+            over = self.workflow.agent_budgets[agent].exceeded(self.spent_by_agent[agent])
+            over = over and f"agent {agent!r}: {over}"
+        if over is not None and self._over_budget is None:
+            self._over_budget = over
+            if self._main is not None:
+                self._main.cancel()  # every task of the run stops; drive() records why
 
     async def _writer(self) -> None:
         while True:
@@ -203,18 +239,29 @@ class _Run:
     async def drive(self) -> RunState:
         heartbeat = asyncio.create_task(self._heartbeat())
         writer = asyncio.create_task(self._writer())
+        self._main = asyncio.current_task()
         try:
-            remaining = None
-            if self.workflow.timeout is not None:
-                remaining = max(0.0, self.workflow.timeout - self.state.active_seconds)
+            limits = [t for t in (self.workflow.timeout, self.workflow.budget.seconds)
+                      if t is not None]
+            remaining = max(0.0, min(limits) - self.state.active_seconds) if limits else None
             try:
                 async with asyncio.timeout(remaining):
                     await self._schedule()
             except TimeoutError:
+                by_budget = self.workflow.timeout is None or (
+                    self.workflow.budget.seconds is not None
+                    and self.workflow.budget.seconds <= self.workflow.timeout)
                 await self.journal(NewEvent(type="run_failed", data={
-                    "reason": "timeout",
-                    "error": f"the run took longer than its timeout of "
-                             f"{self.workflow.timeout}s"}))
+                    "reason": "budget_exceeded" if by_budget else "timeout",
+                    "error": f"seconds budget of {self.workflow.budget.seconds} exceeded"
+                    if by_budget else
+                    f"the run took longer than its timeout of {self.workflow.timeout}s"}))
+            except asyncio.CancelledError:
+                if self._over_budget is None or self._main is None:
+                    raise
+                self._main.uncancel()
+                await self.journal(NewEvent(type="run_failed", data={
+                    "reason": "budget_exceeded", "error": self._over_budget}))
         except BaseExceptionGroup as group:
             # One task's engine failure (a lost lease, a broken store) ends the drive; show
             # it as itself, not wrapped.
