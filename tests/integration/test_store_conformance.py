@@ -144,3 +144,37 @@ async def _fill(path: Path) -> None:
     store = SQLiteStore(path)
     await store.create_run("r", "w", START, owner("a"))
     await store.close()
+
+
+def test_many_processes_opening_a_new_journal_at_once(tmp_path: Path) -> None:
+    """Switching a file to WAL, and the checkpoint when the last connection closes, need
+    the file alone; SQLite may answer "locked" there without waiting."""
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, os, sys, time\n"
+        "from podium import SQLiteStore\n"
+        "from podium.core.events import NewEvent\n"
+        "from podium.store.sqlite import new_owner\n"
+        "go = float(sys.argv[2])\n"
+        "while time.time() < go: pass\n"
+        "async def main():\n"
+        "    for i in range(25):  # each close of the last connection checkpoints the WAL\n"
+        "        s = SQLiteStore(sys.argv[1])\n"
+        "        await s.create_run(f'r{os.getpid()}-{i}', 'w', NewEvent(type='run_started'),"
+        " new_owner())\n"
+        "        await s.close()\n"
+        "asyncio.run(main())\n"
+    )
+    import time
+
+    start = time.time() + 1.5
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "new.db"),
+                               str(start)], stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    with sqlite3.connect(tmp_path / "new.db") as db:
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 8 * 25
+    db.close()

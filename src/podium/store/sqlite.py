@@ -101,7 +101,7 @@ class SQLiteStore(Store):
         self._patience = lock_patience
         self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                    check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._write(self._create_schema)
@@ -118,13 +118,14 @@ class SQLiteStore(Store):
             raise PodiumError(f"{self.path}: journal schema {row[0]} is newer than this "
                               f"Podium understands ({SCHEMA_VERSION}); upgrade Podium")
 
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` in one write transaction, retrying while another writer holds the lock."""
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        """`fn()`, tried again while the database is locked (switching a new file to WAL
+        needs it to itself, and SQLite may answer "locked" there without waiting)."""
         deadline = time.monotonic() + self._patience
         delay = 0.005
         while True:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                return fn()
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) and "busy" not in str(e):
                     raise
@@ -133,14 +134,17 @@ class SQLiteStore(Store):
                                       f"{self._patience:.0f}s; is a process stuck?") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
-                continue
-            try:
-                result = fn(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return result
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in one write transaction, retrying while another writer holds the lock."""
+        self._retrying(lambda: self._db.execute("BEGIN IMMEDIATE"))
+        try:
+            result = fn(self._db)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return result
 
     # -- runs and events --------------------------------------------------------------
 
