@@ -379,6 +379,37 @@ def runs_show(
                       f"{h.get('agent', '-')}: {h.get('error', '')} → {what}", markup=False)
 
 
+mcp_app = typer.Typer(no_args_is_help=True, help="Model Context Protocol: serve workflows.")
+app.add_typer(mcp_app, name="mcp")
+
+
+@mcp_app.command("serve")
+def mcp_serve(
+    file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+    http: Annotated[bool, typer.Option(
+        "--http", help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Interface to listen on with --http.")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on with --http.")] = 8000,
+    db: DbOption = None,
+) -> None:
+    """Serve a workflow as an MCP tool for other agents; each call is a durable run."""
+    from podium.tools.mcp_serve import serve
+
+    try:
+        serve(file, db or database_path(), transport="streamable-http" if http else "stdio",
+              host=host, port=port)
+    except WorkflowError as e:
+        for problem in e.problems:
+            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except UserError as e:
+        raise _fail(str(e), 2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
 def main() -> None:
     """Entry point of the `podium` console script."""
     app()
