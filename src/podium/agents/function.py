@@ -13,6 +13,30 @@ from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 _CONTEXT_NAMES = ("ctx", "item", "index", "prompt")
 
 
+Shape = tuple[list[inspect.Parameter], bool, bool]
+
+
+def _inspect(fn: Callable[..., Any]) -> Shape:
+    """A callable's keyword parameters, whether it takes **kwargs, whether it is async."""
+    parameters = inspect.signature(fn).parameters.values()
+    params = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    target = getattr(fn, "__call__", fn) if not inspect.isroutine(fn) else fn  # noqa: B004
+    return params, var_kw, inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target)
+
+
+_cached_inspect = functools.lru_cache(maxsize=4096)(_inspect)
+
+
+def _shape(fn: Callable[..., Any]) -> Shape:
+    # inspect.signature costs tens of microseconds; a workflow of 1,000 function tasks is
+    # checked and run with the same functions again and again.
+    try:
+        return _cached_inspect(fn)
+    except TypeError:  # an unhashable callable
+        return _inspect(fn)
+
+
 class FunctionAgent(Agent):
     """Calls a function with keyword arguments chosen by its parameter names.
 
@@ -29,12 +53,7 @@ class FunctionAgent(Agent):
         self.name = name or str(getattr(fn, "__name__", "function"))
         self.description = description or inspect.getdoc(fn) or ""
         self.skills = tuple(skills)
-        self._signature = inspect.signature(fn)
-        self._params = [p for p in self._signature.parameters.values()
-                        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        self._var_kw = any(p.kind is p.VAR_KEYWORD for p in self._signature.parameters.values())
-        target = getattr(fn, "__call__", fn) if not inspect.isroutine(fn) else fn  # noqa: B004
-        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target)
+        self._params, self._var_kw, self._is_async = _shape(fn)
 
     def missing(self, available: Collection[str]) -> list[str]:
         """Required parameters that nothing named in `available` (or the context) fills."""

@@ -224,9 +224,9 @@ class Workflow:
     def _task_problems(self, task: Task, upstream: frozenset[str]) -> list[Problem]:
         at = f"tasks.{task.id}"
         problems = []
-        known = ", ".join(repr(a) for a in sorted(self.agents)) or "none"
         for i, name in enumerate((task.agent, *task.policy.fallback)):
             if name != HUMAN and name not in self.agents:
+                known = ", ".join(repr(a) for a in sorted(self.agents)) or "none"
                 field = f"{at}.agent" if i == 0 else f"{at}.fallback"
                 problems.append(self.problem(
                     field, f"unknown agent {name!r}; known agents: {known} (and 'human')"))
