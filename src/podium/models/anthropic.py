@@ -10,6 +10,14 @@ reply, returned as JSON text. The API wants a tool's schema to describe an objec
 any other schema (an array, a string, ...) is wrapped as the object's `value` property
 and unwrapped from the reply.
 
+Tools are native tool use: each becomes `{"name", "description", "input_schema"}` in
+`tools`; the reply's `tool_use` blocks become `ToolCall`s (their `input` as JSON text); an
+assistant message that called tools is sent back as `text` and `tool_use` blocks, and the
+results of one turn go together in the next user turn as `tool_result` blocks (with
+`is_error` for an error). With an output schema as well, the `output` tool joins the
+offered tools and `tool_choice: {"type": "any"}` makes the model call one of them: the
+`output` tool to answer, another to act.
+
 Sampling temperature: SDK 2.x speaks API version 2026-10-21, which answers HTTP 400 to
 any `temperature` (or `top_p`, `top_k`), even the default; the SDK no longer has the
 parameter. With such an SDK a call that sets a temperature raises `UserError` rather than
@@ -42,7 +50,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from podium.errors import ModelError, UserError
-from podium.models.base import Message, Model, ModelResponse, Usage
+from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec, Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_API_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -126,14 +134,21 @@ class AnthropicModel(Model):
         output_schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> ModelResponse:
         """Answer `messages`; see `Model.complete`.
 
         Raises:
+            UserError: a tool is named `output`, the name the output schema's tool takes.
             ModelError: the API key is not set, or the API could not be reached, timed
                 out, answered with an HTTP error or a malformed reply, refused, or cut
                 the reply short.
         """
+        if output_schema is not None and any(t.name == _TOOL for t in tools or ()):
+            raise UserError(
+                f"{self.name}: a tool named {_TOOL!r} clashes with the tool that carries "
+                f"the output schema; rename the tool"
+            )
         key = os.environ.get(self.api_key_env) or None
         if key is None:
             raise ModelError(
@@ -142,7 +157,8 @@ class AnthropicModel(Model):
             )
         wrapped = output_schema is not None and output_schema.get("type") != "object"
         request = self._request(
-            messages, output_schema=output_schema, wrapped=wrapped, max_tokens=max_tokens
+            messages, output_schema=output_schema, wrapped=wrapped, max_tokens=max_tokens,
+            tools=tools or (),
         )
         reply = await self._send(request, key, temperature)
         try:
@@ -163,24 +179,28 @@ class AnthropicModel(Model):
         output_schema: dict[str, Any] | None,
         wrapped: bool,
         max_tokens: int | None,
+        tools: Sequence[ToolSpec],
     ) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         request: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_tokens if max_tokens is not None else self.default_max_tokens,
-            "messages": [
-                {"role": m.role, "content": m.content} for m in messages if m.role != "system"
-            ],
+            "messages": _messages(messages),
         }
         if system:
             request["system"] = system
+        offered = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+                   for t in tools]
         if output_schema is not None:
-            request["tools"] = [{
+            offered.append({
                 "name": _TOOL,
                 "description": "Give the reply: call this with the reply as its input.",
                 "input_schema": _wrap(output_schema) if wrapped else output_schema,
-            }]
-            request["tool_choice"] = {"type": "tool", "name": _TOOL}
+            })
+            request["tool_choice"] = (
+                {"type": "any"} if tools else {"type": "tool", "name": _TOOL})
+        if offered:
+            request["tools"] = offered
         return request
 
     async def _send(self, request: dict[str, Any], key: str, temperature: float | None) -> Any:
@@ -260,8 +280,15 @@ class AnthropicModel(Model):
                 f"{self.name}: the reply was cut off at max_tokens={max_tokens} before its "
                 f"JSON was complete; raise max_tokens"
             )
-        if structured:
-            calls = [b for b in reply.content if b.type == "tool_use" and b.name == _TOOL]
+        uses = [b for b in reply.content if b.type == "tool_use"]
+        tool_calls = tuple(
+            ToolCall(id=b.id, name=b.name, arguments=json.dumps(b.input, ensure_ascii=False))
+            for b in uses if not (structured and b.name == _TOOL)
+        )
+        if tool_calls:
+            text = _text(reply.content)
+        elif structured:
+            calls = [b for b in uses if b.name == _TOOL]
             if not calls or not isinstance(calls[0].input, dict):
                 raise ModelError(
                     f"{self.name}: the reply does not call the {_TOOL!r} tool that "
@@ -293,6 +320,7 @@ class AnthropicModel(Model):
                 output_tokens=int(usage.output_tokens or 0),
             ),
             model=reply.model or self.model,
+            tool_calls=tool_calls,
         )
 
 
@@ -316,6 +344,45 @@ def _wrap(schema: dict[str, Any]) -> dict[str, Any]:
         name: inner.pop(name) for name in ("$defs", "definitions") if name in inner
     }
     return {"type": "object", "properties": {_WRAPPED: inner}, "required": [_WRAPPED], **defs}
+
+
+def _messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The conversation in the Messages API's form, system messages left out."""
+    sent: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id or "",
+                                      "content": m.content}
+            if m.is_error:
+                result["is_error"] = True
+            last = sent[-1] if sent else None
+            # The results of one turn's calls share the user turn that follows it.
+            if (last is not None and last["role"] == "user" and isinstance(last["content"], list)
+                    and all(b.get("type") == "tool_result" for b in last["content"])):
+                last["content"].append(result)
+            else:
+                sent.append({"role": "user", "content": [result]})
+        elif m.role == "assistant" and m.tool_calls:
+            blocks: list[dict[str, Any]] = (
+                [{"type": "text", "text": m.content}] if m.content else [])
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _input(c)}
+                       for c in m.tool_calls]
+            sent.append({"role": "assistant", "content": blocks})
+        else:
+            sent.append({"role": m.role, "content": m.content})
+    return sent
+
+
+def _input(call: ToolCall) -> Any:
+    # The API takes the input as an object: arguments the model wrote as something else
+    # (they were answered with an error) are sent back as they came, under `arguments`.
+    try:
+        data = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError:
+        return {"arguments": call.arguments}
+    return data if isinstance(data, dict) else {"arguments": data}
 
 
 def _text(content: Any) -> str:

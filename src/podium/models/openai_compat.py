@@ -10,11 +10,21 @@ Failures map to `ModelError`::
 
 The API key is read from an environment variable at each call, sent as a Bearer
 token, and scrubbed from every error message; it is never stored on the object.
+
+Tools are sent natively: `tools: [{"type": "function", "function": {name, description,
+parameters}}]` with `tool_choice: "auto"`; the reply's `message.tool_calls` become
+`ToolCall`s; an assistant message that called tools is sent back with its `tool_calls`,
+and each result as `{"role": "tool", "tool_call_id": ..., "content": ...}` (an error's
+content starting `Error: `).
+llama-cpp-python's server does native tool calls only when started with
+`--chat_format chatml-function-calling`, and only when `tool_choice` is given.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
@@ -22,7 +32,7 @@ import httpx
 import pydantic
 
 from podium.errors import ModelError, UserError
-from podium.models.base import Message, Model, ModelResponse, Usage
+from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec, Usage
 
 SchemaMode: TypeAlias = Literal["auto", "json_schema", "json_object"]
 """How an output schema is sent; see `OpenAICompatModel`."""
@@ -36,9 +46,21 @@ class _Usage(pydantic.BaseModel):
     completion_tokens: int | None = None
 
 
+class _Function(pydantic.BaseModel):
+    name: str
+    # OpenAI sends JSON text; some servers (Ollama) send the object itself.
+    arguments: str | dict[str, Any] | None = None
+
+
+class _ToolCall(pydantic.BaseModel):
+    id: str | None = None
+    function: _Function
+
+
 class _ReplyMessage(pydantic.BaseModel):
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[_ToolCall] | None = None
 
 
 class _Choice(pydantic.BaseModel):
@@ -139,6 +161,7 @@ class OpenAICompatModel(Model):
         output_schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> ModelResponse:
         """Answer `messages`; see `Model.complete`.
 
@@ -149,8 +172,17 @@ class OpenAICompatModel(Model):
         key = os.environ.get(self.api_key_env) or None
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [_message(m) for m in messages],
         }
+        if tools:
+            body["tools"] = [
+                {"type": "function", "function": {
+                    "name": t.name, "description": t.description, "parameters": t.parameters}}
+                for t in tools
+            ]
+            # OpenAI's default once tools are given; llama-cpp-python's server ignores
+            # the tools unless it is said.
+            body["tool_choice"] = "auto"
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         if temperature is not None:
@@ -221,22 +253,55 @@ class OpenAICompatModel(Model):
         choice = completion.choices[0]
         if choice.message.refusal:
             raise ModelError(f"{self.name} refused: {_excerpt(choice.message.refusal, key)}")
-        if choice.message.content is None:
+        calls = tuple(
+            # Ids tie results to calls across the conversation: one the server left out
+            # is made up, unique.
+            ToolCall(id=call.id or f"call_{uuid.uuid4().hex[:16]}", name=call.function.name,
+                     arguments=_arguments(call.function.arguments))
+            for call in choice.message.tool_calls or ()
+        )
+        if choice.message.content is None and not calls:
             raise ModelError(f"{self.name}: the reply has no text content: {excerpt}")
-        if output_schema is not None and choice.finish_reason == "length":
+        if output_schema is not None and not calls and choice.finish_reason == "length":
             raise ModelError(
                 f"{self.name}: the reply was cut off at max_tokens={max_tokens} before its "
                 f"JSON was complete; raise max_tokens"
             )
         usage = completion.usage or _Usage()
         return ModelResponse(
-            text=choice.message.content,
+            text=choice.message.content or "",
+            tool_calls=calls,
             usage=Usage(
                 input_tokens=usage.prompt_tokens or 0,
                 output_tokens=usage.completion_tokens or 0,
             ),
             model=completion.model or self.model,
         )
+
+
+def _message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        # The format has no error flag: the content says it.
+        content = f"Error: {message.content}" if message.is_error else message.content
+        return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": content}
+    sent: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        # `content` stays a string, even empty: llama-cpp-python's server refuses null
+        # and its chat templates fail on a missing one.
+        sent["tool_calls"] = [
+            {"id": call.id, "type": "function",
+             "function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ]
+    return sent
+
+
+def _arguments(arguments: str | dict[str, Any] | None) -> str:
+    if arguments is None:
+        return "{}"
+    if isinstance(arguments, str):
+        return arguments
+    return json.dumps(arguments, ensure_ascii=False)
 
 
 def _response_format(

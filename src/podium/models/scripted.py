@@ -3,6 +3,15 @@
 `ScriptedModel` answers from a list of replies given in advance, or from a function
 of the messages, and records every call it receives in `.calls`. It never touches
 the network or a model file, so tests that use it are fast and deterministic.
+
+A reply asks for tool calls when it is a dict with a `tool_calls` list (and at most a
+`text` beside it), each call `{"name": ..., "arguments": {...} or JSON text, "id": ...}`
+(`id` optional), or a `ModelResponse` with `tool_calls`::
+
+    ScriptedModel([
+        {"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]},
+        "2 + 3 = 5",
+    ])
 """
 
 from __future__ import annotations
@@ -10,18 +19,22 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
 from podium.errors import ModelError, UserError
-from podium.models.base import Message, Model, ModelResponse, Usage
+from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec, Usage
 
-ScriptedReply: TypeAlias = str | dict[str, Any] | BaseException
-"""One scripted reply: text, a dict sent as JSON text, or an exception raised for that call."""
+Reply: TypeAlias = str | dict[str, Any] | ModelResponse
+"""What a reply function returns: text, a dict (JSON text, or tool calls), a response."""
+
+ScriptedReply: TypeAlias = Reply | BaseException
+"""One scripted reply: text, a dict sent as JSON text (or, with `tool_calls`, tool calls),
+a `ModelResponse` returned as is, or an exception raised for that call."""
 
 ReplyFunction: TypeAlias = Callable[
     [Sequence[Message], dict[str, Any] | None],
-    str | dict[str, Any] | Awaitable[str | dict[str, Any]],
+    Reply | Awaitable[Reply],
 ]
 """Computes a reply from `(messages, output_schema)`; may be sync or async."""
 
@@ -38,6 +51,8 @@ class ModelCall:
     """The caller's bound on the reply's length, if any."""
     temperature: float | None = None
     """The caller's sampling temperature, if any."""
+    tools: tuple[ToolSpec, ...] = ()
+    """The tools the caller offered, in order."""
 
 
 class ScriptedModel(Model):
@@ -65,15 +80,16 @@ class ScriptedModel(Model):
 
         Args:
             replies: either a sequence of replies, used one per call in order (a `str` is
-                returned as is, a `dict` as its JSON text, an exception instance is raised
-                for that call), or a function `(messages, output_schema) -> str | dict`,
-                sync or async, called for every call.
+                returned as is, a `dict` as its JSON text or, with `tool_calls`, as tool
+                calls, a `ModelResponse` as is, an exception instance is raised for that
+                call), or a function `(messages, output_schema) -> str | dict |
+                ModelResponse`, sync or async, called for every call.
             name: how workflows refer to this model.
 
         Raises:
             UserError: `replies` is a single reply rather than a sequence or a function.
         """
-        if isinstance(replies, str | dict | BaseException):
+        if isinstance(replies, str | dict | ModelResponse | BaseException):
             raise UserError(
                 f"ScriptedModel expects a sequence of replies or a function, got a single "
                 f"{type(replies).__name__}: wrap it in a list, e.g. ScriptedModel([reply])"
@@ -99,8 +115,11 @@ class ScriptedModel(Model):
         output_schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> ModelResponse:
         """Record the call, then answer with the next scripted reply.
+
+        Tool calls without an `id` get `call_<call number>_<position>`, e.g. `call_1_1`.
 
         Raises:
             ModelError: every scripted reply has been used already.
@@ -112,22 +131,34 @@ class ScriptedModel(Model):
             output_schema=output_schema,
             max_tokens=max_tokens,
             temperature=temperature,
+            tools=tuple(tools or ()),
         )
         # Taken before any await so concurrent calls each get their own reply.
         position = len(self.calls)
         self.calls.append(call)
         reply = await self._reply(position, call)
-        text = reply if isinstance(reply, str) else json.dumps(reply)
+        if isinstance(reply, ModelResponse):
+            return reply if reply.model else replace(reply, model=self.name)
+        calls: tuple[ToolCall, ...] = ()
+        if isinstance(reply, str):
+            text = reply
+        elif _asks_for_tools(reply):
+            text = str(reply.get("text", ""))
+            calls = _tool_calls(reply["tool_calls"], position)
+        else:
+            text = json.dumps(reply)
+        written = " ".join([text, *(f"{c.name} {c.arguments}" for c in calls)])
         return ModelResponse(
             text=text,
             usage=Usage(
                 input_tokens=sum(_words(m.content) for m in call.messages),
-                output_tokens=_words(text),
+                output_tokens=_words(written),
             ),
             model=self.name,
+            tool_calls=calls,
         )
 
-    async def _reply(self, position: int, call: ModelCall) -> str | dict[str, Any]:
+    async def _reply(self, position: int, call: ModelCall) -> Reply:
         if self._function is not None:
             result = self._function(call.messages, call.output_schema)
             if inspect.isawaitable(result):
@@ -146,3 +177,24 @@ class ScriptedModel(Model):
 
 def _words(text: str) -> int:
     return len(text.split())
+
+
+def _asks_for_tools(reply: dict[str, Any]) -> bool:
+    return "tool_calls" in reply and set(reply) <= {"tool_calls", "text"}
+
+
+def _tool_calls(calls: Any, position: int) -> tuple[ToolCall, ...]:
+    if not isinstance(calls, list | tuple):
+        raise UserError(f"scripted reply {position + 1}: 'tool_calls' must be a list of "
+                        f"calls like {{'name': 'add', 'arguments': {{'a': 1}}}}")
+    made = []
+    for number, item in enumerate(calls, start=1):
+        if isinstance(item, ToolCall):
+            made.append(item)
+            continue
+        if not isinstance(item, dict) or "name" not in item:
+            raise UserError(f"scripted reply {position + 1}: tool call {number} needs a "
+                            f"'name', got {item!r}")
+        made.append(ToolCall.from_json(
+            {"id": f"call_{position + 1}_{number}", "arguments": {}, **item}))
+    return tuple(made)

@@ -1,0 +1,155 @@
+"""The tool half of an LLM agent's turn: run the calls a model asked for, concurrently
+and durably, and phrase each outcome as a `tool` message the model reads next.
+
+Every call is one durable step (`ctx.step("tool", name, ...)`): a call that completed
+before a crash is not run again when the task resumes; its journaled outcome is used.
+Outcomes, not exceptions, come back for what a model can act on::
+
+    UnknownTool           the name is no offered tool          ┐ repairable: the model
+    ToolArgumentsInvalid  not JSON, not an object, or not the  ┘ may correct the call
+                          tool's schema
+    ToolFailed            the tool raised or timed out           the model decides
+
+Anything else (cancellation, a crash) propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from podium.core.agent import JSON, TaskContext
+from podium.models.base import Message, ToolCall
+from podium.tools.tool import Tool, ToolArgumentsInvalid, ToolFailed
+
+ErrorType = Literal["UnknownTool", "ToolArgumentsInvalid", "ToolFailed"]
+_REPAIRABLE = frozenset({"UnknownTool", "ToolArgumentsInvalid"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolOutcome:
+    """How one tool call ended."""
+
+    call: ToolCall
+    result: JSON = None
+    """The tool's result, when it succeeded."""
+    error: str | None = None
+    """What went wrong, in words a model can act on; None when the call succeeded."""
+    error_type: ErrorType | None = None
+
+    @property
+    def repairable(self) -> bool:
+        """The model named no tool, or gave arguments that do not fit: it can correct it."""
+        return self.error_type in _REPAIRABLE
+
+    def message(self) -> Message:
+        """The outcome as the `tool` message that answers the call."""
+        if self.error is not None:
+            return Message(role="tool", tool_call_id=self.call.id, content=self.error,
+                           is_error=True)
+        content = self.result if isinstance(self.result, str) else json.dumps(
+            self.result, ensure_ascii=False)
+        return Message(role="tool", tool_call_id=self.call.id, content=content)
+
+    def to_json(self) -> dict[str, JSON]:
+        if self.error is not None:
+            return {"error": self.error, "error_type": self.error_type}
+        return {"result": self.result}
+
+    @classmethod
+    def from_json(cls, call: ToolCall, data: Any) -> ToolOutcome:
+        if isinstance(data, dict) and data.get("error") is not None:
+            return cls(call=call, error=str(data["error"]), error_type=data.get("error_type"))
+        return cls(call=call, result=data.get("result") if isinstance(data, dict) else None)
+
+
+async def run_tool_calls(calls: Sequence[ToolCall], tools: Mapping[str, Tool],
+                         ctx: TaskContext) -> list[ToolOutcome]:
+    """Run `calls` concurrently, each as a durable step, and return their outcomes in order.
+
+    Raises:
+        BaseException: whatever a call raised that is not an outcome (cancellation, a
+            crash); the other calls are cancelled.
+    """
+    # Steps are numbered when they start and replayed by position in the journal, so
+    # each call's step is journaled only after the step before it: the calls still run
+    # at the same time, and a resumed task finds them in the order it asks for them.
+    journaled = [asyncio.Event() for _ in calls]
+
+    async def one(position: int, call: ToolCall) -> ToolOutcome:
+        async def body() -> JSON:
+            outcome = await _call(call, tools, ctx)
+            if position:
+                await journaled[position - 1].wait()
+            return outcome.to_json()
+
+        try:
+            return ToolOutcome.from_json(call, await ctx.step("tool", call.name, body))
+        finally:
+            journaled[position].set()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            running = [group.create_task(one(n, call)) for n, call in enumerate(calls)]
+    except BaseExceptionGroup as group_error:
+        if len(group_error.exceptions) == 1:
+            raise group_error.exceptions[0] from None
+        raise
+    return [task.result() for task in running]
+
+
+async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext) -> ToolOutcome:
+    """Run one call live, and journal it as a `tool_call` observation."""
+    started = time.perf_counter()
+    outcome: ToolOutcome
+    tool = tools.get(call.name)
+    if tool is None:
+        offered = ", ".join(repr(name) for name in tools) or "none"
+        outcome = ToolOutcome(call=call, error_type="UnknownTool",
+                              error=f"there is no tool named {call.name!r}; the tools are: "
+                                    f"{offered}")
+    else:
+        try:
+            outcome = ToolOutcome(call=call, result=await tool(_arguments(call)))
+        except ToolArgumentsInvalid as e:
+            outcome = ToolOutcome(call=call, error=str(e), error_type="ToolArgumentsInvalid")
+        except ToolFailed as e:
+            outcome = ToolOutcome(call=call, error=str(e), error_type="ToolFailed")
+        except Exception as e:
+            outcome = ToolOutcome(call=call, error_type="ToolFailed",
+                                  error=f"tool {call.name!r} failed: {type(e).__name__}: {e}")
+    await ctx.record("tool_call", {
+        "call_id": call.id, "name": call.name, "arguments": _shown(call.arguments),
+        **outcome.to_json(),
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    })
+    return outcome
+
+
+def _shown(arguments: str) -> JSON:
+    """The arguments as the journal shows them: parsed when they are JSON."""
+    try:
+        return json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments
+
+
+def _arguments(call: ToolCall) -> dict[str, Any]:
+    text = call.arguments.strip() or "{}"
+    try:
+        arguments = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ToolArgumentsInvalid(
+            f"arguments for tool {call.name!r} are not valid JSON ({e.msg} at char {e.pos}): "
+            f"send a JSON object"
+        ) from None
+    if not isinstance(arguments, dict):
+        raise ToolArgumentsInvalid(
+            f"arguments for tool {call.name!r} must be a JSON object, got "
+            f"{type(arguments).__name__}"
+        )
+    return arguments
