@@ -22,6 +22,7 @@ from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.errors import Problem, UserError, WorkflowError
+from podium.tools import Tool, make_tool
 
 
 class _Doc(BaseModel):
@@ -85,6 +86,10 @@ class AgentDoc(_Doc):
     """The attempt timeout of tasks given to this agent that set none of their own."""
     budget: AgentBudgetDoc | None = None
     """What this agent may consume over a run."""
+    tools: list[str] = []
+    """Tools a model agent may call: `module:name` of a @tool or a typed function."""
+    max_turns: int = Field(8, ge=1)
+    max_argument_repairs: int = Field(2, ge=0)
 
 
 def _listify(value: Any) -> Any:
@@ -337,6 +342,21 @@ def _build_builtin(name: str, kind: str, agent: AgentDoc, workflow: Workflow,
     workflow.add_agent(name, built)
 
 
+def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
+           ) -> list[Tool]:
+    """The agent's tools, from `module:name` references to a Tool or a typed function."""
+    tools: list[Tool] = []
+    for i, ref in enumerate(agent.tools):
+        try:
+            found = import_ref(ref)
+            tools.append(found if isinstance(found, Tool) else make_tool(found))
+        except (UserError, TypeError, ValueError) as e:
+            problems.append(workflow.problem(f"{at}.tools.{i}", str(e)))
+    if agent.tools and agent.function is not None:
+        problems.append(workflow.problem(f"{at}.tools", "only model agents call tools"))
+    return tools
+
+
 def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
                  problems: list[Problem]) -> None:
     at = f"agents.{name}"
@@ -385,9 +405,16 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
                                "'openai:NAME' (with base_url for other servers) or "
                                "'anthropic:NAME'"))
             return
-        llm = LLMAgent(_model_factory(agent), name=name, instructions=agent.instructions,
-                       output=output, description=agent.description, skills=agent.skills,
-                       max_tokens=agent.max_tokens, temperature=agent.temperature)
+        tools = _tools(agent, at, workflow, problems)
+        try:
+            llm = LLMAgent(_model_factory(agent), name=name, instructions=agent.instructions,
+                           output=output, description=agent.description, skills=agent.skills,
+                           max_tokens=agent.max_tokens, temperature=agent.temperature,
+                           tools=tools, max_turns=agent.max_turns,
+                           max_argument_repairs=agent.max_argument_repairs)
+        except UserError as e:
+            problems.append(workflow.problem(f"{at}.tools", str(e)))
+            return
         llm.circuit = circuit  # type: ignore[attr-defined]
         workflow.add_agent(name, llm)
 
