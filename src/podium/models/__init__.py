@@ -27,7 +27,7 @@ from typing import Any
 
 from podium.errors import UserError
 from podium.models.anthropic import AnthropicModel
-from podium.models.base import Message, Model, ModelResponse, Role, Usage
+from podium.models.base import Message, Model, ModelResponse, Role, ToolCall, ToolSpec, Usage
 from podium.models.local import LocalModel
 from podium.models.openai_compat import OpenAICompatModel, SchemaMode
 from podium.models.pricing import Price, cost, register_price
@@ -47,6 +47,8 @@ __all__ = [
     "Role",
     "SchemaMode",
     "ScriptedModel",
+    "ToolCall",
+    "ToolSpec",
     "Usage",
     "cost",
     "load_model_settings",
@@ -54,7 +56,8 @@ __all__ = [
     "resolve_model",
 ]
 
-_LOCAL_OPTIONS = frozenset({"model_path", "n_ctx", "seed", "default_max_tokens"})
+_LOCAL_OPTIONS = frozenset({"model_path", "n_ctx", "seed", "default_max_tokens",
+                            "max_tool_calls"})
 _OPENAI_OPTIONS = frozenset({"timeout", "schema_mode"})
 _ANTHROPIC_OPTIONS = frozenset({"timeout", "default_max_tokens"})
 _ACCEPTED = "'local' or 'openai:NAME' or 'anthropic:NAME' (provider:model)"
