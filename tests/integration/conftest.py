@@ -50,30 +50,16 @@ def _wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Path) -
     pytest.fail(f"llama.cpp server did not answer {url} within {_STARTUP_DEADLINE_S:g}s")
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real llama.cpp OpenAI-compatible server serving SmolLM2; yields its base URL."""
+def serve_llama(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[str]:
+    """Run a real llama.cpp OpenAI-compatible server serving SmolLM2 on 127.0.0.1, with
+    `extra` command-line options; yields its base URL and stops it afterwards."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("the llama.cpp server needs: pip install 'podium[server]'")
     port = _free_port()
     log = tmp_path_factory.mktemp("llama_server") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(default_model_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--seed",
-        "1234",
-        "--verbose",
-        "False",
-    ]
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+               "--seed", "1234", "--verbose", "False", *extra]
     base_url = f"http://127.0.0.1:{port}/v1"
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -87,3 +73,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real llama.cpp OpenAI-compatible server serving SmolLM2; yields its base URL."""
+    yield from serve_llama(tmp_path_factory)

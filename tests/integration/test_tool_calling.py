@@ -12,8 +12,6 @@ from __future__ import annotations
 import atexit
 import itertools
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from podium.models import AnthropicModel, LocalModel, OpenAICompatModel, local
 from podium.models.base import Message, ToolCall, ToolSpec
 from podium.models.local import protocol_schema
 from podium.tools import tool
-from tests.integration.conftest import _free_port, _wait_until_serving
+from tests.integration.conftest import serve_llama
 
 
 @tool
@@ -301,27 +299,7 @@ def tool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     constraining each call's arguments with a grammar built from the tool's schema.
     """
     pytest.importorskip("llama_cpp.server", reason="needs: pip install 'podium[server]'")
-    from podium.models.local import default_model_path
-
-    port = _free_port()
-    log = tmp_path_factory.mktemp("tool_server") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-               "--seed", "1234", "--verbose", "False",
-               "--chat_format", "chatml-function-calling"]
-    base_url = f"http://127.0.0.1:{port}/v1"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _wait_until_serving(process, f"{base_url}/models", log)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    yield from serve_llama(tmp_path_factory, "--chat_format", "chatml-function-calling")
 
 
 def _schema_valid(calls: list[dict[str, Any]]) -> None:
