@@ -108,6 +108,10 @@ def _progress(event: Event, state: RunState) -> None:
         case "task_failed" | "task_skipped":
             why = d.get("error") or d.get("reason") or ""
             err.print(f"  {_MARKS[event.type]} {key}: {why}", markup=True, highlight=False)
+        case "tool_call":
+            outcome = f"error: {d['error']}" if d.get("error") else f"→ {_short(d.get('result'))}"
+            err.print(f"  [dim]· {key}: tool {d.get('name')}({_short(d.get('arguments'))}) "
+                      f"{outcome}[/dim]", markup=True, highlight=False)
         case "model_call":
             err.print(f"  [dim]· {key}: {d.get('model')} {d.get('input_tokens')}→"
                       f"{d.get('output_tokens')} tokens[/dim]", markup=True)
@@ -377,6 +381,17 @@ def runs_show(
             what = h.get("decision") or f"skipped: {h.get('skipped')}"
             out.print(f"  {task['id']} · attempt {h.get('attempt', '-')} by "
                       f"{h.get('agent', '-')}: {h.get('error', '')} → {what}", markup=False)
+        for call in task.get("tool_calls", []):
+            outcome = (f"error: {call['error']}" if call.get("error")
+                       else f"→ {_short(call.get('result'))}")
+            out.print(f"  {task['id']} · tool {call.get('name')}({_short(call.get('arguments'))})"
+                      f" {outcome} · {call.get('duration_ms', 0):.1f}ms", markup=False)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                            default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 mcp_app = typer.Typer(no_args_is_help=True, help="Model Context Protocol: serve workflows.")

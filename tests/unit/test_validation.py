@@ -224,7 +224,7 @@ def test_a_function_that_is_not_callable() -> None:
     """)
 
     assert (problem.line, problem.field) == (3, "agents.f.function")
-    assert problem.message == "'math:pi' is not callable"
+    assert problem.message == "'math:pi' is neither callable nor an Agent"
 
 
 def test_a_callable_without_a_readable_signature_is_a_problem() -> None:

@@ -381,9 +381,14 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
         except UserError as e:
             problems.append(workflow.problem(f"{at}.function", str(e)))
             return
+        if isinstance(ref, Agent):
+            # An agent built in Python (an LLMAgent with its tools, say) used as it is.
+            workflow.add_agent(name, ref)
+            return
         if not callable(ref):
             problems.append(workflow.problem(f"{at}.function",
-                                             f"{agent.function!r} is not callable"))
+                                             f"{agent.function!r} is neither callable nor "
+                                             "an Agent"))
             return
         from podium.agents.function import FunctionAgent
 
