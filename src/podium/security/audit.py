@@ -1,0 +1,500 @@
+"""The audit log: who did what to which subject, tamper-evident and free of personal data.
+
+Records are appended to their own tables (`audit_log`, `audit_heads`, `audit_meta`) in a
+SQLite file, by default the journal's (`podium.config.database_path()`), in WAL mode, each
+append in one `BEGIN IMMEDIATE` transaction, so threads and processes appending at once
+queue on the write lock and keep one unbroken chain.
+
+The chain: record *n* carries `mac = HMAC-SHA256(key, prev_mac + "\\n" + content)`, where
+`prev_mac` is record *n-1*'s MAC in hex (64 zeros for the first record) and `content` is the
+record's canonical JSON (sorted keys, no spaces, UTF-8) including its `seq`. Editing,
+inserting, deleting or reordering records breaks it for anyone without the key.
+
+The key is `$PODIUM_AUDIT_KEY` (hex or base64, at least 16 bytes), or else the file
+`$PODIUM_HOME/audit.key`, created with mode 0600 from `secrets.token_bytes(32)` on first use.
+
+Signed heads: every `sign_every` records (100 by default), on `sign_head()` and when a log
+that appended closes, the chain's head `(seq, mac, time)` is signed with Ed25519 and kept in
+`audit_heads`. A head pins everything up to it even against someone holding the HMAC key,
+and reveals the deletion of the newest records down to and below it (`truncated`). The
+private key is `$PODIUM_HOME/audit_signing.key` (PKCS#8 PEM, mode 0600) unless one is given;
+`public_key_pem()` exports the public half for auditors, who pass it to `verify()`.
+
+What no local check can see: the removal of records appended after the last signed head,
+together with nothing else (sign often, or ship `export()` to a SIEM and pass its last head
+to `verify(trusted_head=...)`).
+
+Records name data classes (`EMAIL`, `CARD`), never personal values: `append` refuses text
+that holds an e-mail address or a long run of digits (`ValueError`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from hashlib import sha256
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal, TypeVar
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from podium import config
+from podium.errors import UserError
+from podium.security import _audit_keys as keys
+
+T = TypeVar("T")
+GENESIS = "0" * 64
+"""The `prev_mac` of the first record."""
+FindingKind = Literal["edited", "inserted", "reordered", "deleted", "truncated",
+                      "bad_signature"]
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY,
+    time_us INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    data_classes TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_mac TEXT NOT NULL,
+    mac TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_heads (
+    seq INTEGER PRIMARY KEY,
+    mac TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+"""
+_COLUMNS = "seq, time_us, actor, action, subject, outcome, data_classes, detail, prev_mac, mac"
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_ACTION = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
+_DATA_CLASS = re.compile(r"[A-Z][A-Z0-9_]*")
+_EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}")
+# A long run of digits on its own (phone, account, national id), or digits in short groups
+# (cards, IBANs, phone numbers, IP addresses). Ids that mix letters and digits pass.
+_DIGITS = re.compile(r"(?<![A-Za-z0-9])\d{9,}(?![A-Za-z0-9])"
+                     r"|(?<![A-Za-z0-9])\+?\d{1,5}(?:[ .\-]\d{1,5}){2,}(?![A-Za-z0-9])")
+
+
+class AuditKeyMismatch(UserError):
+    """The HMAC key at hand is not the key the audit log was written with."""
+
+
+def _refuse_personal(name: str, value: str) -> None:
+    if _EMAIL.search(value):
+        raise ValueError(f"audit {name} {_redact(value)!r} holds an e-mail address; record "
+                         "the data class (e.g. 'EMAIL') in data_classes, never the value")
+    for match in _DIGITS.finditer(value):
+        if sum(c.isdigit() for c in match.group()) >= 9:
+            raise ValueError(f"audit {name} {_redact(value)!r} holds a long run of digits "
+                             "(a card, phone or account number?); record its data class "
+                             "instead")
+
+
+def _redact(value: str) -> str:
+    return re.sub(r"[0-9]", "#", re.sub(r"[^\s@]+@", "***@", value))[:80]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRecord:
+    """One entry of the audit log."""
+
+    seq: int
+    """Position in the chain, from 1."""
+    time_us: int
+    """When it was appended, in microseconds since the Unix epoch."""
+    actor: str
+    """The principal who acted: a user, a service, `engine`."""
+    action: str
+    """What was done, dotted: `run.start`, `tool.call`, `policy.deny`, `memory.erase`…"""
+    subject: str
+    """What it was done to: a run id, a task, a tool, a memory namespace."""
+    outcome: str
+    """How it ended: `ok`, `denied`, `error`, `approved`…"""
+    data_classes: tuple[str, ...] = ()
+    """Names of the classes of personal data involved (`EMAIL`, `CARD`), never values."""
+    detail: str = ""
+    """A short free-form note (a policy's name, a reason); no personal values."""
+    prev_mac: str = GENESIS
+    """The previous record's MAC, hex."""
+    mac: str = ""
+    """HMAC-SHA256 over `prev_mac` and this record's canonical content, hex."""
+
+    @property
+    def time(self) -> datetime:
+        """`time_us` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.time_us / 1e6, UTC)
+
+    def content(self, seq: int | None = None) -> bytes:
+        """The canonical JSON the MAC covers (with `seq` replaced, when given)."""
+        return _dumps({"v": 1, "seq": self.seq if seq is None else seq,
+                       "time_us": self.time_us, "actor": self.actor, "action": self.action,
+                       "subject": self.subject, "outcome": self.outcome,
+                       "data_classes": list(self.data_classes),
+                       "detail": self.detail}).encode()
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON object, as `export()` writes it."""
+        return {"seq": self.seq, "time": self.time.isoformat(), "time_us": self.time_us,
+                "actor": self.actor, "action": self.action, "subject": self.subject,
+                "outcome": self.outcome, "data_classes": list(self.data_classes),
+                "detail": self.detail, "prev_mac": self.prev_mac, "mac": self.mac}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedHead:
+    """The chain's head at some record, signed with Ed25519."""
+
+    seq: int
+    """The last record the head covers."""
+    mac: str
+    """That record's MAC."""
+    time_us: int
+    """When it was signed."""
+    key_id: str
+    """Fingerprint of the public key that verifies `signature`."""
+    signature: str
+    """Ed25519 signature of `message()`, hex."""
+
+    def message(self) -> bytes:
+        """What is signed: the canonical JSON of seq, mac and time."""
+        return _dumps({"v": 1, "seq": self.seq, "mac": self.mac,
+                       "time_us": self.time_us}).encode()
+
+    def valid(self, public: Ed25519PublicKey) -> bool:
+        """Whether `signature` is `public`'s signature of this head."""
+        try:
+            public.verify(bytes.fromhex(self.signature), self.message())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One sign of tampering."""
+
+    kind: FindingKind
+    """`edited`, `inserted`, `reordered`, `deleted`, `truncated` or `bad_signature`."""
+    seq: int
+    """The record (or, for `bad_signature`, the head) concerned."""
+    message: str
+    """What was found, for people."""
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind}: {self.message}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyReport:
+    """What `AuditLog.verify()` found."""
+
+    records: int
+    """Rows in the log."""
+    chain_length: int
+    """The last position of the chain that was followed."""
+    heads_checked: int
+    """Signed heads whose signatures were checked."""
+    head: SignedHead | None
+    """The latest head with a valid signature, if any."""
+    findings: tuple[Finding, ...] = ()
+    """Every sign of tampering, by seq."""
+    warnings: tuple[str, ...] = field(default=())
+    """Limits of this verification (no public key to check heads, no signed head)."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing was found."""
+        return not self.findings
+
+    def __str__(self) -> str:
+        status = "OK" if self.ok else f"TAMPERED ({len(self.findings)} findings)"
+        lines = [f"audit log {status}: {self.records} records, {self.heads_checked} signed "
+                 f"heads checked" + (f", latest at #{self.head.seq}" if self.head else "")]
+        lines += [f"  {f}" for f in self.findings]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _mac(key: bytes, prev_mac: str, content: bytes) -> str:
+    return hmac.new(key, prev_mac.encode() + b"\n" + content, sha256).hexdigest()
+
+
+def _row_record(row: Sequence[Any]) -> AuditRecord:
+    try:
+        classes = tuple(str(c) for c in json.loads(row[6]))
+    except (ValueError, TypeError):
+        classes = (str(row[6]),)
+    return AuditRecord(seq=int(row[0]), time_us=int(row[1]), actor=str(row[2]),
+                       action=str(row[3]), subject=str(row[4]), outcome=str(row[5]),
+                       data_classes=classes, detail=str(row[7]), prev_mac=str(row[8]),
+                       mac=str(row[9]))
+
+
+class AuditLog:
+    """The tamper-evident audit log in a SQLite file. Thread-safe; one per process is enough.
+
+    Args:
+        path: the database file; the journal's by default.
+        key: the HMAC key; `$PODIUM_AUDIT_KEY` or `$PODIUM_HOME/audit.key` by default.
+        signing_key: the Ed25519 key that signs heads; `$PODIUM_HOME/audit_signing.key`
+            (created on first use) by default.
+        sign_every: sign the head every this many records; None to sign only on demand.
+        sign_on_close: sign the head on `close()` if this log appended since the last head.
+        synchronous: SQLite's `synchronous` for this connection; `NORMAL` (the journal's)
+            keeps every commit through a process crash, `FULL` also through power loss.
+        busy_timeout: seconds to wait for another writer's lock.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, key: bytes | None = None,
+                 signing_key: Ed25519PrivateKey | None = None, sign_every: int | None = 100,
+                 sign_on_close: bool = True,
+                 synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+                 busy_timeout: float = 30.0) -> None:
+        if sign_every is not None and sign_every < 1:
+            raise UserError(f"sign_every={sign_every!r}: use a positive number or None")
+        self.path = Path(path) if path is not None else config.database_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._key = key if key is not None else keys.load_audit_key()
+        self._signing_key = signing_key
+        self._sign_every = sign_every
+        self._sign_on_close = sign_on_close
+        self._appended = False
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        try:
+            self._retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._write(self._create_schema)
+        except BaseException:
+            self._db.close()
+            raise
+
+    # -- connection -------------------------------------------------------------------
+
+    def _create_schema(self, db: sqlite3.Connection) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        kid = keys.hmac_key_id(self._key)
+        row = db.execute("SELECT value FROM audit_meta WHERE key='key_id'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO audit_meta VALUES ('key_id', ?)", (kid,))
+        elif row[0] != kid:
+            raise AuditKeyMismatch(
+                f"{self.path}: the audit log was written with HMAC key {row[0]!r}, not the "
+                f"one at hand ({kid!r}); set ${keys.KEY_ENV} or restore "
+                f"$PODIUM_HOME/{keys.KEY_FILE}")
+
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        delay = 0.005
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                if ("locked" not in str(e) and "busy" not in str(e)) or \
+                        time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            self._retrying(lambda: self._db.execute("BEGIN IMMEDIATE"))
+            try:
+                result = fn(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        """Sign the head if this log appended since, then close the connection."""
+        try:
+            if self._sign_on_close and self._appended:
+                self.sign_head()
+        finally:
+            self._db.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- keys -------------------------------------------------------------------------
+
+    def _signer(self) -> Ed25519PrivateKey:
+        if self._signing_key is None:
+            key = keys.load_signing_key(keys.signing_key_path())
+            assert key is not None
+            self._signing_key = key
+        return self._signing_key
+
+    def public_key(self) -> Ed25519PublicKey:
+        """The public key that verifies this log's heads."""
+        return self._signer().public_key()
+
+    def public_key_pem(self) -> bytes:
+        """The public key as PEM, for auditors to pin and pass to `verify()`."""
+        return keys.public_key_pem(self.public_key())
+
+    # -- writing ----------------------------------------------------------------------
+
+    def append(self, *, actor: str, action: str, subject: str, outcome: str = "ok",
+               data_classes: Iterable[str] = (), detail: str = "") -> AuditRecord:
+        """Append one record, durably, and return it.
+
+        Raises:
+            ValueError: a field holds what looks like a personal value (an e-mail address,
+                a long run of digits), a data class is not an upper-case name, or the
+                action is not a dotted lower-case name.
+        """
+        if not _ACTION.fullmatch(action):
+            raise ValueError(f"audit action {action!r}: use a dotted lower-case name such "
+                             "as 'tool.call'")
+        classes = tuple(sorted(set(data_classes)))
+        for c in classes:
+            if not _DATA_CLASS.fullmatch(c):
+                raise ValueError(f"audit data class {_redact(c)!r}: data classes are "
+                                 "upper-case names such as 'EMAIL', never values")
+        for name, value in (("actor", actor), ("subject", subject), ("outcome", outcome),
+                            ("detail", detail)):
+            _refuse_personal(name, value)
+
+        def append(db: sqlite3.Connection) -> AuditRecord:
+            last = db.execute("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1"
+                              ).fetchone()
+            seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+            record = AuditRecord(seq=seq, time_us=time.time_ns() // 1000, actor=actor,
+                                 action=action, subject=subject, outcome=outcome,
+                                 data_classes=classes, detail=detail, prev_mac=prev)
+            mac = _mac(self._key, prev, record.content())
+            db.execute(f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (seq, record.time_us, actor, action, subject, outcome,
+                        _dumps(list(classes)), detail, prev, mac))
+            if self._sign_every is not None and seq % self._sign_every == 0:
+                self._insert_head(db, seq, mac)
+            return replace(record, mac=mac)
+
+        record = self._write(append)
+        self._appended = True
+        return record
+
+    def _insert_head(self, db: sqlite3.Connection, seq: int, mac: str) -> SignedHead:
+        signer = self._signer()
+        unsigned = SignedHead(seq=seq, mac=mac, time_us=time.time_ns() // 1000,
+                              key_id=keys.key_id(signer.public_key()), signature="")
+        head = replace(unsigned, signature=signer.sign(unsigned.message()).hex())
+        db.execute("INSERT OR REPLACE INTO audit_heads VALUES (?,?,?,?,?)",
+                   (head.seq, head.mac, head.time_us, head.key_id, head.signature))
+        return head
+
+    def sign_head(self) -> SignedHead | None:
+        """Sign the chain's current head now; None while the log is empty."""
+        self._signer()  # load or create the key outside the write lock
+
+        def sign(db: sqlite3.Connection) -> SignedHead | None:
+            last = db.execute("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1"
+                              ).fetchone()
+            if last is None:
+                return None
+            return self._insert_head(db, int(last[0]), str(last[1]))
+
+        head = self._write(sign)
+        self._appended = False
+        return head
+
+    # -- reading ----------------------------------------------------------------------
+
+    def records(self, *, after: int = 0, batch: int = 1000) -> Iterator[AuditRecord]:
+        """The records with seq above `after`, in seq order."""
+        while True:
+            rows = self._read(f"SELECT {_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq "
+                              "LIMIT ?", (after, batch))
+            for row in rows:
+                yield _row_record(row)
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])
+
+    def heads(self) -> list[SignedHead]:
+        """Every signed head, oldest first."""
+        return [SignedHead(seq=int(r[0]), mac=str(r[1]), time_us=int(r[2]), key_id=str(r[3]),
+                           signature=str(r[4]))
+                for r in self._read("SELECT seq, mac, time_us, key_id, signature "
+                                    "FROM audit_heads ORDER BY seq")]
+
+    def export(self, out: str | Path | IO[str], *, after: int = 0) -> int:
+        """Write the records as JSON lines for a SIEM (one per line, with seq, mac and
+        prev_mac); return how many were written."""
+        if isinstance(out, str | Path):
+            with Path(out).open("w", encoding="utf-8") as f:
+                return self.export(f, after=after)
+        n = 0
+        for record in self.records(after=after):
+            out.write(json.dumps(record.to_json(), ensure_ascii=False,
+                                 separators=(",", ":")) + "\n")
+            n += 1
+        return n
+
+    # -- verifying --------------------------------------------------------------------
+
+    def verify(self, *, public_key: Ed25519PublicKey | bytes | str | Path | None = None,
+               trusted_head: SignedHead | None = None) -> VerifyReport:
+        """Check the chain and the signed heads; report every sign of tampering.
+
+        Args:
+            public_key: the key that verifies heads (a key, PEM, a PEM file or 32 raw
+                bytes); by default the public half of the signing key, if it exists.
+            trusted_head: a head kept outside this database (e.g. the last one shipped to
+                a SIEM); the chain must still reach and contain it.
+        """
+        from podium.security._audit_verify import verify_chain
+
+        warnings: list[str] = []
+        public = self._public_for_verify(public_key, warnings)
+        records = [_row_record(r) for r in self._read(
+            f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq")]
+        return verify_chain(self._key, records, self.heads(), public,
+                            trusted_head=trusted_head, warnings=warnings)
+
+    def _public_for_verify(self, given: Ed25519PublicKey | bytes | str | Path | None,
+                           warnings: list[str]) -> Ed25519PublicKey | None:
+        if isinstance(given, Ed25519PublicKey):
+            return given
+        if given is not None:
+            return keys.load_public_key(given)
+        if self._signing_key is not None:
+            return self._signing_key.public_key()
+        private = keys.load_signing_key(keys.signing_key_path(), create=False)
+        if private is None:
+            warnings.append("no public key given and no signing key found: signed heads "
+                            "were not checked")
+            return None
+        return private.public_key()
+
+
+__all__ = ["GENESIS", "AuditKeyMismatch", "AuditLog", "AuditRecord", "Finding",
+           "FindingKind", "SignedHead", "VerifyReport"]
