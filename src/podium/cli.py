@@ -394,6 +394,35 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    db: DbOption = None,
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", help="Pinned Ed25519 public key (PEM) the heads must be signed with.")
+    ] = None,
+) -> None:
+    """Check the audit chain and its signed heads; exit 1 if anything was tampered with."""
+    from podium.security._audit_cli import audit_verify_command
+
+    raise typer.Exit(audit_verify_command(db, public_key))
+
+
+@audit_app.command("export")
+def audit_export(
+    db: DbOption = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="JSON-lines file (default: standard output).")] = None,
+) -> None:
+    """Write the audit log as JSON lines for a SIEM."""
+    from podium.security._audit_cli import audit_export_command
+
+    raise typer.Exit(audit_export_command(db, out_file))
+
+
 mcp_app = typer.Typer(no_args_is_help=True, help="Model Context Protocol: serve workflows.")
 app.add_typer(mcp_app, name="mcp")
 
