@@ -1,4 +1,5 @@
-"""Security and compliance: the tamper-evident audit log (`AuditLog`)."""
+"""Security and compliance: the tamper-evident audit log (`AuditLog`) and personal data
+masked before it leaves (`Masker`, `MaskingPolicy`, `Vault`)."""
 
 from podium.security.audit import (
     AuditKeyMismatch,
@@ -9,6 +10,17 @@ from podium.security.audit import (
     SignedHead,
     VerifyReport,
 )
+from podium.security.masking import (
+    MaskedSpan,
+    MaskedText,
+    Masker,
+    MaskingPolicy,
+    PolicyError,
+    UnmaskError,
+    UnmaskResult,
+    Vault,
+    VaultError,
+)
 
 __all__ = [
     "AuditKeyMismatch",
@@ -16,6 +28,15 @@ __all__ = [
     "AuditRecord",
     "Finding",
     "FindingKind",
+    "MaskedSpan",
+    "MaskedText",
+    "Masker",
+    "MaskingPolicy",
+    "PolicyError",
     "SignedHead",
+    "UnmaskError",
+    "UnmaskResult",
+    "Vault",
+    "VaultError",
     "VerifyReport",
 ]
