@@ -124,6 +124,32 @@ async def test_circuits_are_kept(store: Store) -> None:
     assert await store.circuit("w/a") == CircuitState(failures=3, opened_at=12.5)
 
 
+async def test_cached_replies_are_kept_and_replaced(store: Store) -> None:
+    key = "a" * 64
+    assert await store.cache_get(key) is None
+    reply = {"text": '{"total": 5}', "model": "m", "tool_calls": [],
+             "usage": {"input_tokens": 3, "output_tokens": 2}, "note": ["é", None, 1.5]}
+    await store.cache_put(key, reply)
+    assert await store.cache_get(key) == reply
+    assert await store.cache_get("b" * 64) is None
+    await store.cache_put(key, {"text": "newer"})
+    assert await store.cache_get(key) == {"text": "newer"}
+
+
+async def test_cached_replies_outlive_the_store_and_runs(tmp_path: Path) -> None:
+    for name, factory in FACTORIES.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        first = factory(folder)
+        await first.cache_put("k", {"text": "kept"})
+        await first.close()
+        second = factory(folder)
+        try:
+            assert await second.cache_get("k") == {"text": "kept"}
+        finally:
+            await second.close()
+
+
 async def test_concurrent_appends_keep_a_gapless_sequence(store: Store) -> None:
     me = owner("a")
     await store.create_run("r", "w", START, me)
@@ -138,6 +164,20 @@ def test_sqlite_journal_is_wal_and_intact(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
+
+
+async def test_a_sqlite_journal_from_before_the_reply_cache_gains_it(tmp_path: Path) -> None:
+    await _fill(tmp_path / "j.db")
+    with sqlite3.connect(tmp_path / "j.db") as db:
+        db.execute("DROP TABLE model_cache")
+    db.close()
+    store = SQLiteStore(tmp_path / "j.db")
+    try:
+        await store.cache_put("k", {"text": "t"})
+        assert await store.cache_get("k") == {"text": "t"}
+        assert [e.type for e in await store.events("r")] == ["run_started"]
+    finally:
+        await store.close()
 
 
 async def _fill(path: Path) -> None:

@@ -640,7 +640,8 @@ async def test_an_llm_reply_that_is_not_json_is_invalid_and_retried(engine: Engi
     model = ScriptedModel(["Sure! It is 4 degrees in Oslo.",
                            '{"city": "Oslo", "temperature_c": 4}'])
     wf = Workflow("llm")
-    wf.add_agent("forecaster", LLMAgent(model, name="forecaster"))
+    # Without repairs, the unfit answer fails the attempt and the policy retries.
+    wf.add_agent("forecaster", LLMAgent(model, name="forecaster", max_repairs=0))
     wf.add_task("weather", agent="forecaster", prompt="Weather in Oslo?", output=Weather,
                 retry=RetryPolicy(attempts=2))
     journal = Journal()

@@ -286,7 +286,7 @@ async def test_max_turns_is_handled_by_the_task_policy(store: SQLiteStore) -> No
 async def test_the_final_answer_is_validated_against_the_output_schema(
         store: SQLiteStore) -> None:
     model = ScriptedModel([_calls(("add", {"a": 2, "b": 3})), {"total": "five"}])
-    agent = LLMAgent(model, name="a", tools=[add], output=Sum)
+    agent = LLMAgent(model, name="a", tools=[add], output=Sum, max_repairs=0)
 
     state = await Engine(store).start(_workflow(agent))
 

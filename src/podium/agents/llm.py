@@ -1,26 +1,35 @@
 """LLM agents: a model, instructions, optionally tools to act with and an output schema
 the final answer must fit.
 
-With tools, the agent runs a loop of turns::
+The agent runs a loop of turns::
 
-    model turn ──► tool calls? ──no──► the final answer (validated as the task's output)
-        ▲               │yes
-        └── results ◄── run them concurrently; errors go back to the model too
+    model turn ──► tool calls? ──no──► fits the output schema? ──yes──► the task's output
+        ▲               │yes                    │no (max_repairs times at most)
+        │               ▼                       ▼
+        └── results ◄── run them concurrently;  the errors go back: "reply again with JSON"
+                        errors go back too
 
 Each model turn and each tool call is a durable step of the task: after a crash, the
 resumed task replays the journaled replies and results instead of asking or acting again.
+With `cache=True`, a turn whose request (model, messages, schema, tools, parameters) was
+answered before, in any run on the same journal, takes the stored reply instead of calling
+the model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
+from podium.agents._repair import answer, clean, repair_prompt
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
+from podium.engine._output import schema_of
 from podium.errors import ModelError, OutputInvalid, UserError
-from podium.models.base import Message, Model, ModelResponse, ToolSpec
+from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
 from podium.models.pricing import cost
 from podium.tools._protocol import ToolOutcome, run_tool_calls
 from podium.tools.tool import Tool, ToolArgumentsInvalid
@@ -34,7 +43,11 @@ class LLMAgent(Agent):
     The system message holds the agent's instructions; the user message is the task's
     rendered prompt, or, without one, its `with:` values as JSON. With an output schema
     (the task's `output:` or the agent's), the model is asked for JSON fitting it and the
-    final answer is parsed; the engine then validates it like any other output.
+    final answer is parsed (inside ```json fences too) and validated by the engine's rules.
+    An answer that is not JSON or does not fit goes back to the model with the errors, up
+    to `max_repairs` times; then the attempt fails with `OutputInvalid`, for the task's
+    policy to handle. Repair turns are durable steps like the others, and journaled as
+    `model_call`s with `repair: n`; they do not count against `max_turns`.
 
     With `tools`, the model may answer a turn with tool calls instead: they run
     concurrently, each result (or error) goes back to the model, and the model takes
@@ -44,6 +57,13 @@ class LLMAgent(Agent):
     `ToolArgumentsInvalid`. A tool that fails (`ToolFailed`) is reported to the model,
     which decides what to do. A model still calling tools at its last turn fails the
     attempt with a `ModelError`. Either failure is then the task's policy's to handle.
+
+    With `cache=True`, replies are kept in the journal's database by a sha256 of what was
+    asked (the model's name, the messages, the output schema, the tools, `temperature` and
+    `max_tokens`); the same request again, in any run, is answered from there without
+    calling the model, journaled as a `model_call` with `cached: true` that costs nothing.
+    Only usable replies are kept: an answer that did not fit is asked afresh by a retry.
+    Caching suits deterministic settings (temperature 0) and repeated runs of a workflow.
 
     Args:
         model: a Model, or a function returning one (called at the first use, so a workflow
@@ -60,6 +80,9 @@ class LLMAgent(Agent):
         max_argument_repairs: turns in a row whose calls named no tool or had invalid
             arguments that are sent back for the model to correct; one more fails the
             attempt.
+        max_repairs: final answers that are not JSON or do not fit the output schema sent
+            back for the model to correct; one more fails the attempt with `OutputInvalid`.
+        cache: answer a request asked before from the reply cache in the journal.
 
     Raises:
         UserError: two tools share a name, or a bound is out of range.
@@ -69,7 +92,8 @@ class LLMAgent(Agent):
                  output: Any = None, description: str = "", skills: Collection[str] = (),
                  max_tokens: int | None = None, temperature: float | None = None,
                  tools: Sequence[Tool] = (), max_turns: int = 8,
-                 max_argument_repairs: int = 2) -> None:
+                 max_argument_repairs: int = 2, max_repairs: int = 2,
+                 cache: bool = False) -> None:
         names = [t.name for t in tools]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -78,6 +102,8 @@ class LLMAgent(Agent):
         if max_turns < 1 or max_argument_repairs < 0:
             raise UserError(f"agent {name!r}: max_turns must be >= 1 and max_argument_repairs "
                             f">= 0, got {max_turns!r} and {max_argument_repairs!r}")
+        if max_repairs < 0:
+            raise UserError(f"agent {name!r}: max_repairs must be >= 0, got {max_repairs!r}")
         self._model_source = model
         self._model: Model | None = model if isinstance(model, Model) else None
         self.name = name
@@ -90,6 +116,13 @@ class LLMAgent(Agent):
         self.tools = tuple(tools)
         self.max_turns = max_turns
         self.max_argument_repairs = max_argument_repairs
+        self.max_repairs = max_repairs
+        self.cache = cache
+        self._output_schema: dict[str, Any] | None = None
+        try:
+            self._output_schema = schema_of(output)
+        except TypeError:
+            pass  # not an output spec: the workflow check names it
 
     @property
     def model(self) -> Model:
@@ -117,57 +150,101 @@ class LLMAgent(Agent):
         tools = {t.name: t for t in self.tools}
         specs = tuple(ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
                       for t in self.tools)
-        repairs = 0
-        last: list[str] = []
-        for _turn in range(self.max_turns):
-            response = await self._ask(model, messages, task, specs, ctx)
+        spec = self._spec(task)
+        turns = argument_repairs = repairs = 0
+        while True:
+            response = await self._ask(model, messages, task, specs, ctx, repairs, spec)
             if not (specs and response.tool_calls):
-                return self._answer(model, response, task)
+                if spec is None:
+                    return response.text
+                try:
+                    return answer(response.text, spec)
+                except OutputInvalid as e:
+                    if repairs >= self.max_repairs:
+                        raise OutputInvalid(self._unfit(model, e)) from None
+                    repairs += 1
+                    messages += [Message(role="assistant", content=response.text),
+                                 Message(role="user", content=repair_prompt(str(e)))]
+                    continue
             messages.append(Message(role="assistant", content=response.text,
                                     tool_calls=response.tool_calls))
             outcomes = await run_tool_calls(response.tool_calls, tools, ctx)
             messages += [outcome.message() for outcome in outcomes]
-            last = [call.name for call in response.tool_calls]
-            repairs = repairs + 1 if any(o.repairable for o in outcomes) else 0
-            if repairs > self.max_argument_repairs:
+            argument_repairs = argument_repairs + 1 if any(o.repairable for o in outcomes) else 0
+            if argument_repairs > self.max_argument_repairs:
                 raise ToolArgumentsInvalid(self._repairs_exhausted(model, outcomes))
-        raise ModelError(
-            f"agent {self.name!r}: model {model.name!r} stopped after {self.max_turns} turns "
-            f"without a final answer (its last turn called {', '.join(map(repr, last))}); "
-            f"raise max_turns, or say in the instructions when to stop calling tools")
+            turns += 1
+            if turns >= self.max_turns:
+                called = ", ".join(repr(call.name) for call in response.tool_calls)
+                raise ModelError(
+                    f"agent {self.name!r}: model {model.name!r} stopped after {self.max_turns} "
+                    f"turns without a final answer (its last turn called {called}); "
+                    f"raise max_turns, or say in the instructions when to stop calling tools")
+
+    def _spec(self, task: TaskInput) -> Any:
+        """What the final answer is checked against: the agent's pydantic model when the
+        task asks for its schema (the engine checks with the model too), else the task's
+        JSON schema."""
+        if task.output_schema is None:
+            return None
+        if self._output_schema is not None and task.output_schema == self._output_schema:
+            return self.output
+        return task.output_schema
 
     async def _ask(self, model: Model, messages: Sequence[Message], task: TaskInput,
-                   specs: Sequence[ToolSpec], ctx: TaskContext) -> ModelResponse:
+                   specs: Sequence[ToolSpec], ctx: TaskContext, repair: int,
+                   spec: Any) -> ModelResponse:
         """One model turn, as a durable step: a turn replayed after a crash is not asked
-        again, nor counted again."""
+        again, nor counted again. `repair` numbers the turn among repairs (0: not one)."""
         sent = tuple(messages)
+        marks: dict[str, JSON] = {"repair": repair} if repair else {}
 
-        async def turn() -> JSON:
+        async def call() -> dict[str, JSON]:
             started = time.perf_counter()
-            response = await model.complete(sent, output_schema=task.output_schema,
-                                            max_tokens=self.max_tokens,
-                                            temperature=self.temperature,
-                                            tools=specs or None)
+            response = _cleaned(await model.complete(
+                sent, output_schema=task.output_schema, max_tokens=self.max_tokens,
+                temperature=self.temperature, tools=specs or None))
             await ctx.record("model_call", {
                 "model": response.model or model.name,
                 "input_tokens": response.usage.input_tokens,
                 "output_tokens": response.usage.output_tokens,
                 "cost_usd": _cost(model, response),
                 "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                **({"cached": False} if self.cache else {}), **marks,
             })
             return response.to_json()
 
+        def usable(reply: dict[str, JSON]) -> bool:
+            response = ModelResponse.from_json(reply)
+            if spec is None or (specs and response.tool_calls):
+                return True
+            try:
+                answer(response.text, spec)
+            except OutputInvalid:
+                return False
+            return True
+
+        async def turn() -> JSON:
+            if not self.cache:
+                return await call()
+            started = time.perf_counter()
+            key = reply_key(model.name, sent, output_schema=task.output_schema, tools=specs,
+                            temperature=self.temperature, max_tokens=self.max_tokens)
+            reply, hit = await ctx.cached(key, call, keep=usable)
+            if hit:
+                await ctx.record("model_call", {
+                    "model": reply.get("model") or model.name, "input_tokens": 0,
+                    "output_tokens": 0, "cost_usd": 0, "cached": True,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 3), **marks,
+                })
+            return reply
+
         return ModelResponse.from_json(await ctx.step("model", model.name, turn))
 
-    def _answer(self, model: Model, response: ModelResponse, task: TaskInput) -> JSON:
-        if task.output_schema is None:
-            return response.text
-        try:
-            return json.loads(response.text)
-        except json.JSONDecodeError as e:
-            excerpt = response.text[:200]
-            raise OutputInvalid(f"model {model.name!r} replied with text that is not JSON "
-                                f"({e.msg} at char {e.pos}): {excerpt!r}") from None
+    def _unfit(self, model: Model, error: OutputInvalid) -> str:
+        return (f"agent {self.name!r}: model {model.name!r} gave no answer that fits the "
+                f"output schema after {self.max_repairs} repair(s) "
+                f"(max_repairs={self.max_repairs}); last: {error}")
 
     def _repairs_exhausted(self, model: Model, outcomes: Sequence[ToolOutcome]) -> str:
         errors = "; ".join(o.error or "" for o in outcomes if o.repairable)
@@ -178,6 +255,33 @@ class LLMAgent(Agent):
 
     def __repr__(self) -> str:
         return f"LLMAgent({self.name!r})"
+
+
+def reply_key(model: str, messages: Sequence[Message], *, output_schema: dict[str, Any] | None,
+              tools: Sequence[ToolSpec], temperature: float | None,
+              max_tokens: int | None) -> str:
+    """The reply cache's key for a request: a sha256 of everything that shapes the reply."""
+    request = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content, "tool_call_id": m.tool_call_id,
+                      "is_error": m.is_error, "tool_calls": [c.to_json() for c in m.tool_calls]}
+                     for m in messages],
+        "output_schema": output_schema,
+        "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters}
+                  for t in tools],
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+    }
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"podium-reply/1:{text}".encode()).hexdigest()
+
+
+def _cleaned(response: ModelResponse) -> ModelResponse:
+    """The response with text the journal can hold (no lone surrogates)."""
+    calls = tuple(ToolCall(id=clean(c.id), name=clean(c.name), arguments=clean(c.arguments))
+                  for c in response.tool_calls)
+    return replace(response, text=clean(response.text), model=clean(response.model),
+                   tool_calls=calls)
 
 
 def _cost(model: Model, response: ModelResponse) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 JSON = Any
 """A JSON value: dict, list, str, int, float, bool or None."""
@@ -15,6 +15,21 @@ RecordFn = Callable[[str, dict[str, JSON]], Awaitable[None]]
 
 async def _discard(kind: str, data: dict[str, JSON]) -> None:
     return None
+
+
+def _keep_all(value: dict[str, JSON]) -> bool:
+    return True
+
+
+class ReplyCache(Protocol):
+    """Where model replies are kept between runs, by a key that says what was asked; the
+    journal's store is one."""
+
+    async def cache_get(self, key: str) -> dict[str, JSON] | None:
+        """The value stored under `key`, or None."""
+
+    async def cache_put(self, key: str, value: dict[str, JSON]) -> None:
+        """Store `value` under `key`, replacing any value there."""
 
 
 @dataclass
@@ -52,6 +67,7 @@ class TaskContext:
     _record: RecordFn = field(default=_discard, repr=False)
     _replay: Sequence[Mapping[str, JSON]] = field(default=(), repr=False)
     _steps: _StepCursor = field(default_factory=lambda: _StepCursor(), repr=False)
+    _cache: ReplyCache | None = field(default=None, repr=False)
 
     async def record(self, kind: str, data: dict[str, JSON]) -> None:
         """Journal an observation about this attempt: `model_call` (tokens, latency) or
@@ -79,6 +95,28 @@ class TaskContext:
         await self._record("step_completed", {"index": index, "kind": kind, "name": name,
                                               "result": result})
         return result
+
+    async def cached(
+        self, key: str, run: Callable[[], Awaitable[dict[str, JSON]]], *,
+        keep: Callable[[dict[str, JSON]], bool] = _keep_all,
+    ) -> tuple[dict[str, JSON], bool]:
+        """The value the reply cache holds under `key`, else `run()`'s, stored for the next
+        time when `keep` accepts it (a reply that proved unusable should not be served
+        again to a retry).
+
+        Returns the value and whether it came from the cache. Without a cache (an agent
+        run outside an engine) `run()` is called every time. Use it inside `step()`: the
+        cache spares a call across runs, the step a repeat within one.
+        """
+        if self._cache is None:
+            return await run(), False
+        hit = await self._cache.cache_get(key)
+        if hit is not None:
+            return hit, True
+        value = await run()
+        if keep(value):
+            await self._cache.cache_put(key, value)
+        return value, False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.agent import Agent, ReplyCache, TaskContext, TaskInput
 from podium.core.events import NewEvent
 from podium.core.policy import CircuitPolicy
 from podium.core.state import RunState, TaskState
@@ -44,6 +44,8 @@ class TaskRunner:
     agents: Mapping[str, Agent]
     breakers: Breakers
     circuits: Mapping[str, CircuitPolicy]
+    cache: ReplyCache | None = None
+    """Where agents that opt in keep model replies; None: the journal's store."""
 
     def _chain(self, task: Task) -> list[str]:
         return [task.agent, *task.policy.fallback]
@@ -136,7 +138,8 @@ class TaskRunner:
                 idempotency_key=idempotency_key, inputs=scope["inputs"],
                 outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
                 index=scope.get("index"), _record=self._recorder(key),
-                _replay=list(ts.steps) if ts.agent == name else [])
+                _replay=list(ts.steps) if ts.agent == name else [],
+                _cache=self.cache if self.cache is not None else self.breakers._store)
             error: BaseException
             try:
                 if task.policy.timeout is None:

@@ -1,4 +1,5 @@
-"""The journal's interface: append-only events per run, run leases, agent health.
+"""The journal's interface: append-only events per run, run leases, agent health, and the
+opt-in cache of model replies.
 
 Every backend (SQLite by default, PostgreSQL for shared deployments) implements `Store`
 and passes the same conformance tests.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from podium.core.events import Event, NewEvent
 from podium.errors import PodiumError
@@ -119,6 +121,14 @@ class Store(ABC):
     @abstractmethod
     async def set_circuit(self, agent: str, state: CircuitState) -> None:
         """Record the agent's circuit breaker state."""
+
+    @abstractmethod
+    async def cache_get(self, key: str) -> dict[str, Any] | None:
+        """The reply cached under `key` (what `cache_put` stored), or None."""
+
+    @abstractmethod
+    async def cache_put(self, key: str, value: dict[str, Any]) -> None:
+        """Cache a model reply (a JSON object) under `key`, replacing any there."""
 
     @abstractmethod
     async def close(self) -> None:

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from podium.core.events import RUN_ENDS, Event, NewEvent
 from podium.errors import PodiumError, UnknownRun
@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS circuits (
     agent TEXT PRIMARY KEY,
     failures INTEGER NOT NULL,
     opened_at REAL
+);
+CREATE TABLE IF NOT EXISTS model_cache (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created REAL NOT NULL
 );
 """
 _RUN_STATUS = {"run_started": "running", "run_resumed": "running", "run_waiting": "waiting",
@@ -303,6 +308,22 @@ class SQLiteStore(Store):
             "INSERT INTO circuits VALUES (?,?,?) ON CONFLICT (agent) DO UPDATE SET"
             " failures = excluded.failures, opened_at = excluded.opened_at",
             (agent, state.failures, state.opened_at)))
+
+    # -- the reply cache -----------------------------------------------------------------
+
+    async def cache_get(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT value FROM model_cache WHERE key = ?",
+                               (key,)).fetchone()
+        if row is None:
+            return None
+        value: dict[str, Any] = json.loads(row[0])
+        return value
+
+    async def cache_put(self, key: str, value: dict[str, Any]) -> None:
+        text = _dumps(value)
+        self._write(lambda db: db.execute(
+            "INSERT INTO model_cache VALUES (?,?,?) ON CONFLICT (key) DO UPDATE SET"
+            " value = excluded.value, created = excluded.created", (key, text, time.time())))
 
     async def close(self) -> None:
         self._db.close()
