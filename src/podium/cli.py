@@ -372,8 +372,7 @@ def runs_show(
         tokens = task["tokens"]
         status = task["status"] + (" (default)" if task["defaulted"] else "")
         table.add_row(task["id"], task["agent"] or "", status, str(task["attempts"]),
-                      duration, f"{tokens['input']}→{tokens['output']}" if tokens["calls"]
-                      else "", task["error"] or "")
+                      duration, _tokens(tokens), task["error"] or "")
     out.print(table)
     for task in record["tasks"]:
         decisions = [h for h in task["history"] if "decision" in h or "skipped" in h]
@@ -386,6 +385,13 @@ def runs_show(
                        else f"→ {_short(call.get('result'))}")
             out.print(f"  {task['id']} · tool {call.get('name')}({_short(call.get('arguments'))})"
                       f" {outcome} · {call.get('duration_ms', 0):.1f}ms", markup=False)
+
+
+def _tokens(tokens: dict[str, Any]) -> str:
+    if not tokens["calls"]:
+        return ""
+    notes = [f"{tokens[k]} {k}" for k in ("repairs", "cached") if tokens.get(k)]
+    return f"{tokens['input']}→{tokens['output']}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -187,6 +187,8 @@ class LLMAgent(Agent):
         JSON schema."""
         if task.output_schema is None:
             return None
+        if task.output is not None:
+            return task.output
         if self._output_schema is not None and task.output_schema == self._output_schema:
             return self.output
         return task.output_schema

@@ -129,6 +129,9 @@ class TaskInput:
     """The task's `prompt:`, rendered; None when the task has none."""
     output_schema: dict[str, JSON] | None = None
     """The JSON schema the output must satisfy, when the task or agent declares one."""
+    output: Any = None
+    """The output spec itself (a pydantic model class or a JSON schema), which the engine
+    checks the output against; an agent can check with it first (and ask for repairs)."""
 
 
 class Agent(ABC):

@@ -39,6 +39,10 @@ class TaskState:
     model_calls: int = 0
     cost_usd: float = 0.0
     """What its model calls cost, where the price is known."""
+    repairs: int = 0
+    """Model calls that asked for a reply fitting the output schema again."""
+    cached: int = 0
+    """Model calls answered from the reply cache."""
     fanout: int | None = None
     """For a `for_each` task, how many items it fanned out to."""
     prompt: str | None = None
@@ -75,7 +79,9 @@ class TaskState:
             "finished_at": iso(self.finished_at), "duration": duration, "error": self.error,
             "defaulted": self.defaulted,
             "tokens": {"input": self.input_tokens, "output": self.output_tokens,
-                       "calls": self.model_calls, "cost_usd": round(self.cost_usd, 6)},
+                       "calls": self.model_calls, "cost_usd": round(self.cost_usd, 6),
+                       **({"repairs": self.repairs} if self.repairs else {}),
+                       **({"cached": self.cached} if self.cached else {})},
             "history": self.history,
             **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
             **({"prompt": self.prompt, "wait_reason": self.wait_reason}
@@ -164,6 +170,8 @@ class RunState:
                 t.input_tokens += int(d.get("input_tokens", 0))
                 t.output_tokens += int(d.get("output_tokens", 0))
                 t.cost_usd += float(d.get("cost_usd") or 0.0)
+                t.repairs += 1 if d.get("repair") else 0
+                t.cached += 1 if d.get("cached") else 0
             case "fanout_started" if t:
                 t.fanout, t.status = d["count"], "running"
                 t.started_at = t.started_at or e.ts

@@ -125,7 +125,7 @@ class TaskRunner:
         spec = task.output if task.output is not None else getattr(agent, "output", None)
         request = TaskInput(args=render(task.args, scope),
                             prompt=render(task.prompt, scope) if task.prompt else None,
-                            output_schema=schema_of(spec))
+                            output_schema=schema_of(spec), output=spec)
         retry = task.policy.retry
         while True:
             ts = self.state().task(key)
@@ -139,7 +139,7 @@ class TaskRunner:
                 outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
                 index=scope.get("index"), _record=self._recorder(key),
                 _replay=list(ts.steps) if ts.agent == name else [],
-                _cache=self.cache if self.cache is not None else self.breakers._store)
+                _cache=self.cache)
             error: BaseException
             try:
                 if task.policy.timeout is None:

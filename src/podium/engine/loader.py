@@ -90,6 +90,10 @@ class AgentDoc(_Doc):
     """Tools a model agent may call: `module:name` of a @tool or a typed function."""
     max_turns: int = Field(8, ge=1)
     max_argument_repairs: int = Field(2, ge=0)
+    max_repairs: int = Field(2, ge=0)
+    """How often a reply that does not fit the output schema is sent back for repair."""
+    cache: bool = False
+    """Reuse stored replies to the very same request (kept in the journal database)."""
 
 
 def _listify(value: Any) -> Any:
@@ -416,7 +420,8 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
                            output=output, description=agent.description, skills=agent.skills,
                            max_tokens=agent.max_tokens, temperature=agent.temperature,
                            tools=tools, max_turns=agent.max_turns,
-                           max_argument_repairs=agent.max_argument_repairs)
+                           max_argument_repairs=agent.max_argument_repairs,
+                           max_repairs=agent.max_repairs, cache=agent.cache)
         except UserError as e:
             problems.append(workflow.problem(f"{at}.tools", str(e)))
             return
