@@ -33,6 +33,7 @@ from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
 from podium.models.pricing import cost
 from podium.tools._protocol import ToolOutcome, run_tool_calls
 from podium.tools.tool import Tool, ToolArgumentsInvalid
+from podium.tools.toolset import ToolSource
 
 ModelSource = Model | Callable[[], Model]
 
@@ -83,6 +84,7 @@ class LLMAgent(Agent):
         max_repairs: final answers that are not JSON or do not fit the output schema sent
             back for the model to correct; one more fails the attempt with `OutputInvalid`.
         cache: answer a request asked before from the reply cache in the journal.
+        toolsets: sources of more tools, learnt when the agent runs (an MCP server's).
 
     Raises:
         UserError: two tools share a name, or a bound is out of range.
@@ -93,7 +95,7 @@ class LLMAgent(Agent):
                  max_tokens: int | None = None, temperature: float | None = None,
                  tools: Sequence[Tool] = (), max_turns: int = 8,
                  max_argument_repairs: int = 2, max_repairs: int = 2,
-                 cache: bool = False) -> None:
+                 cache: bool = False, toolsets: Sequence[ToolSource] = ()) -> None:
         names = [t.name for t in tools]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -114,6 +116,7 @@ class LLMAgent(Agent):
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.tools = tuple(tools)
+        self.toolsets = tuple(toolsets)
         self.max_turns = max_turns
         self.max_argument_repairs = max_argument_repairs
         self.max_repairs = max_repairs
@@ -144,12 +147,24 @@ class LLMAgent(Agent):
         messages = [Message(role="system", content=system.strip())] if system.strip() else []
         return [*messages, Message(role="user", content=content)]
 
+    async def _all_tools(self, ctx: TaskContext) -> list[Tool]:
+        found = list(self.tools)
+        for source in self.toolsets:
+            found.extend(await source.tools(ctx))
+        names = [t.name for t in found]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise UserError(f"agent {self.name!r}: tool names must be unique; "
+                            f"{', '.join(map(repr, twice))} appear more than once")
+        return found
+
     async def run(self, task: TaskInput, ctx: TaskContext) -> JSON:
         model = self.model
         messages = self.messages(task)
-        tools = {t.name: t for t in self.tools}
+        offered = await self._all_tools(ctx) if self.toolsets else list(self.tools)
+        tools = {t.name: t for t in offered}
         specs = tuple(ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
-                      for t in self.tools)
+                      for t in offered)
         spec = self._spec(task)
         turns = argument_repairs = repairs = 0
         while True:

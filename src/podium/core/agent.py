@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 JSON = Any
 """A JSON value: dict, list, str, int, float, bool or None."""
@@ -30,6 +31,16 @@ class ReplyCache(Protocol):
 
     async def cache_put(self, key: str, value: dict[str, JSON]) -> None:
         """Store `value` under `key`, replacing any value there."""
+
+
+T = TypeVar("T")
+
+
+class Resources(Protocol):
+    """What the engine gives a run's agents: resources opened once per run."""
+
+    async def get(self, key: str, opener: Callable[[], AbstractAsyncContextManager[T]]
+                  ) -> T: ...
 
 
 @dataclass
@@ -68,6 +79,16 @@ class TaskContext:
     _replay: Sequence[Mapping[str, JSON]] = field(default=(), repr=False)
     _steps: _StepCursor = field(default_factory=lambda: _StepCursor(), repr=False)
     _cache: ReplyCache | None = field(default=None, repr=False)
+    _resources: Resources | None = field(default=None, repr=False)
+
+    async def resource(self, key: str, opener: Callable[[], AbstractAsyncContextManager[T]]
+                       ) -> T:
+        """A resource shared by the run's tasks (an MCP connection, say), opened by
+        `opener()` the first time `key` is asked for and closed when the run's drive ends.
+        Outside a run, each call opens one that the caller must not expect to be closed."""
+        if self._resources is None:
+            raise RuntimeError("resources are only available to agents inside a run")
+        return await self._resources.get(key, opener)
 
     async def record(self, kind: str, data: dict[str, JSON]) -> None:
         """Journal an observation about this attempt: `model_call` (tokens, latency) or

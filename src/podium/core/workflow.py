@@ -97,6 +97,8 @@ class Workflow:
         """Limits on the whole run."""
         self.agent_budgets: dict[str, Budget] = {}
         """Limits per agent, by agent name, summed over the run."""
+        self.mcp_servers: dict[str, object] = {}
+        """MCP servers (`podium.tools.mcp.MCPServer`) the agents take tools from, by name."""
         self.source = source
         """The file the workflow was read from, when it was."""
         self.agents: dict[str, AgentRef] = {}

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from podium.core.agent import Agent, ReplyCache, TaskContext, TaskInput
+from podium.core.agent import Agent, ReplyCache, Resources, TaskContext, TaskInput
 from podium.core.events import NewEvent
 from podium.core.policy import CircuitPolicy
 from podium.core.state import RunState, TaskState
@@ -45,6 +45,7 @@ class TaskRunner:
     breakers: Breakers
     circuits: Mapping[str, CircuitPolicy]
     cache: ReplyCache | None = None
+    resources: Resources | None = None
     """Where agents that opt in keep model replies; None: the journal's store."""
 
     def _chain(self, task: Task) -> list[str]:
@@ -139,7 +140,7 @@ class TaskRunner:
                 outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
                 index=scope.get("index"), _record=self._recorder(key),
                 _replay=list(ts.steps) if ts.agent == name else [],
-                _cache=self.cache)
+                _cache=self.cache, _resources=self.resources)
             error: BaseException
             try:
                 if task.policy.timeout is None:

@@ -21,8 +21,10 @@ from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
+from podium.engine._mcp_docs import mcp_servers
 from podium.errors import Problem, UserError, WorkflowError
 from podium.tools import Tool, make_tool
+from podium.tools.toolset import MCPTools
 
 
 class _Doc(BaseModel):
@@ -129,6 +131,7 @@ class WorkflowDoc(_Doc):
     inputs: dict[str, InputDoc | InputType] = {}
     # Agents and tasks are checked one by one (`_sections`), so that one bad task does not
     # hide the problems of the others.
+    mcp_servers: dict[str, dict[str, Any]] = {}
     agents: dict[str, dict[str, Any]] = {}
     tasks: dict[str, dict[str, Any]] = {}
 
@@ -347,10 +350,22 @@ def _build_builtin(name: str, kind: str, agent: AgentDoc, workflow: Workflow,
 
 
 def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
-           ) -> list[Tool]:
-    """The agent's tools, from `module:name` references to a Tool or a typed function."""
+           ) -> tuple[list[Tool], list[MCPTools]]:
+    """The agent's tools: `module:name` of a Tool or a typed function, or `server`,
+    `server.tool` or `server.pattern*` of a server under `mcp_servers:`."""
     tools: list[Tool] = []
+    selected: dict[str, list[str]] = {}
     for i, ref in enumerate(agent.tools):
+        if ":" not in ref:
+            server, _, pattern = ref.partition(".")
+            if server not in workflow.mcp_servers:
+                declared = ", ".join(map(repr, workflow.mcp_servers)) or "none"
+                problems.append(workflow.problem(
+                    f"{at}.tools.{i}", f"{ref!r} names no tool: write 'module:name' for a "
+                    f"Python tool, or a server under mcp_servers (declared: {declared})"))
+                continue
+            selected.setdefault(server, []).append(pattern or "*")
+            continue
         try:
             found = import_ref(ref)
             tools.append(found if isinstance(found, Tool) else make_tool(found))
@@ -358,7 +373,7 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
             problems.append(workflow.problem(f"{at}.tools.{i}", str(e)))
     if agent.tools and agent.function is not None:
         problems.append(workflow.problem(f"{at}.tools", "only model agents call tools"))
-    return tools
+    return tools, [MCPTools(workflow.mcp_servers[s], p) for s, p in selected.items()]
 
 
 def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
@@ -414,14 +429,15 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
                                "'openai:NAME' (with base_url for other servers) or "
                                "'anthropic:NAME'"))
             return
-        tools = _tools(agent, at, workflow, problems)
+        tools, toolsets = _tools(agent, at, workflow, problems)
         try:
             llm = LLMAgent(_model_factory(agent), name=name, instructions=agent.instructions,
                            output=output, description=agent.description, skills=agent.skills,
                            max_tokens=agent.max_tokens, temperature=agent.temperature,
                            tools=tools, max_turns=agent.max_turns,
                            max_argument_repairs=agent.max_argument_repairs,
-                           max_repairs=agent.max_repairs, cache=agent.cache)
+                           max_repairs=agent.max_repairs, cache=agent.cache,
+                           toolsets=toolsets)
         except UserError as e:
             problems.append(workflow.problem(f"{at}.tools", str(e)))
             return
@@ -477,6 +493,9 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
                         source=source)
     workflow.lines = lines
     with _importable(Path.cwd(), *([base] if base else [])):
+        servers, server_problems = mcp_servers(doc.mcp_servers, lines, source, base)
+        workflow.mcp_servers.update(servers)
+        problems += server_problems
         problems += _build(agent_docs, task_docs, workflow)
     from podium.engine.check import problems as check_problems
 

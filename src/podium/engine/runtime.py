@@ -14,8 +14,9 @@ import os
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from podium.core.agent import Agent
 from podium.core.events import Event, NewEvent, item_key, split_key
@@ -31,6 +32,7 @@ from podium.errors import NotWaiting, RunBusy
 from podium.store.base import Conflict, Store
 from podium.store.sqlite import new_owner
 
+T = TypeVar("T")
 EventHook = Callable[[Event, RunState], None]
 """Called after each event is journaled, with the run's state including it."""
 
@@ -143,12 +145,13 @@ class _Run:
         self.engine, self.store, self.owner = engine, engine.store, engine.owner
         self.workflow, self.state, self.on_event = workflow, state, on_event
         self.run_id = state.run_id
+        self.resources = _RunResources()
         agents: dict[str, Agent] = {
             name: as_agent(name, ref) for name, ref in workflow.agents.items()}
         self.runner = TaskRunner(
             run_id=self.run_id, workflow=workflow.name, state=lambda: self.state,
             journal=self.journal, agents=agents, breakers=engine.breakers,
-            cache=engine.store,
+            cache=engine.store, resources=self.resources,
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
         self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}
@@ -273,6 +276,7 @@ class _Run:
             await asyncio.gather(heartbeat, writer, return_exceptions=True)
             for _, done in self._pending:
                 done.cancel()
+            await self.resources.close()
             await self.store.release(self.run_id, self.owner)
         return self.state
 
@@ -431,3 +435,24 @@ class _Outputs(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+class _RunResources:
+    """Resources a run's agents share (MCP connections), opened on first use and closed,
+    in reverse order, when the drive ends."""
+
+    def __init__(self) -> None:
+        self._stack = AsyncExitStack()
+        self._opened: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, key: str, opener: Callable[[], AbstractAsyncContextManager[T]]) -> T:
+        async with self._lock:
+            if key not in self._opened:
+                self._opened[key] = await self._stack.enter_async_context(opener())
+            found: T = self._opened[key]
+            return found
+
+    async def close(self) -> None:
+        self._opened.clear()
+        await self._stack.aclose()
