@@ -79,47 +79,74 @@ _MARKS = {"task_completed": "[green]✓[/green]", "task_failed": "[red]✗[/red]
           "attempt_failed": "[yellow]![/yellow]", "agent_skipped": "[yellow]⊘[/yellow]"}
 
 
+_mid_line: list[str] = []
+"""The task whose streamed text the last line of stderr is in the middle of, if any."""
+
+
+def _end_stream() -> None:
+    if _mid_line:
+        _mid_line.clear()
+        err.print()
+
+
+def _say(*args: Any, **kwargs: Any) -> None:
+    """Print a progress line, first ending any line of streamed text."""
+    _end_stream()
+    err.print(*args, **kwargs)
+
+
+def _token(task: str, text: str) -> None:
+    """Show a piece of a model's reply as it streams in, dimmed, after `✎ TASK: `."""
+    if _mid_line != [task]:
+        _end_stream()
+        err.print(f"  [dim]✎ {task}:[/dim] ", end="", markup=True, highlight=False)
+        _mid_line.append(task)
+    err.print(text, end="", style="dim", markup=False, highlight=False)
+    err.file.flush()
+
+
 def _progress(event: Event, state: RunState) -> None:
     d, key = event.data, event.task or ""
     match event.type:
         case "run_started":
-            err.print(f"[bold]run {event.run_id}[/bold] · {d['workflow']}", markup=True)
+            _say(f"[bold]run {event.run_id}[/bold] · {d['workflow']}", markup=True)
         case "task_started":
             attempt = f" (attempt {d['attempt']})" if d["attempt"] > 1 else ""
-            err.print(f"  [dim]…[/dim] {key} → {d['agent']}{attempt}", markup=True)
+            _say(f"  [dim]…[/dim] {key} → {d['agent']}{attempt}", markup=True)
         case "task_completed":
             ts = state.tasks[key]
             took = (f" {ts.finished_at - ts.started_at:.2f}s"
                     if ts.started_at and ts.finished_at else "")
             note = " [yellow](default used)[/yellow]" if d.get("defaulted") else ""
-            err.print(f"  {_MARKS[event.type]} {key}{took}{note}", markup=True)
+            _say(f"  {_MARKS[event.type]} {key}{took}{note}", markup=True)
         case "attempt_failed":
             after = {"retry": f"retry in {d.get('delay', 0)}s", "fallback": "falling back",
                      "escalate": "escalating to a human", "default": "using the default",
                      "fail": "giving up", "ask_again": "asking again"}[d["decision"]]
-            err.print(f"  {_MARKS[event.type]} {key} by {d['agent']}: {d['error']} → {after}",
+            _say(f"  {_MARKS[event.type]} {key} by {d['agent']}: {d['error']} → {after}",
                       markup=True, highlight=False)
         case "agent_skipped":
-            err.print(f"  {_MARKS[event.type]} {key}: {d['agent']} skipped ({d['reason']})",
+            _say(f"  {_MARKS[event.type]} {key}: {d['agent']} skipped ({d['reason']})",
                       markup=True)
         case "task_waiting":
-            err.print(f"  {_MARKS[event.type]} {key} waits for a human: {d.get('prompt')}",
+            _say(f"  {_MARKS[event.type]} {key} waits for a human: {d.get('prompt')}",
                       markup=True, highlight=False)
         case "task_failed" | "task_skipped":
             why = d.get("error") or d.get("reason") or ""
-            err.print(f"  {_MARKS[event.type]} {key}: {why}", markup=True, highlight=False)
+            _say(f"  {_MARKS[event.type]} {key}: {why}", markup=True, highlight=False)
         case "tool_call":
             outcome = f"error: {d['error']}" if d.get("error") else f"→ {_short(d.get('result'))}"
-            err.print(f"  [dim]· {key}: tool {d.get('name')}({_short(d.get('arguments'))}) "
+            _say(f"  [dim]· {key}: tool {d.get('name')}({_short(d.get('arguments'))}) "
                       f"{outcome}[/dim]", markup=True, highlight=False)
         case "model_call":
-            err.print(f"  [dim]· {key}: {d.get('model')} {d.get('input_tokens')}→"
+            _say(f"  [dim]· {key}: {d.get('model')} {d.get('input_tokens')}→"
                       f"{d.get('output_tokens')} tokens[/dim]", markup=True)
         case _:
             pass
 
 
 def _finish(state: RunState, as_json: bool) -> None:
+    _end_stream()
     if as_json:
         out.print_json(json.dumps(state.record()))
     else:
@@ -207,10 +234,12 @@ def run(
         workflow = load_workflow(file)
         check_prices()  # a broken price file fails now, not after a model was paid for
         engine = Engine(store)
-        hook = None if as_json else _progress
-        state = await engine.start(workflow, values, run_id=run_id, on_event=hook)
+        hook, tokens = (None, None) if as_json else (_progress, _token)
+        state = await engine.start(workflow, values, run_id=run_id, on_event=hook,
+                                   on_token=tokens)
         while interactive and state.status == "waiting" and await _ask(state, engine):
-            state = await engine.resume(workflow, state.run_id, on_event=hook)
+            state = await engine.resume(workflow, state.run_id, on_event=hook,
+                                        on_token=tokens)
         return state
 
     _finish(_run_async(go, db), as_json)
@@ -242,7 +271,8 @@ async def _resume(store: SQLiteStore, run_id: str, as_json: bool) -> RunState:
         # Relative paths in the run's inputs and imports meant the folder it started in.
         os.chdir(state.cwd)
     workflow = load_workflow(state.source)
-    return await engine.resume(workflow, run_id, on_event=None if as_json else _progress)
+    return await engine.resume(workflow, run_id, on_event=None if as_json else _progress,
+                               on_token=None if as_json else _token)
 
 
 def _answer(run: str, task: str, as_json: bool, db: Path | None, approve: bool,

@@ -220,7 +220,8 @@ class LLMAgent(Agent):
             started = time.perf_counter()
             response = _cleaned(await model.complete(
                 sent, output_schema=task.output_schema, max_tokens=self.max_tokens,
-                temperature=self.temperature, tools=specs or None))
+                temperature=self.temperature, tools=specs or None,
+                on_token=ctx.token if ctx.streaming else None))
             await ctx.record("model_call", {
                 "model": response.model or model.name,
                 "input_tokens": response.usage.input_tokens,

@@ -80,6 +80,19 @@ class TaskContext:
     _steps: _StepCursor = field(default_factory=lambda: _StepCursor(), repr=False)
     _cache: ReplyCache | None = field(default=None, repr=False)
     _resources: Resources | None = field(default=None, repr=False)
+    _on_token: Callable[[str], None] | None = field(default=None, repr=False)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether someone watches this attempt's text as it is written: an agent should
+        then hand its model an `on_token` that calls `token`."""
+        return self._on_token is not None
+
+    def token(self, text: str) -> None:
+        """Show a piece of the reply being written to whoever watches the run (the CLI's
+        progress display). Not journaled: the full reply is, once complete."""
+        if self._on_token is not None:
+            self._on_token(text)
 
     async def resource(self, key: str, opener: Callable[[], AbstractAsyncContextManager[T]]
                        ) -> T:

@@ -46,6 +46,8 @@ class TaskRunner:
     circuits: Mapping[str, CircuitPolicy]
     cache: ReplyCache | None = None
     resources: Resources | None = None
+    on_token: Callable[[str, str], None] | None = None
+    """Called with `(task key, piece of text)` as agents' model replies stream in."""
     """Where agents that opt in keep model replies; None: the journal's store."""
 
     def _chain(self, task: Task) -> list[str]:
@@ -120,6 +122,12 @@ class TaskRunner:
             return True
         return False
 
+    def _token_hook(self, key: str) -> Callable[[str], None] | None:
+        on_token = self.on_token
+        if on_token is None:
+            return None
+        return lambda text: on_token(key, text)
+
     async def _try(self, task: Task, key: str, name: str, scope: Mapping[str, Any]) -> Outcome:
         """Attempts by one agent, with retries. Returns how it ended."""
         agent = self.agents[name]
@@ -140,7 +148,8 @@ class TaskRunner:
                 outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
                 index=scope.get("index"), _record=self._recorder(key),
                 _replay=list(ts.steps) if ts.agent == name else [],
-                _cache=self.cache, _resources=self.resources)
+                _cache=self.cache, _resources=self.resources,
+                _on_token=self._token_hook(key))
             error: BaseException
             try:
                 if task.policy.timeout is None:

@@ -58,8 +58,10 @@ class Engine:
         self.breakers = Breakers(store)
 
     async def start(self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, *,
-                    run_id: str | None = None, on_event: EventHook | None = None) -> RunState:
+                    run_id: str | None = None, on_event: EventHook | None = None,
+                    on_token: Callable[[str, str], None] | None = None) -> RunState:
         """Start a run and drive it until it completes, fails or waits for a human.
+        `on_token(task key, text)` is called as agents' model replies stream in.
 
         Raises:
             WorkflowError: the workflow or the inputs are invalid (nothing is journaled).
@@ -76,10 +78,11 @@ class Engine:
         state = RunState.of(run_id, [event])
         if on_event:
             on_event(event, state)
-        return await _Run(self, workflow, state, on_event).drive()
+        return await _Run(self, workflow, state, on_event, on_token).drive()
 
     async def resume(self, workflow: Workflow, run_id: str, *,
-                     on_event: EventHook | None = None) -> RunState:
+                     on_event: EventHook | None = None,
+                     on_token: Callable[[str, str], None] | None = None) -> RunState:
         """Continue a run that was interrupted or that a human answered.
 
         A run that already ended is returned as it is.
@@ -100,7 +103,7 @@ class Engine:
                                                   data={"pid": os.getpid()})], self.owner)
         for event in await self.store.events(run_id, after=state.last_seq):
             state.apply(event)
-        return await _Run(self, workflow, state, on_event).drive()
+        return await _Run(self, workflow, state, on_event, on_token).drive()
 
     async def state(self, run_id: str) -> RunState:
         """The run's state, folded from its journal."""
@@ -141,7 +144,8 @@ class _Run:
     """One engine's drive of one run."""
 
     def __init__(self, engine: Engine, workflow: Workflow, state: RunState,
-                 on_event: EventHook | None) -> None:
+                 on_event: EventHook | None,
+                 on_token: Callable[[str, str], None] | None = None) -> None:
         self.engine, self.store, self.owner = engine, engine.store, engine.owner
         self.workflow, self.state, self.on_event = workflow, state, on_event
         self.run_id = state.run_id
@@ -151,7 +155,7 @@ class _Run:
         self.runner = TaskRunner(
             run_id=self.run_id, workflow=workflow.name, state=lambda: self.state,
             journal=self.journal, agents=agents, breakers=engine.breakers,
-            cache=engine.store, resources=self.resources,
+            cache=engine.store, resources=self.resources, on_token=on_token,
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
         self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}

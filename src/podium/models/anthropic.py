@@ -46,7 +46,7 @@ import importlib.util
 import inspect
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from podium.errors import ModelError, UserError
@@ -135,8 +135,10 @@ class AnthropicModel(Model):
         max_tokens: int | None = None,
         temperature: float | None = None,
         tools: Sequence[ToolSpec] | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> ModelResponse:
-        """Answer `messages`; see `Model.complete`.
+        """Answer `messages`; see `Model.complete`. Replies are not streamed yet:
+        `on_token` is ignored.
 
         Raises:
             UserError: a tool is named `output`, the name the output schema's tool takes.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -126,6 +126,7 @@ class Model(ABC):
         max_tokens: int | None = None,
         temperature: float | None = None,
         tools: Sequence[ToolSpec] | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> ModelResponse:
         """Answer `messages`.
 
@@ -140,6 +141,10 @@ class Model(ABC):
             tools: tools the model may ask to call instead of answering; the reply's
                 `tool_calls` then says which, with what arguments. None or empty: the
                 model must answer.
+            on_token: called with each piece of the reply's text as it arrives, on the
+                caller's event loop, by providers that can stream (the full reply is
+                still returned). Providers that cannot, and calls they do not stream
+                (with tools, say), ignore it.
 
         Raises:
             ModelError: the provider failed or could not be reached.

@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -157,8 +157,13 @@ class LocalModel(Model):
         max_tokens: int | None = None,
         temperature: float | None = None,
         tools: Sequence[ToolSpec] | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> ModelResponse:
         """Answer `messages`; see `Model.complete`, and the module doc for tools.
+
+        With `on_token` and no tools, the reply is streamed: each piece is handed to
+        `on_token` on the caller's event loop as llama.cpp samples it. With tools it is
+        not (the reply is protocol JSON, not text for a reader).
 
         Raises:
             ModelError: the model could not be loaded, the prompt does not fit `n_ctx`,
@@ -177,7 +182,17 @@ class LocalModel(Model):
                   if tools else output_schema)
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
-        result = await asyncio.to_thread(self._complete_blocking, kwargs)
+        if on_token is not None and not tools:
+            loop = asyncio.get_running_loop()
+
+            def emit(piece: str) -> None:
+                loop.call_soon_threadsafe(on_token, piece)
+
+            # The loop runs callbacks in the order they were queued: every piece is
+            # delivered before the thread's result wakes this coroutine.
+            result = await asyncio.to_thread(self._stream_blocking, kwargs, emit)
+        else:
+            result = await asyncio.to_thread(self._complete_blocking, kwargs)
         response = self._parse(result, structured=schema is not None,
                                max_tokens=kwargs["max_tokens"])
         if not tools:
@@ -218,6 +233,34 @@ class LocalModel(Model):
             raise ModelError(
                 f"{self.name}: llama.cpp failed on {self.model_path.name!r}: {exc}"
             ) from exc
+
+    def _stream_blocking(self, kwargs: dict[str, Any], emit: Callable[[str], None]) -> Any:
+        """Like `_complete_blocking`, streamed: each piece of text goes to `emit` as it is
+        sampled, and the pieces are assembled into a result of the non-streamed shape.
+
+        llama.cpp's streamed chunks carry no usage: output tokens are counted as content
+        chunks (one token each), input tokens by `_prompt_tokens`.
+        """
+        loaded = self._load()
+        pieces: list[str] = []
+        finish: str | None = None
+        try:
+            with loaded.lock:
+                for chunk in loaded.llama.create_chat_completion(**kwargs, stream=True):
+                    choice = chunk["choices"][0]
+                    piece = choice.get("delta", {}).get("content")
+                    if piece:
+                        pieces.append(piece)
+                        emit(piece)
+                    finish = choice.get("finish_reason") or finish
+                input_tokens = _prompt_tokens(loaded.llama, kwargs["messages"])
+        except Exception as exc:
+            raise ModelError(
+                f"{self.name}: llama.cpp failed on {self.model_path.name!r}: {exc}"
+            ) from exc
+        return {"choices": [{"message": {"content": "".join(pieces)},
+                             "finish_reason": finish}],
+                "usage": {"prompt_tokens": input_tokens, "completion_tokens": len(pieces)}}
 
     def _load(self) -> _Loaded:
         key = (str(self.model_path), self.n_ctx, self.seed)
@@ -276,6 +319,24 @@ class LocalModel(Model):
             # llama.cpp reports the file's full path; its name says the same, shorter.
             model=self.model_path.name,
         )
+
+
+def _prompt_tokens(llama: Any, messages: list[dict[str, str]]) -> int:
+    """The prompt's length in tokens: the messages rendered with the file's chat template
+    and tokenized, as llama.cpp does for a non-streamed call; without a template (or if
+    rendering fails), the messages' bare text, which counts a little low."""
+    template = llama.metadata.get("tokenizer.chat_template")
+    try:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        model = llama._model  # llama-cpp-python has no public way to a token's text
+        prompt = Jinja2ChatFormatter(
+            template=template, eos_token=model.token_get_text(llama.token_eos()),
+            bos_token=model.token_get_text(llama.token_bos()))(messages=messages).prompt  # type: ignore[arg-type]
+        return len(llama.tokenize(prompt.encode(), add_bos=True, special=True))
+    except Exception:  # a count is not worth failing the call for
+        text = "\n".join(m["content"] for m in messages)
+        return len(llama.tokenize(text.encode(), add_bos=True))
 
 
 _TOOL_PROMPT = """You can call these tools:

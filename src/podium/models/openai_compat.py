@@ -22,10 +22,11 @@ llama-cpp-python's server does native tool calls only when started with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeAlias
 
 import httpx
@@ -162,8 +163,10 @@ class OpenAICompatModel(Model):
         max_tokens: int | None = None,
         temperature: float | None = None,
         tools: Sequence[ToolSpec] | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> ModelResponse:
-        """Answer `messages`; see `Model.complete`.
+        """Answer `messages`; see `Model.complete`. With `on_token` and no tools the
+        reply is streamed (server-sent events); with tools it is not.
 
         Raises:
             ModelError: the server could not be reached, timed out, answered with an
@@ -192,6 +195,9 @@ class OpenAICompatModel(Model):
             body["response_format"] = _response_format(
                 output_schema, "json_object" if mode == "json_object" else "json_schema"
             )
+        if on_token is not None and not tools:
+            return await self._complete_streamed(body, key, on_token, output_schema=output_schema,
+                                                 max_tokens=max_tokens)
         response = await self._post(body, key)
         if (
             output_schema is not None
@@ -214,16 +220,120 @@ class OpenAICompatModel(Model):
                 )
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 return await client.post(self.url, json=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise ModelError(
-                f"{self.name}: no answer from {self.url} within {self.timeout:g}s"
-            ) from exc
         except httpx.TransportError as exc:
-            detail = _redact(str(exc) or type(exc).__name__, key)
+            raise self._transport_error(exc, key) from exc
+
+    def _transport_error(self, exc: httpx.TransportError, key: str | None) -> ModelError:
+        if isinstance(exc, httpx.TimeoutException):
+            return ModelError(f"{self.name}: no answer from {self.url} within {self.timeout:g}s")
+        detail = _redact(str(exc) or type(exc).__name__, key)
+        return ModelError(
+            f"{self.name}: could not reach {self.url}: {detail}; is the server running "
+            f"and is base_url right?"
+        )
+
+    async def _complete_streamed(
+        self, body: dict[str, Any], key: str | None, on_token: Callable[[str], None], *,
+        output_schema: dict[str, Any] | None, max_tokens: int | None,
+    ) -> ModelResponse:
+        """`complete` with `"stream": true`: server-sent events, each piece of text handed
+        to `on_token` as it arrives. The `response_format` fallback of `schema_mode="auto"`
+        applies as for a non-streamed call."""
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        result = await self._stream(body, key, on_token, output_schema=output_schema,
+                                    max_tokens=max_tokens)
+        if (
+            isinstance(result, httpx.Response)
+            and output_schema is not None
+            and self.schema_mode == "auto"
+            and "response_format" in result.text
+        ):
+            body["response_format"] = _response_format(output_schema, "json_object")
+            result = await self._stream(body, key, on_token, output_schema=output_schema,
+                                        max_tokens=max_tokens)
+            if isinstance(result, ModelResponse):
+                self.schema_mode = "json_object"
+        if isinstance(result, ModelResponse):
+            return result
+        # An HTTP error: reported as for a call that was not streamed.
+        return self._parse(result, key, output_schema=output_schema, max_tokens=max_tokens)
+
+    async def _stream(
+        self, body: dict[str, Any], key: str | None, on_token: Callable[[str], None], *,
+        output_schema: dict[str, Any] | None, max_tokens: int | None,
+    ) -> ModelResponse | httpx.Response:
+        """The streamed reply, or the HTTP error response (its body read) that came
+        instead."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                client = self._client
+                if client is None:
+                    client = await stack.enter_async_context(
+                        httpx.AsyncClient(timeout=self.timeout))
+                response: httpx.Response = await stack.enter_async_context(client.stream(
+                    "POST", self.url, json=body, headers=headers, timeout=self.timeout))
+                if response.status_code >= 400:
+                    await response.aread()
+                    return response
+                return await self._read_events(response, key, on_token,
+                                               output_schema=output_schema,
+                                               max_tokens=max_tokens)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, key) from exc
+
+    async def _read_events(
+        self, response: httpx.Response, key: str | None, on_token: Callable[[str], None], *,
+        output_schema: dict[str, Any] | None, max_tokens: int | None,
+    ) -> ModelResponse:
+        """Lines `data: {chunk}` until `data: [DONE]`; each chunk's
+        `choices[0].delta.content` is a piece of the text, and the last chunk may carry
+        the usage (when the server honours `stream_options.include_usage`)."""
+        pieces: list[str] = []
+        usage: dict[str, Any] = {}
+        model = ""
+        finish: str | None = None
+        chunks = 0
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, comments (`: ping`), `event:` lines
+            payload = line[len("data:"):].strip()
+            if payload == "[DONE]":
+                break
+            try:
+                chunk = json.loads(payload)
+            except json.JSONDecodeError:
+                raise ModelError(f"{self.name}: {self.url} sent a malformed stream event: "
+                                 f"{_excerpt(payload, key)}") from None
+            if not isinstance(chunk, dict):
+                continue
+            if chunk.get("error"):
+                raise ModelError(f"{self.name}: {self.url} reported an error mid-stream: "
+                                 f"{_excerpt(json.dumps(chunk['error']), key)}")
+            chunks += 1
+            model = str(chunk.get("model") or model)
+            usage = chunk.get("usage") or usage
+            choices = chunk.get("choices") or []
+            delta = (choices[0].get("delta") or {}) if choices else {}
+            if delta.get("refusal"):
+                raise ModelError(f"{self.name} refused: {_excerpt(delta['refusal'], key)}")
+            piece = delta.get("content")
+            if isinstance(piece, str) and piece:
+                pieces.append(piece)
+                on_token(piece)
+            if choices and choices[0].get("finish_reason"):
+                finish = choices[0]["finish_reason"]
+        if not chunks:
+            raise ModelError(f"{self.name}: {self.url} sent a stream with no chat chunks")
+        if output_schema is not None and finish == "length":
             raise ModelError(
-                f"{self.name}: could not reach {self.url}: {detail}; is the server running "
-                f"and is base_url right?"
-            ) from exc
+                f"{self.name}: the reply was cut off at max_tokens={max_tokens} before its "
+                f"JSON was complete; raise max_tokens"
+            )
+        return ModelResponse(
+            text="".join(pieces), model=model or self.model,
+            usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0),
+                        output_tokens=int(usage.get("completion_tokens") or 0)))
 
     def _parse(
         self,

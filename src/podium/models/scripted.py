@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
@@ -116,10 +117,13 @@ class ScriptedModel(Model):
         max_tokens: int | None = None,
         temperature: float | None = None,
         tools: Sequence[ToolSpec] | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> ModelResponse:
         """Record the call, then answer with the next scripted reply.
 
         Tool calls without an `id` get `call_<call number>_<position>`, e.g. `call_1_1`.
+        With `on_token`, the reply's text is first handed to it word by word (each piece
+        keeps its trailing whitespace, so the pieces join to the text).
 
         Raises:
             ModelError: every scripted reply has been used already.
@@ -138,6 +142,7 @@ class ScriptedModel(Model):
         self.calls.append(call)
         reply = await self._reply(position, call)
         if isinstance(reply, ModelResponse):
+            _stream(reply.text, on_token)
             return reply if reply.model else replace(reply, model=self.name)
         calls: tuple[ToolCall, ...] = ()
         if isinstance(reply, str):
@@ -147,6 +152,7 @@ class ScriptedModel(Model):
             calls = _tool_calls(reply["tool_calls"], position)
         else:
             text = json.dumps(reply)
+        _stream(text, on_token)
         written = " ".join([text, *(f"{c.name} {c.arguments}" for c in calls)])
         return ModelResponse(
             text=text,
@@ -173,6 +179,12 @@ class ScriptedModel(Model):
         if isinstance(reply, BaseException):
             raise reply
         return reply
+
+
+def _stream(text: str, on_token: Callable[[str], None] | None) -> None:
+    if on_token is not None:
+        for piece in re.findall(r"\S+\s*|\s+", text):
+            on_token(piece)
 
 
 def _words(text: str) -> int:
