@@ -1,0 +1,1 @@
+"""Customer service: triage support tickets, answer, update the CRM, escalate, reply."""
