@@ -26,6 +26,7 @@ import hashlib
 import math
 import os
 import re
+import smtplib
 import sqlite3
 import statistics
 from collections import defaultdict
@@ -42,11 +43,13 @@ from podium.core.agent import TaskContext
 from .report import format_report, money
 
 __all__ = [
+    "DeliveryError",
     "analyse",
     "extract",
     "format_report",
     "previous_month",
     "send",
+    "smtp_address",
     "template_overview",
     "validate",
 ]
@@ -399,31 +402,89 @@ def template_overview(analyse: Mapping[str, Any]) -> dict[str, str]:
 # -- send ---------------------------------------------------------------------------------
 
 
+class DeliveryError(RuntimeError):
+    """The SMTP server refused the report, or could not be reached.
+
+    Attributes:
+        retryable: whether a later attempt may succeed (a 4xx reply, a network error);
+            the task's retry policy honours it.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def smtp_address(smtp: str) -> tuple[str, int]:
+    """`host:port` (or `host`, port 25; `[::1]:2525` for IPv6) as `(host, port)`.
+
+    Raises:
+        ValueError: not of that form, or the port is out of range.
+    """
+    match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::(?P<p6>\d+))?|(?P<host>[^\s:\[\]]+)"
+                         r"(?::(?P<port>\d+))?", smtp.strip())
+    if match is None:
+        raise ValueError(f"smtp {smtp!r} is not host:port, e.g. 'smtp.example.com:25' or "
+                         "'127.0.0.1:2525'")
+    host = match["v6"] or match["host"]
+    port = int(match["p6"] or match["port"] or 25)
+    if not 0 < port < 65536:
+        raise ValueError(f"smtp {smtp!r}: port {port} is out of range")
+    return host, port
+
+
+def _deliver(msg: EmailMessage, smtp: str, timeout: float = 30.0) -> str:
+    """Send `msg` through the SMTP server at `smtp` (`host:port`, no login: a local relay).
+
+    Returns the server as `host:port`.
+    """
+    host, port = smtp_address(smtp)
+    where = f"{host}:{port}"
+    try:
+        with smtplib.SMTP(host, port, timeout=timeout) as server:
+            server.send_message(msg)
+    except smtplib.SMTPRecipientsRefused as e:
+        codes = [code for code, _ in e.recipients.values()]
+        raise DeliveryError(f"{where} refused every recipient: {e.recipients!r}",
+                            retryable=all(400 <= c < 500 for c in codes)) from None
+    except smtplib.SMTPResponseException as e:
+        raise DeliveryError(f"{where} answered {e.smtp_code}: {e.smtp_error!r}",
+                            retryable=400 <= e.smtp_code < 500) from None
+    except (smtplib.SMTPException, OSError) as e:
+        raise DeliveryError(f"cannot send through {where}: {type(e).__name__}: {e}",
+                            retryable=True) from None
+    return where
+
+
 def send(
     report: Mapping[str, Any],
     approve: Mapping[str, Any] | None,
     outbox: str,
     to: str,
     ctx: TaskContext,
+    smtp: str = "",
 ) -> dict[str, str]:
-    """Write the report as an `.eml` message (text and HTML alternatives) into `outbox`.
+    """Send the report (text and HTML alternatives) to `to`: through the SMTP server
+    `smtp` (`host:port`) when it is given, else as an `.eml` file written into `outbox`.
 
-    The file and the Message-ID are named from `ctx.idempotency_key`, so a re-run after a
-    crash replaces the same message instead of sending a second one.
+    The Message-ID (and the file's name) derive from `ctx.idempotency_key`, so a re-run
+    after a crash replaces the same file, or sends a message the receiving side can
+    recognise as the one it already has.
 
     Raises:
         PermissionError: the approver answered `approved: false`.
-        ValueError: `to` is not an email address.
+        ValueError: `to` is not an email address, or `smtp` is not `host:port`.
+        DeliveryError: the SMTP server refused the message or could not be reached;
+            `retryable` says whether trying again may help.
     """
     if isinstance(approve, Mapping) and approve.get("approved") is False:
         raise PermissionError(f"the report was not approved: {dict(approve)!r}")
     _, address = parseaddr(to)
     if "@" not in address or any(ch in to for ch in "\r\n"):
         raise ValueError(f"recipient {to!r} is not an email address")
+    if smtp:
+        smtp_address(smtp)  # a typo fails now, before anything is built
     key = ctx.idempotency_key or f"{ctx.run_id}-{ctx.task_id}"
-    folder = Path(outbox)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = (folder / f"{_file_stem(key)}.eml").resolve()
     message_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@podium.localhost>"
 
     msg = EmailMessage()
@@ -435,12 +496,18 @@ def send(
     msg["X-Podium-Run"] = ctx.run_id
     msg.set_content(report["markdown"])
     msg.add_alternative(report["html"], subtype="html")
+    sent = {"to": to, "subject": report["subject"], "message_id": message_id}
 
+    if smtp:
+        return {**sent, "smtp": _deliver(msg, smtp)}
+    folder = Path(outbox)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = (folder / f"{_file_stem(key)}.eml").resolve()
     # Written aside then renamed, so a crash mid-write never leaves half a message.
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(msg.as_bytes(policy=SMTP))
     os.replace(partial, path)
-    return {"path": str(path), "to": to, "subject": report["subject"], "message_id": message_id}
+    return {"path": str(path), **sent}
 
 
 def _file_stem(key: str) -> str:
