@@ -83,8 +83,11 @@ class TaskRunner:
     ) -> None:
         prompt = render(task.prompt, scope) if task.prompt else None
         if reason == "escalation":
+            # An agent that raised Escalate asked for a person; it did not fail.
+            why = error if error.startswith("escalated") else f"it failed: {error}"
             prompt = (f"{prompt}\n\n" if prompt else "") + (
-                f"Task {key!r} failed: {error}. Approve with the output to use, or reject.")
+                f"Task {key!r} needs a person ({why}). Approve with the output to use, "
+                "or reject.")
         elif error:
             prompt = (f"{prompt}\n\n" if prompt else "") + (
                 f"The last answer was not accepted: {error}")
