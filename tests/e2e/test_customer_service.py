@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import email.policy
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 from contextlib import closing
 from email.parser import BytesParser
@@ -25,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.e2e._cli import podium_json
 
 pytestmark = pytest.mark.slow
 
@@ -43,19 +43,6 @@ FOR_A_PERSON = {"T-0003", "T-0007", "T-0010"}  # angry, vague, a data-protection
 COLUMNS = ("id", "name", "email", "address", "plan", "last_ticket")
 
 
-def _podium(*args: str, home: Path) -> tuple[int, dict[str, Any]]:
-    env = {**os.environ, "PODIUM_HOME": str(home)}
-    done = subprocess.run(
-        [str(PODIUM), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    try:
-        record = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"podium {' '.join(args)} printed no JSON (exit {done.returncode}):\n"
-            f"stdout: {done.stdout}\nstderr: {done.stderr}"
-        )
-    return done.returncode, record
 
 
 def _customers(db: Path) -> dict[str, dict[str, Any]]:
@@ -77,7 +64,7 @@ def test_twelve_tickets_are_triaged_answered_escalated_and_closed(tmp_path: Path
     workflow = tmp_path / "customer_service.yaml"
     workflow.write_text(text.replace(SHIPPED_URL, f"sqlite:///{crm}"), encoding="utf-8")
 
-    code, record = _podium("run", str(workflow), "-i", "limit=12", "-i", f"outbox={outbox}",
+    code, record = podium_json("run", str(workflow), "-i", "limit=12", "-i", f"outbox={outbox}",
                            "--json", "--no-input", home=home)
     assert code in (0, 3), record
     run_id = record["run_id"]
@@ -100,7 +87,7 @@ def test_twelve_tickets_are_triaged_answered_escalated_and_closed(tmp_path: Path
     assert FOR_A_PERSON <= set(escalated) and not set(CHANGES) & set(escalated)
     for n, key in enumerate(waiting, start=1):
         reply = f"Hello, this is Sam from customer care about ticket {key}."
-        code, record = _podium("approve", run_id, key, "--data", json.dumps({"reply": reply}),
+        code, record = podium_json("approve", run_id, key, "--data", json.dumps({"reply": reply}),
                                "--json", home=home)
         assert code == (0 if n == len(waiting) else 3), record
         assert sorted(_waiting(record)) == sorted(waiting[n:])

@@ -7,36 +7,19 @@ report must carry the same figures as a direct SQL query and whose `.eml` must e
 from __future__ import annotations
 
 import email.policy
-import json
-import os
 import sqlite3
-import subprocess
 import sys
 from contextlib import closing
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any
 
-import pytest
+from tests.e2e._cli import podium_json
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "examples" / "monthly_report.yaml"
 DB = ROOT / "examples" / "finance" / "transactions.db"
 PODIUM = Path(sys.executable).with_name("podium")
 
-def _podium(*args: str, home: Path) -> tuple[int, dict[str, Any]]:
-    env = {**os.environ, "PODIUM_HOME": str(home)}
-    done = subprocess.run(
-        [str(PODIUM), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    try:
-        record = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"podium {' '.join(args)} printed no JSON (exit {done.returncode}):\n"
-            f"stdout: {done.stdout}\nstderr: {done.stderr}"
-        )
-    return done.returncode, record
 
 
 def _sql(month: str) -> dict[str, float]:
@@ -52,7 +35,7 @@ def _sql(month: str) -> dict[str, float]:
 
 def test_monthly_report_waits_for_approval_then_sends(tmp_path: Path) -> None:
     home, outbox = tmp_path / "home", tmp_path / "outbox"
-    code, waiting = _podium(
+    code, waiting = podium_json(
         "run", str(WORKFLOW), "-i", "month=2026-10", "-i", f"outbox={outbox}", "--json", home=home
     )
     assert code == 3, waiting
@@ -60,7 +43,7 @@ def test_monthly_report_waits_for_approval_then_sends(tmp_path: Path) -> None:
     assert "send" not in waiting.get("outputs", {})
     assert not outbox.exists()
 
-    code, record = _podium("approve", waiting["run_id"], "approve", "--json", home=home)
+    code, record = podium_json("approve", waiting["run_id"], "approve", "--json", home=home)
     assert code == 0, record
     assert record["status"] == "completed"
     assert record["run_id"] == waiting["run_id"]

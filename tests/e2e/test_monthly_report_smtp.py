@@ -7,11 +7,8 @@ approval sends the report to that server instead of writing an `.eml` file.
 from __future__ import annotations
 
 import email.policy
-import json
-import os
 import socket
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import closing
@@ -24,6 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from podium import TaskContext
+from tests.e2e._cli import podium_json
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `examples` is imported from the repository root, as Podium does
@@ -69,19 +67,6 @@ def smtp_server() -> Iterator[tuple[_Inbox, int]]:
         controller.stop()
 
 
-def _podium(*args: str, home: Path) -> tuple[int, dict[str, Any]]:
-    env = {**os.environ, "PODIUM_HOME": str(home)}
-    done = subprocess.run(
-        [str(PODIUM), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    try:
-        record = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"podium {' '.join(args)} printed no JSON (exit {done.returncode}):\n"
-            f"stdout: {done.stdout}\nstderr: {done.stderr}"
-        )
-    return done.returncode, record
 
 
 def _ctx() -> TaskContext:
@@ -102,14 +87,14 @@ def test_the_approved_report_is_sent_through_smtp(
 ) -> None:
     inbox, port = smtp_server
     home, outbox = tmp_path / "home", tmp_path / "outbox"
-    code, waiting = _podium(
+    code, waiting = podium_json(
         "run", str(WORKFLOW), "-i", "month=2026-10", "-i", f"outbox={outbox}",
         "-i", f"smtp=127.0.0.1:{port}", "-i", "recipient=cfo@example.com", "--json", home=home,
     )
     assert code == 3, waiting
     assert not inbox.received  # nothing leaves before the approval
 
-    code, record = _podium("approve", waiting["run_id"], "approve", "--json", home=home)
+    code, record = podium_json("approve", waiting["run_id"], "approve", "--json", home=home)
     assert code == 0, record
     sent = record["outputs"]["send"]
     report = record["outputs"]["report"]
@@ -132,12 +117,12 @@ def test_the_approved_report_is_sent_through_smtp(
 
 def test_an_smtp_server_that_is_not_there_fails_the_send_after_retries(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    code, waiting = _podium(
+    code, waiting = podium_json(
         "run", str(WORKFLOW), "-i", "month=2026-10", "-i", f"smtp=127.0.0.1:{_free_port()}",
         "--json", home=home,
     )
     assert code == 3, waiting
-    code, record = _podium("approve", waiting["run_id"], "approve", "--json", home=home)
+    code, record = podium_json("approve", waiting["run_id"], "approve", "--json", home=home)
     assert code == 1 and record["status"] == "failed"
     send = {t["id"]: t for t in record["tasks"]}["send"]
     assert send["attempts"] == 3
