@@ -421,6 +421,8 @@ def _tokens(tokens: dict[str, Any]) -> str:
     if not tokens["calls"]:
         return ""
     notes = [f"{tokens[k]} {k}" for k in ("repairs", "cached") if tokens.get(k)]
+    if tokens.get("cost_usd"):
+        notes.insert(0, f"${tokens['cost_usd']:.4f}")
     return f"{tokens['input']}→{tokens['output']}" + (f" ({', '.join(notes)})" if notes else "")
 
 
