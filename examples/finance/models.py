@@ -12,7 +12,10 @@ class Overview(BaseModel):
     reply stays short and always parses.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # The docstring is for people; in the schema sent to a 135M model it was copied into the
+    # reply word for word, so the schema carries the field's description alone.
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra=lambda schema: schema.pop("description", None))
 
     text: str = Field(
         min_length=1,
