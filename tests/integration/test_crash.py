@@ -315,7 +315,11 @@ def crash_until_done(scenario: Scenario, tmp_path: Path) -> CrashLog:
                 break
             log.run_id = log.run_id or find_run(home)
             assert log.run_id is not None, "effects were written, so the run exists"
-            assert run_status(db, log.run_id) != "completed", "the kill came after the end"
+            if run_status(db, log.run_id) == "completed":
+                # On a loaded machine the kill can land after the run journaled its end
+                # but before the process exited: not a mid-run kill. The next resume finds
+                # the run completed and exits at once.
+                continue
             log.mid_run_kills += 1
         else:
             if _pause_or_exit(proc, PROCESS_DEADLINE_S):
