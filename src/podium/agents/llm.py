@@ -25,12 +25,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
+from podium.agents._masking import ModelMasking
 from podium.agents._repair import answer, clean, repair_prompt
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 from podium.engine._output import schema_of
 from podium.errors import ModelError, OutputInvalid, UserError
 from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
 from podium.models.pricing import cost
+from podium.security.masking import MaskingPolicy
 from podium.tools._protocol import ToolOutcome, run_tool_calls
 from podium.tools.tool import Tool, ToolArgumentsInvalid
 from podium.tools.toolset import ToolSource
@@ -85,6 +87,8 @@ class LLMAgent(Agent):
             back for the model to correct; one more fails the attempt with `OutputInvalid`.
         cache: answer a request asked before from the reply cache in the journal.
         toolsets: sources of more tools, learnt when the agent runs (an MCP server's).
+        masking: personal data to mask before it reaches an external model (restored in
+            the reply); not applied to models that run on this machine.
 
     Raises:
         UserError: two tools share a name, or a bound is out of range.
@@ -95,7 +99,8 @@ class LLMAgent(Agent):
                  max_tokens: int | None = None, temperature: float | None = None,
                  tools: Sequence[Tool] = (), max_turns: int = 8,
                  max_argument_repairs: int = 2, max_repairs: int = 2,
-                 cache: bool = False, toolsets: Sequence[ToolSource] = ()) -> None:
+                 cache: bool = False, toolsets: Sequence[ToolSource] = (),
+                 masking: MaskingPolicy | None = None) -> None:
         names = [t.name for t in tools]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -117,6 +122,7 @@ class LLMAgent(Agent):
         self.temperature = temperature
         self.tools = tuple(tools)
         self.toolsets = tuple(toolsets)
+        self.masking = masking
         self.max_turns = max_turns
         self.max_argument_repairs = max_argument_repairs
         self.max_repairs = max_repairs
@@ -215,13 +221,19 @@ class LLMAgent(Agent):
         again, nor counted again. `repair` numbers the turn among repairs (0: not one)."""
         sent = tuple(messages)
         marks: dict[str, JSON] = {"repair": repair} if repair else {}
+        masking = (ModelMasking(self.masking, ctx.run_id)
+                   if self.masking is not None and model.external else None)
 
         async def call() -> dict[str, JSON]:
             started = time.perf_counter()
+            outgoing = masking.messages(sent) if masking else sent
             response = _cleaned(await model.complete(
-                sent, output_schema=task.output_schema, max_tokens=self.max_tokens,
+                outgoing, output_schema=task.output_schema, max_tokens=self.max_tokens,
                 temperature=self.temperature, tools=specs or None,
-                on_token=ctx.token if ctx.streaming else None))
+                on_token=ctx.token if ctx.streaming and not masking else None))
+            if masking:
+                response = masking.response(response)
+                marks.update(masking.report())
             await ctx.record("model_call", {
                 "model": response.model or model.name,
                 "input_tokens": response.usage.input_tokens,

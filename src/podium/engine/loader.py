@@ -23,6 +23,7 @@ from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.engine._mcp_docs import mcp_servers
 from podium.errors import Problem, UserError, WorkflowError
+from podium.security.masking import MaskingPolicy
 from podium.tools import Tool, make_tool
 from podium.tools.toolset import MCPTools
 
@@ -96,6 +97,9 @@ class AgentDoc(_Doc):
     """How often a reply that does not fit the output schema is sent back for repair."""
     cache: bool = False
     """Reuse stored replies to the very same request (kept in the journal database)."""
+    masking: dict[str, Any] | None = None
+    """Personal data to mask before it reaches an external model (`{}` for every built-in
+    detector; `detect`, `patterns`, `deny`, `allow`, `phone_regions` to choose)."""
 
 
 def _listify(value: Any) -> Any:
@@ -422,27 +426,39 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
         fn_agent.circuit = circuit  # type: ignore[attr-defined]
         workflow.add_agent(name, fn_agent)
     else:
-        if not (agent.model == "local"
-                or (agent.model or "").startswith(("openai:", "anthropic:"))):
-            problems.append(workflow.problem(
-                f"{at}.model", f"unknown model {agent.model!r}; use 'local', "
-                               "'openai:NAME' (with base_url for other servers) or "
-                               "'anthropic:NAME'"))
-            return
-        tools, toolsets = _tools(agent, at, workflow, problems)
+        _build_model_agent(name, agent, output, circuit, workflow, problems)
+
+
+def _build_model_agent(name: str, agent: AgentDoc, output: Any, circuit: CircuitPolicy | None,
+                       workflow: Workflow, problems: list[Problem]) -> None:
+    at = f"agents.{name}"
+    if not (agent.model == "local"
+            or (agent.model or "").startswith(("openai:", "anthropic:"))):
+        problems.append(workflow.problem(
+            f"{at}.model", f"unknown model {agent.model!r}; use 'local', "
+                           "'openai:NAME' (with base_url for other servers) or "
+                           "'anthropic:NAME'"))
+        return
+    tools, toolsets = _tools(agent, at, workflow, problems)
+    masking = None
+    if agent.masking is not None:
         try:
-            llm = LLMAgent(_model_factory(agent), name=name, instructions=agent.instructions,
-                           output=output, description=agent.description, skills=agent.skills,
-                           max_tokens=agent.max_tokens, temperature=agent.temperature,
-                           tools=tools, max_turns=agent.max_turns,
-                           max_argument_repairs=agent.max_argument_repairs,
-                           max_repairs=agent.max_repairs, cache=agent.cache,
-                           toolsets=toolsets)
+            masking = MaskingPolicy.from_mapping(agent.masking)
         except UserError as e:
-            problems.append(workflow.problem(f"{at}.tools", str(e)))
-            return
-        llm.circuit = circuit  # type: ignore[attr-defined]
-        workflow.add_agent(name, llm)
+            problems.append(workflow.problem(f"{at}.masking", str(e)))
+    try:
+        llm = LLMAgent(_model_factory(agent), name=name, instructions=agent.instructions,
+                       output=output, description=agent.description, skills=agent.skills,
+                       max_tokens=agent.max_tokens, temperature=agent.temperature,
+                       tools=tools, max_turns=agent.max_turns,
+                       max_argument_repairs=agent.max_argument_repairs,
+                       max_repairs=agent.max_repairs, cache=agent.cache,
+                       toolsets=toolsets, masking=masking)
+    except UserError as e:
+        problems.append(workflow.problem(f"{at}.tools", str(e)))
+        return
+    llm.circuit = circuit  # type: ignore[attr-defined]
+    workflow.add_agent(name, llm)
 
 
 def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,

@@ -116,6 +116,9 @@ class Model(ABC):
 
     name: str
     """How workflows refer to this model, e.g. `local` or `openai:gpt-4o-mini`."""
+    external: bool = True
+    """Whether requests leave this machine (a provider's API); personal data is masked
+    before it reaches an external model when the agent has a masking policy."""
 
     @abstractmethod
     async def complete(

@@ -95,6 +95,8 @@ def default_model_path() -> Path:
 class LocalModel(Model):
     """SmolLM2-135M-Instruct (or any chat GGUF file) run in-process by llama.cpp.
 
+    Not external: nothing it is given leaves the process.
+
     The file is loaded once per process and per `(path, n_ctx, seed)`, on the first call,
     and shared by every `LocalModel` that names it. Calls run in a worker thread, one
     at a time per loaded model. With an `output_schema`, llama.cpp turns the schema into
@@ -103,6 +105,8 @@ class LocalModel(Model):
     enforced; validate the reply in any case). Each call samples with the fixed `seed`,
     so the same messages give the same reply.
     """
+
+    external = False
 
     def __init__(
         self,

@@ -76,6 +76,7 @@ class ScriptedModel(Model):
         replies: Sequence[ScriptedReply] | ReplyFunction,
         *,
         name: str = "scripted",
+        external: bool = False,
     ) -> None:
         """Script the model.
 
@@ -86,10 +87,12 @@ class ScriptedModel(Model):
                 call), or a function `(messages, output_schema) -> str | dict |
                 ModelResponse`, sync or async, called for every call.
             name: how workflows refer to this model.
+            external: stand for a provider's API, so masking applies to it.
 
         Raises:
             UserError: `replies` is a single reply rather than a sequence or a function.
         """
+        self.external = external
         if isinstance(replies, str | dict | ModelResponse | BaseException):
             raise UserError(
                 f"ScriptedModel expects a sequence of replies or a function, got a single "
