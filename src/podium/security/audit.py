@@ -48,10 +48,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from podium import config
+from podium._sqlite import retrying, write
 from podium.errors import UserError
 from podium.security import _audit_keys as keys
 
 T = TypeVar("T")
+_LOCK_PATIENCE = 120.0
+"""Seconds an append waits out another writer before it reports the lock."""
 GENESIS = "0" * 64
 """The `prev_mac` of the first record."""
 FindingKind = Literal["edited", "inserted", "reordered", "deleted", "truncated",
@@ -301,28 +304,11 @@ class AuditLog:
                 f"$PODIUM_HOME/{keys.KEY_FILE}")
 
     def _retrying(self, fn: Callable[[], T]) -> T:
-        delay = 0.005
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as e:
-                if ("locked" not in str(e) and "busy" not in str(e)) or \
-                        time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
+        return retrying(fn, self.path, _LOCK_PATIENCE)
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
-            self._retrying(lambda: self._db.execute("BEGIN IMMEDIATE"))
-            try:
-                result = fn(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return result
+            return write(self._db, fn, self.path, _LOCK_PATIENCE)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:

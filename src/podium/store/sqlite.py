@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from podium._sqlite import retrying, write
 from podium.core.events import RUN_ENDS, Event, NewEvent
 from podium.errors import PodiumError, UnknownRun
 from podium.store.base import CircuitState, Conflict, LeaseLost, Owner, RunSummary, Store
@@ -69,10 +70,6 @@ _RUN_STATUS = {"run_started": "running", "run_resumed": "running", "run_waiting"
                "run_completed": "completed", "run_failed": "failed",
                "run_cancelled": "cancelled"}
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-class StoreLocked(PodiumError):
-    """The database stayed locked by another writer for longer than we wait."""
 
 
 def _alive(pid: int) -> bool:
@@ -124,32 +121,11 @@ class SQLiteStore(Store):
                               f"Podium understands ({SCHEMA_VERSION}); upgrade Podium")
 
     def _retrying(self, fn: Callable[[], T]) -> T:
-        """`fn()`, tried again while the database is locked (switching a new file to WAL
-        needs it to itself, and SQLite may answer "locked" there without waiting)."""
-        deadline = time.monotonic() + self._patience
-        delay = 0.005
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) and "busy" not in str(e):
-                    raise
-                if time.monotonic() > deadline:
-                    raise StoreLocked(f"{self.path}: still locked by another writer after "
-                                      f"{self._patience:.0f}s; is a process stuck?") from e
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
+        return retrying(fn, self.path, self._patience)
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` in one write transaction, retrying while another writer holds the lock."""
-        self._retrying(lambda: self._db.execute("BEGIN IMMEDIATE"))
-        try:
-            result = fn(self._db)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        return result
+        return write(self._db, fn, self.path, self._patience)
 
     # -- runs and events --------------------------------------------------------------
 
