@@ -77,7 +77,8 @@ class Embedder(ABC):
     async def embed_one(self, text: str) -> Vectors:
         """The vector of one text, shape `(dim,)`."""
         vectors = await self.embed([text])
-        return vectors[0]
+        row: Vectors = vectors[0]
+        return row
 
     @abstractmethod
     async def _embed(self, texts: Sequence[str]) -> Vectors:
