@@ -1,0 +1,1 @@
+"""The supply-chain example: forecast demand, decide reorders, escalate anomalies, order."""
