@@ -25,6 +25,7 @@ from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
 from podium.errors import PodiumError, RunBusy, UserError, WorkflowError
 from podium.models.pricing import check_prices
+from podium.security._keys_cli import keys_app, unencrypted_notice
 from podium.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Podium: durable orchestration of AI agents, models and tools.")
 runs_app = typer.Typer(no_args_is_help=True, help="Look at runs in the journal.")
 app.add_typer(runs_app, name="runs")
+app.add_typer(keys_app, name="keys")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
@@ -233,6 +235,8 @@ def run(
     async def go(store: SQLiteStore) -> RunState:
         workflow = load_workflow(file)
         check_prices()  # a broken price file fails now, not after a model was paid for
+        if notice := unencrypted_notice(store, store.path):
+            err.print(notice, markup=False)
         engine = Engine(store)
         hook, tokens = (None, None) if as_json else (_progress, _token)
         state = await engine.start(workflow, values, run_id=run_id, on_event=hook,
@@ -383,7 +387,10 @@ def runs_show(
 ) -> None:
     """Every task of a run: agent, status, attempts, duration, error, tokens."""
 
+    notice: list[str | None] = []
+
     async def go(store: SQLiteStore) -> RunState:
+        notice.append(unencrypted_notice(store, store.path))
         return await Engine(store).state(await store.find_run(run))
 
     state = _run_async(go, db)
@@ -396,6 +403,8 @@ def runs_show(
               f"{record['tokens']['output']} · ${record['tokens']['cost_usd']:.4f}")
     if state.error:
         out.print(f"error: {state.error}", markup=False)
+    if notice[0]:
+        err.print(notice[0], markup=False)
     table = Table("task", "agent", "status", "attempts", "duration", "tokens", "error")
     for task in record["tasks"]:
         duration = "" if task["duration"] is None else f"{task['duration']:.3f}s"

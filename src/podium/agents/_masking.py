@@ -3,20 +3,65 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
+from podium.core.agent import TaskContext, VaultStore
 from podium.models.base import Message, ModelResponse, ToolCall
-from podium.security.masking import Masker, MaskingPolicy
+from podium.security.masking import Masker, MaskingPolicy, Vault
+
+_RESOURCE = "podium.masking.vault"
+
+
+class RunVault:
+    """The run's vault, shared by its tasks in this process, kept in the store (encrypted
+    under the run's data key) as it grows: placeholders stay the same across tasks,
+    attempts and crashes of the run."""
+
+    def __init__(self, vault: Vault, store: VaultStore | None) -> None:
+        self.vault, self.store = vault, store
+        self._kept = len(vault)
+
+    async def keep(self) -> None:
+        """Store the placeholders made since the last time (before masked text leaves, so
+        that a reply arriving after a crash is restored with the same mapping)."""
+        if self.store is not None and len(self.vault) > self._kept:
+            size = len(self.vault)
+            await self.store.vault_put(self.vault.run_id, self.vault.entries())
+            self._kept = max(self._kept, size)
+
+
+async def run_vault(ctx: TaskContext) -> RunVault:
+    """The vault of `ctx`'s run: loaded from the store once per run and shared by its tasks;
+    outside an engine, a new one in memory."""
+    store = ctx.vaults
+    if store is None:
+        return RunVault(Vault(ctx.run_id), None)
+
+    @asynccontextmanager
+    async def load() -> AsyncIterator[RunVault]:
+        entries = await store.vault_get(ctx.run_id)
+        yield RunVault(Vault.from_entries(ctx.run_id, entries or {}), store)
+
+    return await ctx.resource(_RESOURCE, load)
 
 
 class ModelMasking:
-    """One task attempt's masking: the same value gets the same placeholder in every turn."""
+    """One model turn's masking, with the run's vault: the same value gets the same
+    placeholder in every turn, task and attempt of the run."""
 
-    def __init__(self, policy: MaskingPolicy, run_id: str) -> None:
-        self.masker = Masker(policy, run_id=run_id)
+    def __init__(self, policy: MaskingPolicy, run_id: str, vault: RunVault | None = None
+                 ) -> None:
+        self.kept = vault
+        self.masker = Masker(policy, vault=vault.vault if vault else None, run_id=run_id)
         self.unknown: list[str] = []
         self.mangled: list[str] = []
+
+    async def keep(self) -> None:
+        """Store the vault's new placeholders (see `RunVault.keep`)."""
+        if self.kept is not None:
+            await self.kept.keep()
 
     def messages(self, messages: Sequence[Message]) -> tuple[Message, ...]:
         """The conversation as the model may see it."""

@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
-from podium.agents._masking import ModelMasking
+from podium.agents._masking import ModelMasking, run_vault
 from podium.agents._repair import answer, clean, repair_prompt
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 from podium.engine._output import schema_of
@@ -221,12 +221,14 @@ class LLMAgent(Agent):
         again, nor counted again. `repair` numbers the turn among repairs (0: not one)."""
         sent = tuple(messages)
         marks: dict[str, JSON] = {"repair": repair} if repair else {}
-        masking = (ModelMasking(self.masking, ctx.run_id)
+        masking = (ModelMasking(self.masking, ctx.run_id, await run_vault(ctx))
                    if self.masking is not None and model.external else None)
 
         async def call() -> dict[str, JSON]:
             started = time.perf_counter()
             outgoing = masking.messages(sent) if masking else sent
+            if masking:
+                await masking.keep()
             response = _cleaned(await model.complete(
                 outgoing, output_schema=task.output_schema, max_tokens=self.max_tokens,
                 temperature=self.temperature, tools=specs or None,

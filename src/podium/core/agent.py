@@ -36,6 +36,17 @@ class ReplyCache(Protocol):
 T = TypeVar("T")
 
 
+class VaultStore(Protocol):
+    """Where a run's masking vault is kept between tasks, attempts and crashes (the
+    journal's store, encrypted under the run's data key)."""
+
+    async def vault_get(self, run_id: str) -> dict[str, str] | None:
+        """The run's placeholders and their values, or None."""
+
+    async def vault_put(self, run_id: str, entries: dict[str, str]) -> None:
+        """Keep the run's placeholders and their values, replacing what was kept."""
+
+
 class Resources(Protocol):
     """What the engine gives a run's agents: resources opened once per run."""
 
@@ -81,6 +92,12 @@ class TaskContext:
     _cache: ReplyCache | None = field(default=None, repr=False)
     _resources: Resources | None = field(default=None, repr=False)
     _on_token: Callable[[str], None] | None = field(default=None, repr=False)
+    _vaults: VaultStore | None = field(default=None, repr=False)
+
+    @property
+    def vaults(self) -> VaultStore | None:
+        """Where the run keeps its masking vault; None outside an engine."""
+        return self._vaults
 
     @property
     def streaming(self) -> bool:

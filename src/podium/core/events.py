@@ -40,6 +40,9 @@ EventType = Literal[
     "task_completed", "task_skipped", "task_failed", "run_waiting", "run_completed",
     "run_failed", "run_cancelled",
 ]
+ERASED = "_erased"
+"""The one key of a payload whose data key was shredded: `{"_erased": "run"}` or
+`{"_erased": "subject"}` (see `Store.shred_run`, `Store.shred_subject`)."""
 RUN_ENDS = frozenset({"run_completed", "run_failed", "run_cancelled"})
 
 
@@ -50,6 +53,10 @@ class NewEvent:
     type: EventType
     task: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    subject: str | None = None
+    """The data subject (a person, by a pseudonymous id) the payload is about: with
+    encryption at rest, it is sealed under that subject's key, so that erasing the subject
+    (`Store.shred_subject`) makes it unreadable while the rest of the run stays readable."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -8,11 +8,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from podium.core.events import Event, split_key
+from podium.core.events import ERASED, Event, split_key
 
 RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
 TaskStatus = Literal["pending", "running", "waiting", "completed", "failed", "skipped"]
 DONE: frozenset[str] = frozenset({"completed", "failed", "skipped"})
+
+
+class _Erased(dict[str, Any]):
+    def __missing__(self, key: str) -> None:
+        return None
 
 
 @lru_cache(maxsize=1024)
@@ -129,7 +134,8 @@ class RunState:
         """Fold one event into the state."""
         self.last_seq = e.seq
         self._last_ts = e.ts
-        d = e.data
+        # An erased payload (its data key shredded) folds as one whose fields are all None.
+        d = e.data if ERASED not in e.data else _Erased(e.data)
         t = self.task(e.task) if e.task is not None else None
         match e.type:
             case "run_started":

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from podium.core.agent import Agent, ReplyCache, Resources, TaskContext, TaskInput
+from podium.core.agent import Agent, ReplyCache, Resources, TaskContext, TaskInput, VaultStore
 from podium.core.events import NewEvent
 from podium.core.policy import CircuitPolicy
 from podium.core.state import RunState, TaskState
@@ -46,6 +46,8 @@ class TaskRunner:
     circuits: Mapping[str, CircuitPolicy]
     cache: ReplyCache | None = None
     resources: Resources | None = None
+    vaults: VaultStore | None = None
+    """Where masking vaults are kept: the journal's store."""
     on_token: Callable[[str, str], None] | None = None
     """Called with `(task key, piece of text)` as agents' model replies stream in."""
     """Where agents that opt in keep model replies; None: the journal's store."""
@@ -151,7 +153,7 @@ class TaskRunner:
                 outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
                 index=scope.get("index"), _record=self._recorder(key),
                 _replay=list(ts.steps) if ts.agent == name else [],
-                _cache=self.cache, _resources=self.resources,
+                _cache=self.cache, _resources=self.resources, _vaults=self.vaults,
                 _on_token=self._token_hook(key))
             error: BaseException
             try:

@@ -156,6 +156,7 @@ class _Run:
             run_id=self.run_id, workflow=workflow.name, state=lambda: self.state,
             journal=self.journal, agents=agents, breakers=engine.breakers,
             cache=engine.store, resources=self.resources, on_token=on_token,
+            vaults=engine.store,
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
         self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}

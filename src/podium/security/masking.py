@@ -218,6 +218,26 @@ class Vault:
     def labels(self) -> set[str]:
         return set(self._counters)
 
+    def entries(self) -> dict[str, str]:
+        """Every placeholder and its value, in the order they were made."""
+        return dict(self._by_placeholder)
+
+    @classmethod
+    def from_entries(cls, run_id: str, entries: Mapping[str, str]) -> Vault:
+        """The vault of run `run_id` holding `entries` (what `entries()` gave); new
+        placeholders continue each label's numbering."""
+        vault = cls(run_id)
+        for placeholder, value in entries.items():
+            m = _PLACEHOLDER.fullmatch(placeholder)
+            if m is None:
+                raise VaultError(f"vault of run {run_id!r} holds a bad placeholder "
+                                 f"{placeholder!r}")
+            label, n = m.group(1), int(m.group(2))
+            vault._by_value.setdefault(value, placeholder)
+            vault._by_placeholder[placeholder] = value
+            vault._counters[label] = max(vault._counters.get(label, 0), n)
+        return vault
+
     @staticmethod
     def new_key() -> bytes:
         """A fresh random 256-bit key."""
@@ -252,17 +272,7 @@ class Vault:
                 f"cannot decrypt the vault of run {run_id!r}: wrong key, a vault of another "
                 "run, or altered data"
             ) from None
-        state = json.loads(plain)
-        vault = cls(run_id)
-        for placeholder, value in state["entries"]:
-            m = _PLACEHOLDER.fullmatch(placeholder)
-            if m is None:  # pragma: no cover - authenticated data we wrote
-                raise VaultError(f"vault of run {run_id!r} holds a bad placeholder")
-            label, n = m.group(1), int(m.group(2))
-            vault._by_value.setdefault(value, placeholder)
-            vault._by_placeholder[placeholder] = value
-            vault._counters[label] = max(vault._counters.get(label, 0), n)
-        return vault
+        return cls.from_entries(run_id, dict(json.loads(plain)["entries"]))
 
     @staticmethod
     def _aad(run_id: str) -> bytes:

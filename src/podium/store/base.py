@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from podium.core.events import Event, NewEvent
 from podium.errors import PodiumError
+from podium.security.crypto import MasterKey
 
 
 class LeaseLost(PodiumError):
@@ -54,6 +55,24 @@ class CircuitState:
     """Consecutive failures."""
     opened_at: float | None = None
     """When the circuit opened; None while it is closed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyStatus:
+    """What `podium keys status` shows."""
+
+    encrypted: bool
+    """Whether this process holds a master key (and so encrypts what it writes)."""
+    process_keys: tuple[str, ...]
+    """The ids of the master keys this process holds, the primary first."""
+    current: str | None
+    """The id of the journal's current master key; None before the first data key."""
+    data_keys: dict[str, int] = field(default_factory=dict)
+    """Live data keys by the id of the master key that wraps them."""
+    shredded: int = 0
+    """Data keys destroyed (what they encrypted is unreadable)."""
+    clear_runs: int = 0
+    """Runs whose journal was written with no master key (stored unencrypted)."""
 
 
 class Store(ABC):
@@ -129,6 +148,68 @@ class Store(ABC):
     @abstractmethod
     async def cache_put(self, key: str, value: dict[str, Any]) -> None:
         """Cache a model reply (a JSON object) under `key`, replacing any there."""
+
+    # -- encryption at rest (see podium.security.crypto) ---------------------------------
+
+    @property
+    @abstractmethod
+    def encrypted(self) -> bool:
+        """Whether this store encrypts what it writes (it holds a master key)."""
+
+    @abstractmethod
+    async def vault_get(self, run_id: str) -> dict[str, str] | None:
+        """The run's masking vault (placeholder → value), or None."""
+
+    @abstractmethod
+    async def vault_put(self, run_id: str, entries: dict[str, str]) -> None:
+        """Keep the run's masking vault, encrypted under the run's data key."""
+
+    @abstractmethod
+    async def seal(self, value: bytes, *, where: bytes, run_id: str | None = None,
+                   subject: str | None = None) -> bytes:
+        """`value` encrypted under the subject's data key (else the run's, else the store's),
+        bound to `where` (make it with `podium.security.crypto.context`, naming the table,
+        row and field the result will be kept in). Unencrypted stores return it marked as
+        clear."""
+
+    @abstractmethod
+    async def unseal(self, blob: bytes, *, where: bytes) -> bytes | None:
+        """What `seal` sealed at `where`; None when its data key was shredded.
+
+        Raises:
+            DecryptError: `blob` was sealed for another place, or altered.
+            KeyConfigError: the master key it needs is not configured.
+        """
+
+    @abstractmethod
+    async def shred_run(self, run_id: str) -> None:
+        """Destroy the run's data key: its payloads and vault become unreadable for good
+        (events read back as `{"_erased": "run"}`; types, tasks and times remain). A run
+        written unencrypted has its payloads overwritten instead.
+
+        Raises:
+            UnknownRun: no such run.
+            RunBusy: a live process executes the run.
+        """
+
+    @abstractmethod
+    async def shred_subject(self, subject: str) -> int:
+        """Destroy the subject's data key: every payload sealed for the subject (events
+        appended with `NewEvent(subject=...)`, values sealed with `seal(subject=...)`)
+        becomes unreadable, in every run. Returns how many keys were destroyed (0: the
+        subject had none). A later payload for the subject gets a new key.
+
+        Raises:
+            KeyConfigError: the store is unencrypted, so nothing was sealed per subject.
+        """
+
+    @abstractmethod
+    async def key_status(self) -> KeyStatus:
+        """Whether encryption is on, and the data keys by master key."""
+
+    @abstractmethod
+    async def rotate_master_key(self, new: MasterKey, *, batch: int = 100) -> int:
+        """Re-wrap every data key under `new`; returns how many were re-wrapped."""
 
     @abstractmethod
     async def close(self) -> None:

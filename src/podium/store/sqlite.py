@@ -10,6 +10,12 @@ process; only a power failure can lose the last commits.
 
 Statements run on the event loop's thread: each is short (tens of microseconds), and a
 thread hop per event would cost more than it saves.
+
+With a master key (see `podium.security.crypto`), event payloads, the reply cache, masking
+vaults and sealed values are encrypted with AES-256-GCM under data keys kept in the file,
+wrapped by the master key (`store/_keys.py`). Event types, task keys, sequence numbers and
+times stay in clear: they say what happened, not with what data. Circuit rows hold an agent
+name, a count and a time, and stay in clear too.
 """
 
 from __future__ import annotations
@@ -21,12 +27,23 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from podium._sqlite import retrying, write
-from podium.core.events import RUN_ENDS, Event, NewEvent
-from podium.errors import PodiumError, UnknownRun
-from podium.store.base import CircuitState, Conflict, LeaseLost, Owner, RunSummary, Store
+from podium.core.events import ERASED, RUN_ENDS, Event, NewEvent
+from podium.errors import PodiumError, RunBusy, UnknownRun
+from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
+from podium.store._keys import SCHEMA as KEYS_SCHEMA
+from podium.store._keys import DataKeys, run_owner, subject_owner
+from podium.store.base import (
+    CircuitState,
+    Conflict,
+    KeyStatus,
+    LeaseLost,
+    Owner,
+    RunSummary,
+    Store,
+)
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
@@ -65,7 +82,7 @@ CREATE TABLE IF NOT EXISTS model_cache (
     value TEXT NOT NULL,
     created REAL NOT NULL
 );
-"""
+""" + KEYS_SCHEMA
 _RUN_STATUS = {"run_started": "running", "run_resumed": "running", "run_waiting": "waiting",
                "run_completed": "completed", "run_failed": "failed",
                "run_cancelled": "cancelled"}
@@ -94,10 +111,15 @@ class SQLiteStore(Store):
         path: the database file; created with its folder if missing.
         busy_timeout: seconds to wait for another writer's lock before retrying.
         lock_patience: seconds of retries after which a lock is reported as an error.
+        keys: the master keys to encrypt with; by default those configured in the
+            environment (`load_keyring`); None stores data unencrypted.
     """
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0,
-                 lock_patience: float = 120.0) -> None:
+                 lock_patience: float = 120.0,
+                 keys: Keyring | Literal["env"] | None = "env") -> None:
+        self.keyring = load_keyring() if keys == "env" else keys
+        self._keys = DataKeys(self.keyring)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._patience = lock_patience
@@ -106,6 +128,8 @@ class SQLiteStore(Store):
         self._retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # Shredded keys and re-wrapped ones must not linger in free pages.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._write(self._create_schema)
 
     def _create_schema(self, db: sqlite3.Connection) -> None:
@@ -140,7 +164,8 @@ class SQLiteStore(Store):
                  now + 60),
             )
             db.execute("INSERT INTO events VALUES (?,?,?,?,?,?)",
-                       (run_id, 1, first.type, first.task, _dumps(first.data), now))
+                       (run_id, 1, first.type, first.task,
+                        self._keys.encode_event(db, run_id, 1, first.data, first.subject), now))
             return Event(run_id=run_id, seq=1, type=first.type, task=first.task,
                          data=first.data, ts=now)
 
@@ -152,14 +177,13 @@ class SQLiteStore(Store):
     ) -> list[Event]:
         if not events:
             return []
-        rows = [(e.type, e.task, _dumps(e.data)) for e in events]
         status = next((_RUN_STATUS[e.type] for e in reversed(events) if e.type in _RUN_STATUS),
                       None)
         ends = any(e.type in RUN_ENDS for e in events)
 
         def append(db: sqlite3.Connection) -> list[Event]:
             now = time.time()
-            n = len(rows)
+            n = len(events)
             sets = "last_seq = last_seq + ?, updated_at = ?"
             params: list[object] = [n, now]
             if status is not None:
@@ -184,9 +208,11 @@ class SQLiteStore(Store):
                 self._missing_or_lost(db, run_id, owner)
                 raise Conflict(f"run {run_id!r} has events past {expect_last}")
             first = row[0] - n + 1
+            encode = self._keys.encode_event
             db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?)",
-                           [(run_id, first + i, t, k, d, now) for i, (t, k, d) in
-                            enumerate(rows)])
+                           [(run_id, first + i, e.type, e.task,
+                             encode(db, run_id, first + i, e.data, e.subject), now)
+                            for i, e in enumerate(events)])
             return [Event(run_id=run_id, seq=first + i, type=e.type, task=e.task, data=e.data,
                           ts=now) for i, e in enumerate(events)]
 
@@ -206,8 +232,9 @@ class SQLiteStore(Store):
             " ORDER BY seq", (run_id, after)).fetchall()
         if not rows and after == 0:
             raise UnknownRun(f"no run {run_id!r} in the journal")
-        return [Event(run_id=run_id, seq=s, type=t, task=k, data=json.loads(d), ts=ts)
-                for s, t, k, d, ts in rows]
+        decode = self._keys.decode_event
+        return [Event(run_id=run_id, seq=s, type=t, task=k, data=decode(self._db, run_id, s, d),
+                      ts=ts) for s, t, k, d, ts in rows]
 
     async def runs(self, limit: int = 50, status: str | None = None) -> list[RunSummary]:
         query = ("SELECT run_id, workflow, status, started_at, updated_at, finished_at, last_seq"
@@ -292,14 +319,129 @@ class SQLiteStore(Store):
                                (key,)).fetchone()
         if row is None:
             return None
-        value: dict[str, Any] = json.loads(row[0])
+        raw = row[0]
+        if isinstance(raw, bytes):
+            raw = self._keys.open(self._db, raw, context("cache", key), f"cached reply {key!r}")
+            if raw is None:
+                return None
+        value: dict[str, Any] = json.loads(raw)
         return value
 
     async def cache_put(self, key: str, value: dict[str, Any]) -> None:
         text = _dumps(value)
-        self._write(lambda db: db.execute(
-            "INSERT INTO model_cache VALUES (?,?,?) ON CONFLICT (key) DO UPDATE SET"
-            " value = excluded.value, created = excluded.created", (key, text, time.time())))
+
+        def put(db: sqlite3.Connection) -> None:
+            sealed = self._keys.seal_for(db, "cache", text.encode(), context("cache", key))
+            db.execute("INSERT INTO model_cache VALUES (?,?,?) ON CONFLICT (key) DO UPDATE SET"
+                       " value = excluded.value, created = excluded.created",
+                       (key, text if sealed is None else sealed, time.time()))
+
+        self._write(put)
+
+    # -- encryption at rest --------------------------------------------------------------
+
+    @property
+    def encrypted(self) -> bool:
+        return self.keyring is not None
+
+    async def vault_get(self, run_id: str) -> dict[str, str] | None:
+        row = self._db.execute("SELECT data FROM vaults WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        raw = row[0]
+        if isinstance(raw, bytes):
+            raw = self._keys.open(self._db, raw, context("vault", run_id),
+                                  f"the masking vault of run {run_id!r}")
+            if raw is None:
+                return None
+        entries: dict[str, str] = json.loads(raw)
+        return entries
+
+    async def vault_put(self, run_id: str, entries: dict[str, str]) -> None:
+        text = _dumps(entries)
+
+        def put(db: sqlite3.Connection) -> None:
+            if self.keyring is None:
+                self._keys.encode_event(db, run_id, 0, {}, None)  # refuses an encrypted run
+            sealed = self._keys.seal_for(db, run_owner(run_id), text.encode(),
+                                         context("vault", run_id))
+            db.execute("INSERT INTO vaults VALUES (?,?,?) ON CONFLICT (run_id) DO UPDATE SET"
+                       " data = excluded.data, updated = excluded.updated",
+                       (run_id, text if sealed is None else sealed, time.time()))
+
+        self._write(put)
+
+    async def seal(self, value: bytes, *, where: bytes, run_id: str | None = None,
+                   subject: str | None = None) -> bytes:
+        owner = (subject_owner(subject) if subject is not None
+                 else run_owner(run_id) if run_id is not None else "store")
+        sealed = self._write(lambda db: self._keys.seal_for(db, owner, value, where))
+        return bytes([0]) + value if sealed is None else sealed
+
+    async def unseal(self, blob: bytes, *, where: bytes) -> bytes | None:
+        if blob[:1] == b"\x00":
+            return blob[1:]
+        return self._keys.open(self._db, blob, where, "a sealed value")
+
+    async def shred_run(self, run_id: str) -> None:
+        def shred(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT owner_pid, owner_host, lease_until FROM runs WHERE"
+                             " run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise UnknownRun(f"no run {run_id!r} in the journal")
+            pid, host, until = row
+            if until is not None and until > time.time() and (
+                    host != socket.gethostname() or _alive(pid)):
+                raise RunBusy(f"run {run_id!r} is being executed by process {pid} on "
+                              f"{host!r}; erase it once it stopped")
+            if self._keys.shred(db, run_owner(run_id)) == 0:
+                # Written with no master key: overwrite the payloads themselves.
+                db.execute("UPDATE events SET data = ? WHERE run_id = ? AND typeof(data) ="
+                           " 'text'", (_dumps({ERASED: "run"}), run_id))
+            db.execute("DELETE FROM vaults WHERE run_id = ?", (run_id,))
+
+        self._write(shred)
+        self._checkpoint()
+
+    async def shred_subject(self, subject: str) -> int:
+        if self.keyring is None:
+            raise KeyConfigError(
+                f"cannot erase subject {subject!r} by crypto-shredding: this journal is not "
+                "encrypted (no master key configured), so payloads tagged with a subject were "
+                "stored in clear; configure a master key (podium keys init)")
+        shredded = self._write(lambda db: self._keys.shred(db, subject_owner(subject)))
+        self._checkpoint()
+        return shredded
+
+    async def key_status(self) -> KeyStatus:
+        return self._keys.status(self._db)
+
+    async def rotate_master_key(self, new: MasterKey, *, batch: int = 100) -> int:
+        """Re-wrap every data key under `new`, in small transactions so that runs go on.
+
+        `keys` (given when the store was made) must hold `new` and the key(s) the data keys
+        are wrapped with now. First `new` becomes the journal's current master key (data keys
+        made from then on are wrapped with it); then the others are re-wrapped, `batch` per
+        transaction. Returns how many were re-wrapped. Interrupted, it can simply be run again.
+
+        Raises:
+            KeyConfigError: no keys, `new` not among them, or a data key under a master key
+                that is not among them.
+        """
+        if self.keyring is None or self.keyring.get(new.key_id) is None:
+            raise KeyConfigError("rotating needs a store opened with the new master key and "
+                                 "the current one")
+        self._write(lambda db: self._keys.start_rotation(db, new))
+        total = 0
+        while n := self._write(lambda db: self._keys.rewrap(db, new, batch)):
+            total += n
+        self._checkpoint()
+        return total
+
+    def _checkpoint(self) -> None:
+        """Move the WAL into the file and empty it, so that destroyed keys leave no copy in
+        it (best effort: a reader holding an old snapshot makes SQLite skip part of it)."""
+        self._retrying(lambda: self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
 
     async def close(self) -> None:
         self._db.close()

@@ -1,0 +1,145 @@
+"""`podium keys init|status|rotate`: the master key of encryption at rest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from podium.config import database_path
+from podium.errors import PodiumError
+from podium.security._audit_keys import _create_private
+from podium.security.crypto import (
+    KEY_ENV,
+    KEY_FILE_ENV,
+    Keyring,
+    MasterKey,
+    default_key_file,
+    load_keyring,
+    read_key_file,
+)
+from podium.store.base import KeyStatus, Store
+from podium.store.sqlite import SQLiteStore
+
+keys_app = typer.Typer(no_args_is_help=True,
+                       help="Encryption at rest: the master key that wraps data keys.")
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DbOption = Annotated[Path | None, typer.Option(
+    "--db", help="Journal database (default: $PODIUM_HOME/podium.db or the user data folder).",
+    envvar="PODIUM_DB")]
+
+
+def unencrypted_notice(store: Store, path: Path) -> str | None:
+    """The line `podium run` prints on stderr when data is stored unencrypted."""
+    if store.encrypted:
+        return None
+    return (f"note: run data is stored unencrypted in {path}: no master key is configured "
+            f"({KEY_ENV}, {KEY_FILE_ENV} or $PODIUM_HOME/master.key); `podium keys init` "
+            "makes one")
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(2)
+
+
+@keys_app.command("init")
+def keys_init(
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Write the key here (default: $PODIUM_HOME/master.key).")] = None,
+) -> None:
+    """Make a master key file (readable by its owner only); data written from then on is
+    encrypted. Keep a copy somewhere safe: without it the data cannot be read."""
+    path = out_file or default_key_file()
+    if path.exists():
+        raise _fail(f"{path} exists already; `podium keys rotate` replaces a key")
+    key = MasterKey.generate()
+    _create_private(path, (key.text() + "\n").encode())
+    _out.print(f"master key {key.key_id} written to {escape(str(path))}")
+
+
+@keys_app.command("status")
+def keys_status(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Whether encryption is on, and how many data keys each master key wraps."""
+    try:
+        status = asyncio.run(_status(db or database_path()))
+    except PodiumError as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        _out.print_json(json.dumps(asdict(status)))
+        return
+    if status.encrypted:
+        _out.print(f"encryption: on (AES-256-GCM); this process holds master key(s) "
+                   f"{', '.join(status.process_keys)}")
+    else:
+        _out.print("encryption: OFF: no master key configured; new data is stored "
+                   "unencrypted (`podium keys init` makes a key)")
+    _out.print(f"journal's current master key: {status.current or 'none yet'}")
+    for master, n in status.data_keys.items():
+        _out.print(f"  {n} data key(s) wrapped by master key {master}")
+    _out.print(f"shredded data keys: {status.shredded}; runs stored unencrypted: "
+               f"{status.clear_runs}")
+
+
+async def _status(db: Path) -> KeyStatus:
+    store = SQLiteStore(db)
+    try:
+        return await store.key_status()
+    finally:
+        await store.close()
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    db: DbOption = None,
+    new_key_file: Annotated[Path | None, typer.Option(
+        "--new-key-file", help="The new master key (default: make one, kept in "
+                               "$PODIUM_HOME/master.key.new until the rotation is done).")
+    ] = None,
+) -> None:
+    """Re-wrap every data key under a new master key. Runs go on meanwhile: only wrapped
+    keys are rewritten, a few per transaction. Afterwards the old key reads nothing."""
+    try:
+        current = load_keyring()
+        if current is None:
+            raise _fail("no master key is configured, so nothing is encrypted to rotate; "
+                        "`podium keys init` makes one")
+        generated = new_key_file is None
+        path = new_key_file or default_key_file().with_name("master.key.new")
+        if generated and not path.exists():
+            _create_private(path, (MasterKey.generate().text() + "\n").encode())
+        new = read_key_file(path).primary
+        keyring = Keyring(keys=(new, *(k for k in current.keys if k.key_id != new.key_id)))
+        n = asyncio.run(_rotate(db or database_path(), keyring, new))
+    except PodiumError as e:
+        raise _fail(str(e)) from None
+    _out.print(f"{n} data key(s) re-wrapped under master key {new.key_id}")
+    old = [k.key_id for k in current.keys if k.key_id != new.key_id]
+    uses_default = not (os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV))
+    if generated and uses_default:
+        os.replace(path, default_key_file())
+        _out.print(f"{default_key_file()} now holds the new key; the old one "
+                   f"({', '.join(old)}) is gone and reads nothing")
+    else:
+        _out.print(f"configure the new key everywhere ({KEY_FILE_ENV}={escape(str(path))}), "
+                   f"then destroy the old one ({', '.join(old) or 'none'}): it reads nothing now")
+
+
+async def _rotate(db: Path, keyring: Keyring, new: MasterKey) -> int:
+    store = SQLiteStore(db, keys=keyring)
+    try:
+        return await store.rotate_master_key(new)
+    finally:
+        await store.close()

@@ -1,0 +1,245 @@
+"""The SQLite journal's data keys: made, wrapped, cached, shredded and re-wrapped.
+
+Table `data_keys` holds one row per data key: its owner (`run:<id>`, `subject:<id>`,
+`cache` for the reply cache, `store` for values sealed with no run or subject), the key
+wrapped by a master key (NULL once shredded), and the id of that master key. The `meta` row
+`master_key` names the journal's current master key: new data keys are wrapped with it
+only, so once `podium keys rotate` switched it, a process still holding just the old key
+can finish what it runs (its data keys are unwrapped in memory) but cannot add data the old
+key would read.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from podium.core.events import ERASED
+from podium.security.crypto import (
+    DataKey,
+    DecryptError,
+    KeyConfigError,
+    Keyring,
+    MasterKey,
+    context,
+    new_data_key,
+    seal,
+    sealed_key_id,
+    unseal,
+    unwrap,
+    wrap,
+)
+from podium.store.base import KeyStatus
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS data_keys (
+    id INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL,
+    wrapped BLOB,
+    master_id TEXT,
+    created REAL NOT NULL,
+    shredded REAL
+);
+CREATE INDEX IF NOT EXISTS data_keys_owner ON data_keys (owner);
+CREATE TABLE IF NOT EXISTS vaults (
+    run_id TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    updated REAL NOT NULL
+)
+"""
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_HINT = ("set PODIUM_MASTER_KEY or PODIUM_MASTER_KEY_FILE (several keys may be given while "
+         "a rotation is under way)")
+
+
+def run_owner(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def subject_owner(subject: str) -> str:
+    return f"subject:{subject}"
+
+
+class DataKeys:
+    """Data keys of one SQLite journal, for one store object (which caches them unwrapped)."""
+
+    def __init__(self, keyring: Keyring | None) -> None:
+        self.keyring = keyring
+        self._by_owner: dict[str, DataKey] = {}
+        self._by_id: dict[int, tuple[str, DataKey | None]] = {}
+        self._clear_runs: set[str] = set()
+
+    # -- finding and making keys ------------------------------------------------------------
+
+    def for_owner(self, db: sqlite3.Connection, owner: str, *, create: bool) -> DataKey | None:
+        """The live data key of `owner`, made (in the caller's transaction) when `create`
+        and a master key is held; None when there is none."""
+        cached = self._by_owner.get(owner)
+        # A subject's key may be shredded by another process at any time: look each time.
+        if cached is not None and not owner.startswith("subject:"):
+            return cached
+        row = db.execute("SELECT id, wrapped, master_id FROM data_keys WHERE owner = ? AND"
+                         " wrapped IS NOT NULL ORDER BY id DESC LIMIT 1", (owner,)).fetchone()
+        if row is not None:
+            if cached is not None and cached.key_id == row[0]:
+                return cached
+            key = DataKey.of(row[0], self._unwrap(owner, row[1], row[2], f"the data of {owner}"))
+        elif not create or self.keyring is None:
+            return None
+        else:
+            master = self.current_master(db)
+            secret = new_data_key()
+            key_id = db.execute(
+                "INSERT INTO data_keys (owner, wrapped, master_id, created) VALUES (?,?,?,?)"
+                " RETURNING id", (owner, wrap(master, secret, owner), master.key_id,
+                                  time.time())).fetchone()[0]
+            key = DataKey.of(key_id, secret)
+        self._by_owner[owner] = key
+        self._by_id[key.key_id] = (owner, key)
+        return key
+
+    def by_id(self, db: sqlite3.Connection, key_id: int, what: str
+              ) -> tuple[str, DataKey | None]:
+        """The owner of data key `key_id` and the key, None if it was shredded."""
+        found = self._by_id.get(key_id)
+        if found is not None:
+            return found
+        row = db.execute("SELECT owner, wrapped, master_id FROM data_keys WHERE id = ?",
+                         (key_id,)).fetchone()
+        if row is None:
+            raise DecryptError(f"{what}: its data key #{key_id} is not in the journal")
+        owner, wrapped, master_id = row
+        key = None if wrapped is None else DataKey.of(key_id, self._unwrap(owner, wrapped,
+                                                                           master_id, what))
+        self._by_id[key_id] = (owner, key)
+        return owner, key
+
+    def _unwrap(self, owner: str, wrapped: bytes, master_id: str, what: str) -> bytes:
+        if self.keyring is None:
+            raise KeyConfigError(f"{what} is encrypted (master key {master_id}) and this "
+                                 f"process has no master key; {_HINT}")
+        master = self.keyring.get(master_id)
+        if master is None:
+            raise KeyConfigError(
+                f"{what} is encrypted under master key {master_id}, and this process holds "
+                f"{', '.join(self.keyring.ids())}; if the key was rotated, configure the new "
+                f"one ({_HINT})")
+        return unwrap(master, wrapped, owner)
+
+    def current_master(self, db: sqlite3.Connection) -> MasterKey:
+        """The master key new data keys are wrapped with (the journal's current one)."""
+        assert self.keyring is not None
+        row = db.execute("SELECT value FROM meta WHERE key = 'master_key'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('master_key', ?)", (self.keyring.primary.key_id,))
+            return self.keyring.primary
+        master = self.keyring.get(row[0])
+        if master is None:
+            raise KeyConfigError(
+                f"this journal's current master key is {row[0]} (it was rotated to it), and "
+                f"this process holds {', '.join(self.keyring.ids())}; configure the current "
+                f"key ({_HINT}), or switch the journal with `podium keys rotate`")
+        return master
+
+    # -- journal payloads -------------------------------------------------------------------
+
+    def encode_event(self, db: sqlite3.Connection, run_id: str, seq: int,
+                     data: dict[str, Any], subject: str | None) -> str | bytes:
+        """What the events table keeps of an event's payload: JSON text in clear, or the
+        JSON sealed under the run's (or the subject's) data key, bound to its row."""
+        text = _dumps(data)
+        if self.keyring is None:
+            self._refuse_clear(db, run_id)
+            return text
+        owner = subject_owner(subject) if subject is not None else run_owner(run_id)
+        key = self.for_owner(db, owner, create=True)
+        assert key is not None
+        return seal(key, text.encode(), context("event", run_id, seq, "data"))
+
+    def _refuse_clear(self, db: sqlite3.Connection, run_id: str) -> None:
+        """Never add clear payloads to a run whose journal is encrypted."""
+        if run_id in self._clear_runs:
+            return
+        row = db.execute("SELECT master_id FROM data_keys WHERE owner = ?",
+                         (run_owner(run_id),)).fetchone()
+        if row is not None:
+            raise KeyConfigError(f"run {run_id!r} is encrypted (master key {row[0]}) and this "
+                                 f"process has no master key, so it cannot write to it; {_HINT}")
+        self._clear_runs.add(run_id)
+
+    def decode_event(self, db: sqlite3.Connection, run_id: str, seq: int,
+                     raw: str | bytes) -> dict[str, Any]:
+        """An event's payload as `encode_event` wrote it."""
+        if isinstance(raw, str):
+            value: dict[str, Any] = json.loads(raw)
+            return value
+        what = f"event {seq} of run {run_id!r}"
+        owner, key = self.by_id(db, sealed_key_id(raw, what=what), what)
+        if key is None:
+            return {ERASED: owner.partition(":")[0]}
+        value = json.loads(unseal(key, raw, context("event", run_id, seq, "data"), what=what))
+        return value
+
+    def seal_for(self, db: sqlite3.Connection, owner: str, plain: bytes, where: bytes
+                 ) -> bytes | None:
+        """`plain` sealed under `owner`'s data key (made if needed); None with no master key."""
+        if self.keyring is None:
+            return None
+        key = self.for_owner(db, owner, create=True)
+        assert key is not None
+        return seal(key, plain, where)
+
+    def open(self, db: sqlite3.Connection, blob: bytes, where: bytes, what: str
+             ) -> bytes | None:
+        """What `seal_for` sealed; None when its data key was shredded."""
+        _, key = self.by_id(db, sealed_key_id(blob, what=what), what)
+        return None if key is None else unseal(key, blob, where, what=what)
+
+    # -- shredding and rotation -------------------------------------------------------------
+
+    def shred(self, db: sqlite3.Connection, owner: str) -> int:
+        """Destroy `owner`'s data keys; returns how many there were."""
+        cur = db.execute("UPDATE data_keys SET wrapped = NULL, shredded = ? WHERE owner = ?"
+                         " AND wrapped IS NOT NULL", (time.time(), owner))
+        self._by_owner.pop(owner, None)
+        for key_id, (held_by, _) in list(self._by_id.items()):
+            if held_by == owner:
+                self._by_id[key_id] = (owner, None)
+        return cur.rowcount
+
+    def start_rotation(self, db: sqlite3.Connection, new: MasterKey) -> None:
+        """Make `new` the journal's current master key (new data keys are wrapped with it)."""
+        assert self.keyring is not None
+        row = db.execute("SELECT value FROM meta WHERE key = 'master_key'").fetchone()
+        if row is not None and self.keyring.get(row[0]) is None:
+            raise KeyConfigError(f"this journal's current master key is {row[0]}; configure "
+                                 f"it to rotate away from it ({_HINT})")
+        db.execute("INSERT INTO meta VALUES ('master_key', ?) ON CONFLICT (key) DO UPDATE SET"
+                   " value = excluded.value", (new.key_id,))
+
+    def rewrap(self, db: sqlite3.Connection, new: MasterKey, limit: int) -> int:
+        """Re-wrap up to `limit` data keys not yet under `new`; returns how many."""
+        rows = db.execute("SELECT id, owner, wrapped, master_id FROM data_keys WHERE wrapped"
+                          " IS NOT NULL AND master_id != ? LIMIT ?",
+                          (new.key_id, limit)).fetchall()
+        for key_id, owner, wrapped, master_id in rows:
+            secret = self._unwrap(owner, wrapped, master_id, f"the data key of {owner}")
+            db.execute("UPDATE data_keys SET wrapped = ?, master_id = ? WHERE id = ?",
+                       (wrap(new, secret, owner), new.key_id, key_id))
+        return len(rows)
+
+    def status(self, db: sqlite3.Connection) -> KeyStatus:
+        current = db.execute("SELECT value FROM meta WHERE key = 'master_key'").fetchone()
+        by_master = dict(db.execute(
+            "SELECT master_id, count(*) FROM data_keys WHERE wrapped IS NOT NULL"
+            " GROUP BY master_id ORDER BY master_id").fetchall())
+        shredded = db.execute("SELECT count(*) FROM data_keys WHERE wrapped IS NULL"
+                              ).fetchone()[0]
+        clear = db.execute("SELECT count(*) FROM runs WHERE NOT EXISTS (SELECT 1 FROM data_keys"
+                           " WHERE owner = 'run:' || runs.run_id)").fetchone()[0]
+        return KeyStatus(encrypted=self.keyring is not None,
+                         process_keys=tuple(self.keyring.ids()) if self.keyring else (),
+                         current=None if current is None else current[0],
+                         data_keys=by_master, shredded=shredded, clear_runs=clear)
