@@ -16,6 +16,7 @@ effects file, the journal (read straight from SQLite) and the run record must sh
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -34,6 +35,8 @@ import pytest
 import yaml
 
 from podium import Engine, SQLiteStore, Workflow
+from podium.core.events import Event
+from podium.security.crypto import MasterKey, load_keyring
 
 HERE = Path(__file__).resolve().parent
 WORKFLOW_DIR = HERE / "crash_workflow"
@@ -160,10 +163,15 @@ class JournalEvent:
 
 
 def read_journal(db: Path, run_id: str) -> list[JournalEvent]:
-    with closing(sqlite3.connect(db)) as conn:
-        rows = conn.execute("SELECT seq, type, task, data, ts FROM events WHERE run_id = ?"
-                            " ORDER BY seq", (run_id,)).fetchall()
-    return [JournalEvent(s, t, k, json.loads(d), ts) for s, t, k, d, ts in rows]
+    """The run's journal, decrypted with the master key in the journal's folder if any."""
+    async def read() -> list[Event]:
+        store = SQLiteStore(db, keys=load_keyring({"PODIUM_HOME": str(db.parent)}))
+        try:
+            return await store.events(run_id)
+        finally:
+            await store.close()
+
+    return [JournalEvent(e.seq, e.type, e.task, e.data, e.ts) for e in asyncio.run(read())]
 
 
 def run_status(db: Path, run_id: str) -> str:
@@ -200,6 +208,8 @@ class Scenario:
     """SIGKILLs to land mid-run before the run is let finish."""
     linger: float
     """Chance that a kill waits a further random fraction of `sleep_ms` after that."""
+    encrypted: bool = False
+    """Whether the journal is encrypted at rest (a master key in `$PODIUM_HOME`)."""
 
 
 @dataclass
@@ -293,6 +303,9 @@ def crash_until_done(scenario: Scenario, tmp_path: Path) -> CrashLog:
     home, effects, logs = tmp_path / "home", tmp_path / "effects.log", tmp_path / "logs"
     logs.mkdir()
     db = home / "podium.db"
+    if scenario.encrypted:
+        home.mkdir()
+        (home / "master.key").write_text(MasterKey.generate().text())
     run_cmd = [str(PODIUM), "run", str(WORKFLOW), "--json", "--no-input",
                "-i", f"effects={effects}", "-i", f"sleep_ms={scenario.sleep_ms}",
                "-i", f"width={scenario.width}"]
@@ -401,13 +414,14 @@ def check_recovered_run(log: CrashLog, tmp_path: Path, inputs: dict[str, Any]) -
 
 SCENARIOS = [
     Scenario(seed=101, sleep_ms=6, width=8, kills=8, linger=0.0),
-    Scenario(seed=202, sleep_ms=12, width=8, kills=8, linger=0.5),
+    Scenario(seed=202, sleep_ms=12, width=8, kills=8, linger=0.5, encrypted=True),
     Scenario(seed=303, sleep_ms=20, width=12, kills=9, linger=1.0),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"seed{s.seed}")
+@pytest.mark.parametrize("scenario", SCENARIOS,
+                         ids=lambda s: f"seed{s.seed}{'-encrypted' if s.encrypted else ''}")
 def test_sigkill_and_resume_until_done(scenario: Scenario, tmp_path: Path) -> None:
     log = crash_until_done(scenario, tmp_path)
     assert log.mid_run_kills >= 7, f"only {log.mid_run_kills} kills landed mid-run"

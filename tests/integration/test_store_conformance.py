@@ -1,4 +1,5 @@
-"""The conformance suite every journal store passes (SQLite today; PostgreSQL joins it)."""
+"""The conformance suite every journal store passes (SQLite today; PostgreSQL joins it),
+with encryption at rest off and on."""
 
 from __future__ import annotations
 
@@ -11,11 +12,17 @@ from pathlib import Path
 import pytest
 
 from podium import SQLiteStore, Store, UnknownRun
-from podium.core.events import NewEvent
+from podium.core.events import ERASED, NewEvent
+from podium.errors import RunBusy
+from podium.security.crypto import DecryptError, KeyConfigError, Keyring, MasterKey, context
 from podium.store.base import CircuitState, Conflict, LeaseLost, Owner
 
 StoreFactory = Callable[[Path], Store]
-FACTORIES: dict[str, StoreFactory] = {"sqlite": lambda d: SQLiteStore(d / "journal.db")}
+MASTER = Keyring(keys=(MasterKey(secret=bytes(range(32)), source="test"),))
+FACTORIES: dict[str, StoreFactory] = {
+    "sqlite": lambda d: SQLiteStore(d / "journal.db", keys=None),
+    "sqlite_encrypted": lambda d: SQLiteStore(d / "journal.db", keys=MASTER),
+}
 
 
 @pytest.fixture(params=sorted(FACTORIES))
@@ -171,7 +178,7 @@ async def test_a_sqlite_journal_from_before_the_reply_cache_gains_it(tmp_path: P
     with sqlite3.connect(tmp_path / "j.db") as db:
         db.execute("DROP TABLE model_cache")
     db.close()
-    store = SQLiteStore(tmp_path / "j.db")
+    store = SQLiteStore(tmp_path / "j.db", keys=None)
     try:
         await store.cache_put("k", {"text": "t"})
         assert await store.cache_get("k") == {"text": "t"}
@@ -181,7 +188,7 @@ async def test_a_sqlite_journal_from_before_the_reply_cache_gains_it(tmp_path: P
 
 
 async def _fill(path: Path) -> None:
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, keys=None)
     await store.create_run("r", "w", START, owner("a"))
     await store.close()
 
@@ -218,3 +225,82 @@ def test_many_processes_opening_a_new_journal_at_once(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "new.db") as db:
         assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 8 * 25
     db.close()
+
+
+# -- encryption at rest: the same behaviour with a master key or without -----------------
+
+
+async def test_a_run_vault_is_kept_and_replaced(store: Store) -> None:
+    await store.create_run("r", "w", START, owner("a"))
+    assert await store.vault_get("r") is None
+    await store.vault_put("r", {"<EMAIL_1>": "ada@example.com"})
+    await store.vault_put("r", {"<EMAIL_1>": "ada@example.com", "<CARD_1>": "4111"})
+    assert await store.vault_get("r") == {"<EMAIL_1>": "ada@example.com", "<CARD_1>": "4111"}
+    assert await store.vault_get("other") is None
+
+
+async def test_sealed_values_open_only_where_they_were_sealed(store: Store) -> None:
+    here, there = context("memory", "row", 1, "text"), context("memory", "row", 2, "text")
+    blob = await store.seal(b"secret fact", where=here, subject="s-1")
+    assert await store.unseal(blob, where=here) == b"secret fact"
+    if store.encrypted:
+        assert b"secret fact" not in blob
+        with pytest.raises(DecryptError, match="another row"):
+            await store.unseal(blob, where=there)
+
+
+async def test_a_shredded_run_reads_as_erased(store: Store) -> None:
+    me = owner("a")
+    await store.create_run("r", "w", NewEvent(type="run_started", data={
+        "workflow": "w", "inputs": {"email": "ada@example.com"}}), me)
+    await store.append("r", [NewEvent(type="task_completed", task="t", data={"output": 1})], me)
+    await store.create_run("kept", "w", START, me)
+    await store.vault_put("r", {"<EMAIL_1>": "ada@example.com"})
+    with pytest.raises(RunBusy):
+        await store.shred_run("r")  # its owner is alive and holds the lease
+    await store.release("r", me)
+    await store.shred_run("r")
+    events = await store.events("r")
+    assert [(e.seq, e.type, e.task) for e in events] == [
+        (1, "run_started", None), (2, "task_completed", "t")]
+    assert all(e.data == {ERASED: "run"} for e in events)
+    assert await store.vault_get("r") is None
+    assert (await store.events("kept"))[0].data == START.data
+    with pytest.raises(UnknownRun):
+        await store.shred_run("nope")
+
+
+async def test_a_shredded_subject_reads_as_erased_in_every_run(store: Store) -> None:
+    me = owner("a")
+    for run in ("r1", "r2"):
+        await store.create_run(run, "w", START, me)
+        await store.append(run, [
+            NewEvent(type="tool_call", task="t", data={"result": "Ada's file"}, subject="s-1"),
+            NewEvent(type="tool_call", task="t", data={"result": "Bob's file"}, subject="s-2"),
+        ], me)
+    if not store.encrypted:
+        with pytest.raises(KeyConfigError, match="not encrypted"):
+            await store.shred_subject("s-1")
+        return
+    assert await store.shred_subject("s-1") == 1
+    assert await store.shred_subject("nobody") == 0
+    for run in ("r1", "r2"):
+        events = await store.events(run)
+        assert [e.data for e in events] == [
+            START.data, {ERASED: "subject"}, {"result": "Bob's file"}]
+    # New data about the subject gets a new key, readable until it too is shredded.
+    await store.append("r1", [NewEvent(type="tool_call", task="t", data={"n": 2},
+                                       subject="s-1")], me)
+    assert (await store.events("r1", after=3))[0].data == {"n": 2}
+
+
+async def test_key_status_counts_data_keys(store: Store) -> None:
+    await store.create_run("r", "w", START, owner("a"))
+    status = await store.key_status()
+    assert status.encrypted == store.encrypted
+    if store.encrypted:
+        assert status.current == MASTER.primary.key_id
+        assert status.data_keys == {MASTER.primary.key_id: 1}
+        assert status.clear_runs == 0
+    else:
+        assert (status.current, status.data_keys, status.clear_runs) == (None, {}, 1)

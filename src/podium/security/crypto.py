@@ -84,7 +84,7 @@ class MasterKey:
 
     secret: bytes = field(repr=False)
     """The 32 key bytes."""
-    source: str = "generated"
+    source: str = field(default="generated", compare=False)
     """Where it came from (an environment variable or a file), for messages."""
 
     def __post_init__(self) -> None:
@@ -144,9 +144,10 @@ class Keyring:
 
 def _parse_many(text: str, *, source: str, separator: str) -> Keyring:
     parts = [p.strip() for p in text.split(separator)]
+    parts = [p for p in parts if p and not p.startswith("#")]
     keys = tuple(MasterKey.parse(p, source=f"{source} (key {i + 1})" if len(parts) > 1
                                  else source)
-                 for i, p in enumerate(parts) if p and not p.startswith("#"))
+                 for i, p in enumerate(parts))
     if not keys:
         raise KeyConfigError(f"{source}: holds no key; make one with `podium keys init`")
     return Keyring(keys=keys)
