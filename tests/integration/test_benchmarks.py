@@ -12,8 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("script", ["engine.py", "peers.py", "agents.py", "security_audit.py",
-                                    "security_masking.py"])
+@pytest.mark.parametrize("script", ["engine.py", "peers.py", "agents.py", "security.py"])
 def test_benchmark_prints_json(script: str) -> None:
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from benchmarks.security_masking import CARD_BRANDS, GENERATORS, card, recall
+from benchmarks._masking_samples import CARD_BRANDS, GENERATORS, card, recall
 
 from podium.errors import RunError, UserError
 from podium.security.masking import (

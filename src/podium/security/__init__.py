@@ -1,5 +1,6 @@
-"""Security and compliance: the tamper-evident audit log (`AuditLog`) and personal data
-masked before it leaves (`Masker`, `MaskingPolicy`, `Vault`)."""
+"""Security and compliance: the tamper-evident audit log (`AuditLog`), personal data
+masked before it leaves (`Masker`, `MaskingPolicy`, `Vault`), and the master keys of
+encryption at rest (`MasterKey`, `Keyring`; see `podium.security.crypto`)."""
 
 from podium.security.audit import (
     AuditKeyMismatch,
@@ -10,6 +11,7 @@ from podium.security.audit import (
     SignedHead,
     VerifyReport,
 )
+from podium.security.crypto import DecryptError, KeyConfigError, Keyring, MasterKey
 from podium.security.masking import (
     MaskedSpan,
     MaskedText,
@@ -26,12 +28,16 @@ __all__ = [
     "AuditKeyMismatch",
     "AuditLog",
     "AuditRecord",
+    "DecryptError",
     "Finding",
     "FindingKind",
+    "KeyConfigError",
+    "Keyring",
     "MaskedSpan",
     "MaskedText",
     "Masker",
     "MaskingPolicy",
+    "MasterKey",
     "PolicyError",
     "SignedHead",
     "UnmaskError",

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -64,6 +65,8 @@ VERSION = 1
 CLEAR = 0
 """The format byte of a value kept in clear (no master key configured)."""
 _HEADER = struct.Struct(">BI")
+_LEN = struct.Struct(">I")
+_INT = struct.Struct(">Iq")
 _NONCE = 12
 _TAG = 16
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
@@ -187,11 +190,14 @@ def default_key_file(environ: Mapping[str, str] | None = None) -> Path:
 def context(*parts: str | int) -> bytes:
     """Associated data naming where a ciphertext lives (each part length-prefixed, so that
     no two different lists of parts give the same bytes)."""
-    out = bytearray(b"podium/v1")
-    for part in parts:
-        raw = part.encode() if isinstance(part, str) else struct.pack(">q", part)
-        out += struct.pack(">I", len(raw)) + raw
-    return bytes(out)
+    return b"podium/v1" + b"".join(_part(p) if isinstance(p, str) else _INT.pack(8, p)
+                                   for p in parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _part(text: str) -> bytes:
+    raw = text.encode()
+    return _LEN.pack(len(raw)) + raw
 
 
 def new_data_key() -> bytes:

@@ -1,30 +1,17 @@
-"""PII masking: throughput, per-call overhead and recall per type; prints one JSON object.
-
-- `throughput_kb_s`: `Masker.mask` over realistic text (support e-mails and tickets) without
-  personal data, and with some in every paragraph.
-- `prompt_2kb_us`: the time to mask one typical 2 KB prompt with a few values in it.
-- `recall`: for each type, the share of generated values (embedded in sentences) that were
-  masked whole; `samples` per type, seeded, so the figures repeat.
+"""Generated personal data for the masking figures of `benchmarks/security.py`: values of
+every type formatted as people write them, their recall, and realistic texts.
 
 The generated sets live here so that `tests/unit/test_masking.py` asserts a floor on the
-same figures.
-
-    python benchmarks/security_masking.py            # the full benchmark (a few seconds)
-    python benchmarks/security_masking.py --quick    # small sizes: a smoke test
+same figures the benchmark reports.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-import json
 import random
-import statistics
 import string
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import phonenumbers
 from stdnum import iban as _iban
@@ -271,23 +258,24 @@ _CLEAN = (
     "arrived by the end of next week, reply to this message and we will send a replacement "
     "at no cost. Version 2.4.1 of the app fixes the login loop some of you saw at 09:30. "
 )
-_PII = (
+PII = (
     "Customer Jane Roe (jane.roe@example.org, +44 20 7946 0958) asked to move the refund to "
     "IBAN GB82 WEST 1234 5698 7654 32 instead of card 4111 1111 1111 1111. Her SSN on file "
     "is 536-90-4399; the request came from 203.0.113.42. "
 )
 
 
-def _text(size: int, with_pii: bool) -> str:
+def text(size: int, with_pii: bool) -> str:
     parts: list[str] = []
     while sum(map(len, parts)) < size:
         parts.append(_CLEAN)
         if with_pii:
-            parts.append(_PII)
+            parts.append(PII)
     return "".join(parts)[:size]
 
 
-def _time(fn: Callable[[], object], repeat: int) -> list[float]:
+def time_calls(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Wall times of `repeat` calls of `fn`, after one warm-up call."""
     fn()
     walls = []
     for _ in range(repeat):
@@ -295,39 +283,3 @@ def _time(fn: Callable[[], object], repeat: int) -> list[float]:
         fn()
         walls.append(time.perf_counter() - start)
     return walls
-
-
-def main() -> None:
-    quick = "--quick" in sys.argv
-    n = 50 if quick else 300
-    repeat = 3 if quick else 15
-    size = 20_000 if quick else 200_000
-    masker = Masker(run_id="bench")
-    throughput: dict[str, int] = {}
-    findings: dict[str, int] = {}
-    for name, with_pii in (("no_pii", False), ("with_pii", True)):
-        text = _text(size, with_pii)
-        findings[name] = len(Masker(run_id="count").mask(text).findings)
-        walls = _time(functools.partial(masker.mask, text), repeat)
-        throughput[name] = round(len(text) / 1024 / statistics.median(walls))
-    prompt = _text(2048 - len(_PII), False) + _PII
-    prompt_walls = _time(lambda: masker.mask(prompt), repeat * 20)
-    recalls = {label: round(recall(label, n)[0], 4) for label in GENERATORS}
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _bench import environment
-
-    print(json.dumps({
-        "benchmark": "security_masking",
-        "environment": environment(),
-        "text_bytes": size,
-        "throughput_kb_s": throughput,
-        "findings": findings,
-        "prompt_2kb_us": {"bytes": len(prompt),
-                          "median": round(statistics.median(prompt_walls) * 1e6, 1),
-                          "min": round(min(prompt_walls) * 1e6, 1)},
-        "recall": {"samples_per_type": n, "per_type": recalls},
-    }, indent=2))
-
-
-if __name__ == "__main__":
-    main()
