@@ -419,6 +419,9 @@ def runs_show(
             what = h.get("decision") or f"skipped: {h.get('skipped')}"
             out.print(f"  {task['id']} · attempt {h.get('attempt', '-')} by "
                       f"{h.get('agent', '-')}: {h.get('error', '')} → {what}", markup=False)
+        for call in task.get("calls", []):
+            out.print(f"  {task['id']} · agent {call.get('agent')} → "
+                      f"{_short(call.get('output'))}", markup=False)
         for call in task.get("tool_calls", []):
             outcome = (f"error: {call['error']}" if call.get("error")
                        else f"→ {_short(call.get('result'))}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 JSON = Any
@@ -58,6 +58,8 @@ class Resources(Protocol):
 class _StepCursor:
     next: int = 0
     diverged: bool = False
+    replay: list[Mapping[str, Any]] | None = None
+    """The journaled steps of this cursor's scope, picked out at the first step."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +95,9 @@ class TaskContext:
     _resources: Resources | None = field(default=None, repr=False)
     _on_token: Callable[[str], None] | None = field(default=None, repr=False)
     _vaults: VaultStore | None = field(default=None, repr=False)
+    _scope: str = field(default="", repr=False)
+    """Where this context's steps sit: "" for the task's own, `/3` for those taken inside
+    its step 3 (`nested_step`), `/3/0` deeper still."""
 
     @property
     def vaults(self) -> VaultStore | None:
@@ -135,17 +140,40 @@ class TaskContext:
         step than the journal holds (its path changed), every later step runs live.
         """
         cursor = self._steps
+        if cursor.replay is None:
+            cursor.replay = [s for s in self._replay if s.get("scope", "") == self._scope]
         index = cursor.next
         cursor.next += 1
-        if not cursor.diverged and index < len(self._replay):
-            recorded = self._replay[index]
+        if not cursor.diverged and index < len(cursor.replay):
+            recorded = cursor.replay[index]
             if recorded.get("kind") == kind and recorded.get("name") == name:
                 return recorded.get("result")
             cursor.diverged = True
         result = await run()
+        scope = {"scope": self._scope} if self._scope else {}
         await self._record("step_completed", {"index": index, "kind": kind, "name": name,
-                                              "result": result})
+                                              "result": result, **scope})
         return result
+
+    async def nested_step(self, kind: str, name: str,
+                          run: Callable[[TaskContext], Awaitable[JSON]]) -> JSON:
+        """A durable step whose body takes durable steps of its own: a sub-agent called by
+        a composite agent, whose model turns and tool calls are steps too.
+
+        `run` receives a context for the body, whose steps are journaled under this one.
+        Once the body completed, its result is replayed like any step's and the body does
+        not run again; when a crash interrupted the body, it runs again and replays the
+        inner steps that had completed.
+        """
+        index = self._steps.next
+        parent = self._steps
+
+        def inner() -> Awaitable[JSON]:
+            # A body that runs on a changed path must not replay what the old path did.
+            cursor = _StepCursor(diverged=parent.diverged)
+            return run(replace(self, _scope=f"{self._scope}/{index}", _steps=cursor))
+
+        return await self.step(kind, name, inner)
 
     async def cached(
         self, key: str, run: Callable[[], Awaitable[dict[str, JSON]]], *,

@@ -11,7 +11,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | agent_skipped | key | agent, reason |
 | model_call | key | model, input_tokens, output_tokens, latency_ms |
 | tool_call | key | name, arguments, result or error, duration_ms |
-| step_completed | key | index, kind, name, result (replayed after a crash) |
+| step_completed | key | index, kind, name, result, scope (replayed after a crash) |
 | fanout_started | id | count |
 | task_waiting | key | prompt, reason, error |
 | task_approved | key | data, by |
@@ -23,6 +23,9 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | run_completed | | |
 | run_failed | | error, reason |
 | run_cancelled | | reason |
+
+A `step_completed` of kind `agent` is a sub-agent call a pattern's composite agent made
+(`name` is the sub-agent); `scope` places steps taken inside another step (`/3`).
 
 `decision` on a failed attempt is what the policy did next: `retry`, `fallback`, `escalate`,
 `default` or `fail`.

@@ -68,6 +68,8 @@ class TaskState:
     crash; a failed attempt's steps are dropped, so a retry starts afresh."""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     """Every tool call: name, arguments, result or error, duration."""
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    """Every sub-agent call a composite agent (a pattern) completed: agent, output."""
 
     @property
     def task_id(self) -> str:
@@ -89,6 +91,7 @@ class TaskState:
                        **({"cached": self.cached} if self.cached else {})},
             "history": self.history,
             **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
+            **({"calls": self.calls} if self.calls else {}),
             **({"prompt": self.prompt, "wait_reason": self.wait_reason}
                if self.status == "waiting" else {}),
         }
@@ -169,6 +172,9 @@ class RunState:
                 t.history.append({"agent": d["agent"], "skipped": d["reason"], "at": iso(e.ts)})
             case "step_completed" if t:
                 t.steps.append(d)
+                if d.get("kind") == "agent":
+                    t.calls.append({"agent": d.get("name"), "output": d.get("result"),
+                                    "attempt": t.attempts})
             case "tool_call" if t:
                 t.tool_calls.append(d)
             case "model_call" if t:

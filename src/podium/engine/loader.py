@@ -23,6 +23,7 @@ from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.engine._mcp_docs import mcp_servers
 from podium.errors import Problem, UserError, WorkflowError
+from podium.patterns._yaml import build_pattern_agents, split_patterns
 from podium.security.masking import MaskingPolicy
 from podium.tools import Tool, make_tool
 from podium.tools.toolset import MCPTools
@@ -501,7 +502,10 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
         doc = WorkflowDoc.model_validate(data)
     except ValidationError as e:
         raise WorkflowError(_problems(e, "", lines, source)) from None
+    patterns = split_patterns(doc.agents, doc.tasks, lines, source)
+    doc = doc.model_copy(update={"agents": patterns.agents, "tasks": patterns.tasks})
     agent_docs, task_docs, problems = _sections(doc, lines, source)
+    problems[:0] = patterns.problems
     workflow = Workflow(doc.name, version=doc.version, description=doc.description,
                         inputs={k: _input_spec(v) for k, v in doc.inputs.items()},
                         timeout=doc.timeout, circuit=CircuitPolicy(**doc.circuit.model_dump()),
@@ -513,6 +517,7 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
         workflow.mcp_servers.update(servers)
         problems += server_problems
         problems += _build(agent_docs, task_docs, workflow)
+        problems += build_pattern_agents(patterns, workflow)
     from podium.engine.check import problems as check_problems
 
     problems += check_problems(workflow)
