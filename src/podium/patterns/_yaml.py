@@ -200,11 +200,17 @@ def _expand_task(task_id: str, raw: dict[str, Any], kinds: list[str], split: Pat
         split.problems.append(Problem(
             message=f"give one pattern, not {' and '.join(map(repr, kinds))}",
             file=source, line=lines.get(at), field=at))
+        split.tasks[task_id] = {"agent": HUMAN}
         return
     try:
         block = _BLOCKS[kinds[0]].model_validate(raw)
     except ValidationError as e:
         split.problems += _problems(e, at, lines, source)
+        # A stand-in (a human task adds no problems of its own), so that the tasks that
+        # need this one are still checked.
+        needs = _listify(raw.get("needs", []))
+        split.tasks[task_id] = {"agent": HUMAN, "needs": [
+            n for n in needs if isinstance(n, str)] if isinstance(needs, list) else []}
         return
     for new_id, spec, step_at in _plan(kinds[0], block, task_id):
         if new_id != task_id and (new_id in written or new_id in split.tasks):
