@@ -29,6 +29,17 @@ from podium.errors import (
     WorkflowError,
 )
 from podium.models import Message, Model, ModelResponse, Usage, resolve_model
+from podium.patterns import (
+    Discussion,
+    Handoff,
+    Refine,
+    Supervisor,
+    Vote,
+    chain,
+    orchestrate,
+    parallel,
+    route,
+)
 from podium.secrets import Secret
 from podium.store.base import Store
 from podium.store.sqlite import SQLiteStore
@@ -41,10 +52,12 @@ __all__ = [
     "BudgetExceeded",
     "CircuitOpen",
     "CircuitPolicy",
+    "Discussion",
     "Engine",
     "Escalate",
     "Event",
     "FunctionAgent",
+    "Handoff",
     "InputSpec",
     "LLMAgent",
     "Message",
@@ -55,6 +68,7 @@ __all__ = [
     "OutputInvalid",
     "PodiumError",
     "Problem",
+    "Refine",
     "Retry",
     "RetryPolicy",
     "RunBusy",
@@ -64,6 +78,7 @@ __all__ = [
     "SQLiteStore",
     "Secret",
     "Store",
+    "Supervisor",
     "Task",
     "TaskContext",
     "TaskFailed",
@@ -75,10 +90,15 @@ __all__ = [
     "UnknownRun",
     "Usage",
     "UserError",
+    "Vote",
     "Workflow",
     "WorkflowError",
+    "chain",
     "load_workflow",
+    "orchestrate",
+    "parallel",
     "parse_workflow",
     "resolve_model",
+    "route",
     "tool",
 ]

@@ -420,8 +420,8 @@ def runs_show(
             out.print(f"  {task['id']} · attempt {h.get('attempt', '-')} by "
                       f"{h.get('agent', '-')}: {h.get('error', '')} → {what}", markup=False)
         for call in task.get("calls", []):
-            out.print(f"  {task['id']} · agent {call.get('agent')} → "
-                      f"{_short(call.get('output'))}", markup=False)
+            shown = " ".join(_short(call.get("output")).split())
+            out.print(f"  {task['id']} · agent {call.get('agent')} → {shown}", markup=False)
         for call in task.get("tool_calls", []):
             outcome = (f"error: {call['error']}" if call.get("error")
                        else f"→ {_short(call.get('result'))}")
