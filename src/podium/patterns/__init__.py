@@ -18,10 +18,11 @@ Every loop is bounded, and its output says why it stopped (`stopped`). The YAML 
 and which pattern maps to which construct: docs/patterns.md.
 """
 
+from podium.patterns._handoff import Handoff
 from podium.patterns.dag import Collect, Step, chain, orchestrate, parallel, route
 from podium.patterns.discussion import Discussion
 from podium.patterns.refine import Refine
-from podium.patterns.supervisor import Handoff, Supervisor
+from podium.patterns.supervisor import Supervisor
 from podium.patterns.vote import Vote
 
 __all__ = [

@@ -19,6 +19,7 @@ from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 from podium.core.workflow import AgentRef
 from podium.engine._output import schema_of, validate
 from podium.errors import UserError
+from podium.patterns._handoff import Handoff
 
 MemberRef = Agent | Callable[..., Any] | str
 """A sub-agent: an Agent, a function (a function agent), or the name of an agent of the
@@ -108,9 +109,8 @@ async def call(ctx: TaskContext, members: Members, request: Request,
 
     async def body(inner: TaskContext) -> JSON:
         result = await agent.run(task, inner)
-        to_json = getattr(result, "to_json", None)
-        if callable(to_json) and not isinstance(result, dict):
-            result = to_json()
+        if isinstance(result, Handoff):
+            result = result.to_json()
         checked = validate(spec, result)
         if after is not None:
             await after.wait()

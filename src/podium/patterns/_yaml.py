@@ -171,7 +171,7 @@ def _alias(lines: dict[str, int], source: str, target: str) -> None:
         lines[target + key[len(source):]] = lines[key]
 
 
-def _plan(kind: str, block: Any, task_id: str) -> Planned:
+def _plan(block: Any, task_id: str) -> Planned:
     common = {"args": block.with_, "prompt": block.prompt, "needs": block.needs}
     if isinstance(block, ChainBlock):
         return plan_chain(task_id, [s for s in map(_step, block.chain) if s], **common)
@@ -212,7 +212,7 @@ def _expand_task(task_id: str, raw: dict[str, Any], kinds: list[str], split: Pat
         split.tasks[task_id] = {"agent": HUMAN, "needs": [
             n for n in needs if isinstance(n, str)] if isinstance(needs, list) else []}
         return
-    for new_id, spec, step_at in _plan(kinds[0], block, task_id):
+    for new_id, spec, step_at in _plan(block, task_id):
         if new_id != task_id and (new_id in written or new_id in split.tasks):
             split.problems.append(Problem(
                 message=f"pattern {task_id!r} makes a task {new_id!r}, but there is already "

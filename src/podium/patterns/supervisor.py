@@ -4,7 +4,6 @@ context it chooses to pass."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from podium.agents.llm import LLMAgent
@@ -23,24 +22,6 @@ from podium.patterns._members import (
 
 NOBODY = "none"
 """The `handoff_to` of a reply that answers instead of handing off."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Handoff:
-    """What an agent returns to hand the conversation to another.
-
-    The next agent is given only `context` (and who handed off): nothing else of the
-    conversation so far reaches it unless this agent puts it there.
-    """
-
-    to: str
-    """The name of the agent that takes over."""
-    context: JSON = None
-    """What the next agent is told."""
-
-    def to_json(self) -> dict[str, JSON]:
-        """The handoff as the journal holds it (the shape a model replies with, too)."""
-        return {"handoff_to": self.to, "context": self.context}
 
 
 def handoff_schema(targets: Sequence[str]) -> dict[str, Any]:
