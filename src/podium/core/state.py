@@ -249,6 +249,7 @@ class RunState:
         return {
             "run_id": self.run_id, "workflow": self.workflow, "version": self.version,
             "status": self.status, "inputs": self.inputs, "outputs": self.outputs(),
+            "principal": self.principal.to_json() if self.principal else None,
             "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
             "duration": duration, "error": self.error, "reason": self.reason,
             "tokens": {"input": sum(t.input_tokens for t in self.tasks.values()),

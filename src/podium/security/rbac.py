@@ -273,7 +273,9 @@ def _as_principal(value: Any) -> Any:
 
 
 class _PolicyDoc(_Doc):
-    roles: dict[str, _RoleDoc] = {}
+    # Each role is checked on its own (`_roles`), so that one bad role hides no problem
+    # of the others, nor of the principals.
+    roles: dict[str, Any] = {}
     principals: dict[str, _PrincipalDoc] = {}
     everyone: list[str] = []
 
@@ -285,17 +287,35 @@ class _PolicyDoc(_Doc):
         return value
 
 
-def _problems(e: ValidationError, lines: dict[str, int], source: str) -> list[Problem]:
+def _problems(e: ValidationError, lines: dict[str, int], source: str, prefix: str = ""
+              ) -> list[Problem]:
     problems = []
     for err in e.errors():
         loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal"))]
-        field = ".".join(loc)
+        field = ".".join([prefix, *loc] if prefix else loc)
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = f"unknown field {loc[-1]!r}"
         problems.append(Problem(message=message, file=source, line=line_of(field, lines),
                                 field=field or None))
     return problems
+
+
+def _roles(doc: _PolicyDoc, lines: dict[str, int], source: str
+           ) -> tuple[dict[str, _RoleDoc], list[Problem]]:
+    roles: dict[str, _RoleDoc] = {}
+    problems: list[Problem] = []
+    for name, raw in doc.roles.items():
+        if raw is not None and not isinstance(raw, dict):
+            problems.append(Problem(
+                message="a role is a mapping with workflows, agents, tools and memory",
+                file=source, line=line_of(f"roles.{name}", lines), field=f"roles.{name}"))
+            continue
+        try:
+            roles[name] = _RoleDoc.model_validate(raw or {})
+        except ValidationError as e:
+            problems += _problems(e, lines, source, f"roles.{name}")
+    return roles, problems
 
 
 def _unknown_roles(doc: _PolicyDoc, lines: dict[str, int], source: str) -> list[Problem]:
@@ -317,9 +337,9 @@ def _unknown_roles(doc: _PolicyDoc, lines: dict[str, int], source: str) -> list[
     return problems
 
 
-def _rules(doc: _PolicyDoc, lines: dict[str, int], source: str) -> list[Rule]:
+def _rules(roles: Mapping[str, _RoleDoc], lines: dict[str, int], source: str) -> list[Rule]:
     rules = []
-    for role, grants in doc.roles.items():
+    for role, grants in roles.items():
         for kind, section in _SECTIONS.items():
             for pattern, verbs in getattr(grants, section).items():
                 line = line_of(f"roles.{role}.{section}.{pattern}", lines)
@@ -350,12 +370,13 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         doc = _PolicyDoc.model_validate(data)
     except ValidationError as e:
         raise PolicyFileError(_problems(e, lines, source)) from None
-    problems = _unknown_roles(doc, lines, source)
+    roles, problems = _roles(doc, lines, source)
+    problems += _unknown_roles(doc, lines, source)
     if problems:
-        raise PolicyFileError(problems)
+        raise PolicyFileError(sorted(problems, key=lambda p: p.line or 0))
     principals = {name: Principal(id=name, kind=p.kind, roles=frozenset(p.roles))
                   for name, p in doc.principals.items()}
-    return Policy(_rules(doc, lines, source), principals=principals,
+    return Policy(_rules(roles, lines, source), principals=principals,
                   everyone=doc.everyone, source=source)
 
 
