@@ -271,7 +271,7 @@ def resume(
     _finish(_run_async(go, db), as_json)
 
 
-async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Principal
+async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Principal | None
                   ) -> RunState:
     state = await engine.state(run_id)
     if state.status in ("completed", "failed", "cancelled"):
@@ -298,7 +298,8 @@ def _answer(run: str, task: str, as_json: bool, db: Path | None, approve: bool,
             else:
                 await engine.reject(run_id, task, payload, principal=me)
             try:
-                return await _resume(engine, run_id, as_json, me)
+                # Going on after an answer needs only the permission to answer.
+                return await _resume(engine, run_id, as_json, None)
             except RunBusy as e:
                 # The answer is journaled; the live owner acts on it before it waits or ends.
                 err.print(f"recorded; {e}")
