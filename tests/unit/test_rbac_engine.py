@@ -140,6 +140,9 @@ async def test_role_agent_tool_matrix_through_the_engine(
                     executed.add((role, workflow, agent, call["name"]))
                 else:
                     assert call["error_type"] == "PermissionDenied", call
+                    # The model is told no more than that (no principal, no roles).
+                    assert call["error"] == (f"tool {call['name']!r} is not permitted in "
+                                             "this run; do without it")
             if not _allowed(role, "agent", agent):
                 assert task.defaulted and task.tool_calls == []
                 assert "PermissionDenied" in str(task.history), task.history

@@ -47,6 +47,7 @@ class TaskRunner:
     breakers: Breakers
     circuits: Mapping[str, CircuitPolicy]
     cache: ReplyCache | None = None
+    """Where agents that opt in keep model replies; None: the journal's store."""
     resources: Resources | None = None
     vaults: VaultStore | None = None
     """Where masking vaults are kept: the journal's store."""

@@ -118,8 +118,12 @@ async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext) -> 
         try:
             await ctx.authorize("tool:call", call.name, tags=tool.tags)
             outcome = ToolOutcome(call=call, result=await tool(_arguments(call)))
-        except PermissionDenied as e:
-            outcome = ToolOutcome(call=call, error=str(e), error_type="PermissionDenied")
+        except PermissionDenied:
+            # The model learns no more than that: who is asking, and which roles would be
+            # allowed, is for the audit log, not for a provider's servers.
+            outcome = ToolOutcome(call=call, error_type="PermissionDenied",
+                                  error=f"tool {call.name!r} is not permitted in this run; "
+                                        "do without it")
         except ToolArgumentsInvalid as e:
             outcome = ToolOutcome(call=call, error=str(e), error_type="ToolArgumentsInvalid")
         except ToolFailed as e:
