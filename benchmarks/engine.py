@@ -7,6 +7,8 @@ Every run journals into a real SQLite file (WAL) in a temporary folder, as a use
 - `fanout_tasks`, `fanout_for_each`: 1,000 no-ops at once, as independent tasks and as one
   task mapped over 1,000 items.
 - `sleep_fanout_*`: 1,000 agents that each sleep 50 ms, against the 50 ms ideal.
+- `*_guarded`: `chain_async` and `fanout_tasks` again under an access policy (every agent
+  use checked) with the audit log on (run start and end recorded), to set beside them.
 - `resume_*`: a run of 5,500 tasks interrupted with 4,500 completed and 1,000 in flight
   (about 10,000 events); the time to fold its journal (`engine.state`) and to resume it
   (`engine.resume`, re-running the 1,000), from a fresh store and engine as after a restart.
@@ -43,8 +45,10 @@ from _bench import (
     sync_noop,
     timed,
 )
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from podium import Engine, Workflow
+from podium import Engine, Workflow, parse_policy
+from podium.security import AuditLog
 
 SLEEP = 0.05
 """Seconds each agent of the sleeping fan-out waits."""
@@ -90,6 +94,29 @@ async def overhead(folder: str, sizes: Sizes) -> dict[str, Any]:
         for store in stores.values():
             await store.close()
     return {name: Timing(tasks=workloads[name][2], walls=walls[name]).report()
+            for name in workloads}
+
+
+async def guarded(folder: str, sizes: Sizes) -> dict[str, Any]:
+    """`chain_async` and `fanout_tasks` with an access policy and the audit log on."""
+    policy = parse_policy("roles: {bench: {workflows: {'bench-*': [run]}, agents: [noop]}}\n"
+                          "everyone: [bench]\n", "bench-policy")
+    workloads: dict[str, tuple[Workflow, int]] = {
+        "chain_async_guarded": (chain(sizes.chain, async_noop), sizes.chain),
+        "fanout_tasks_guarded": (independent(sizes.fanout, async_noop), sizes.fanout),
+    }
+    stores = {name: open_store(folder, name) for name in workloads}
+    audit = AuditLog(f"{folder}/audit.db", key=b"b" * 32, sign_every=None,
+                     signing_key=Ed25519PrivateKey.generate())
+    try:
+        runs = {name: podium_run(Engine(stores[name], policy=policy, audit=audit), wf)
+                for name, (wf, _) in workloads.items()}
+        walls = await repeat_interleaved(runs, sizes.repeat)
+    finally:
+        audit.close()
+        for store in stores.values():
+            await store.close()
+    return {name: Timing(tasks=workloads[name][1], walls=walls[name]).report()
             for name in workloads}
 
 
@@ -235,6 +262,7 @@ async def main(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="podium-bench-") as folder:
         results: dict[str, Any] = {}
         results |= await overhead(folder, sizes)
+        results |= await guarded(folder, sizes)
         results |= await sleeping_fanout(folder, sizes)
         results |= await resume(folder, sizes)
     return {

@@ -5,6 +5,7 @@ from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.events import Event
 from podium.core.policy import Budget, CircuitPolicy, RetryPolicy, TaskPolicy
+from podium.core.principal import Principal
 from podium.core.state import RunState, TaskState
 from podium.core.workflow import HUMAN, InputSpec, Task, Workflow
 from podium.engine.loader import load_workflow, parse_workflow
@@ -16,7 +17,9 @@ from podium.errors import (
     ModelError,
     NotWaiting,
     OutputInvalid,
+    PermissionDenied,
     PodiumError,
+    PolicyFileError,
     Problem,
     Retry,
     RunBusy,
@@ -41,6 +44,7 @@ from podium.patterns import (
     route,
 )
 from podium.secrets import Secret
+from podium.security.rbac import Decision, Policy, load_policy, parse_policy
 from podium.store.base import Store
 from podium.store.sqlite import SQLiteStore
 from podium.tools import Tool, tool
@@ -52,6 +56,7 @@ __all__ = [
     "BudgetExceeded",
     "CircuitOpen",
     "CircuitPolicy",
+    "Decision",
     "Discussion",
     "Engine",
     "Escalate",
@@ -66,7 +71,11 @@ __all__ = [
     "ModelResponse",
     "NotWaiting",
     "OutputInvalid",
+    "PermissionDenied",
     "PodiumError",
+    "Policy",
+    "PolicyFileError",
+    "Principal",
     "Problem",
     "Refine",
     "Retry",
@@ -94,9 +103,11 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "chain",
+    "load_policy",
     "load_workflow",
     "orchestrate",
     "parallel",
+    "parse_policy",
     "parse_workflow",
     "resolve_model",
     "route",

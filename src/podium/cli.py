@@ -18,8 +18,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from podium._cli_access import NO_POLICY, open_access
 from podium.config import database_path
 from podium.core.events import Event
+from podium.core.principal import Principal
 from podium.core.state import RunState, iso
 from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
@@ -43,6 +45,9 @@ DbOption = Annotated[Path | None, typer.Option(
     "--db", help="Journal database (default: $PODIUM_HOME/podium.db or the user data folder).",
     envvar="PODIUM_DB")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")]
+PolicyOption = Annotated[Path | None, typer.Option(
+    "--policy", help="Access policy file (default: $PODIUM_HOME/policy.yaml, if there).",
+    envvar="PODIUM_POLICY")]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -187,7 +192,7 @@ def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
     return inputs
 
 
-def _ask(state: RunState, engine: Engine) -> Awaitable[bool]:
+def _ask(state: RunState, engine: Engine, principal: Principal) -> Awaitable[bool]:
     """Ask the person at the terminal about each waiting task. Returns whether any answered."""
 
     async def ask() -> bool:
@@ -198,19 +203,15 @@ def _ask(state: RunState, engine: Engine) -> Awaitable[bool]:
             answer = typer.prompt("approve? [y]es / [n]o / [l]ater", default="l").strip()
             if answer.lower().startswith("y"):
                 await engine.approve(state.run_id, task.key, {"approved": True},
-                                     by=_principal())
+                                     principal=principal)
                 answered = True
             elif answer.lower().startswith("n"):
                 reason = typer.prompt("reason", default="")
-                await engine.reject(state.run_id, task.key, reason, by=_principal())
+                await engine.reject(state.run_id, task.key, reason, principal=principal)
                 answered = True
         return answered
 
     return ask()
-
-
-def _principal() -> str:
-    return os.environ.get("USER") or os.environ.get("USERNAME") or "local"
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -227,6 +228,7 @@ def run(
     no_input: Annotated[bool, typer.Option(
         "--no-input", help="Never prompt; a run waiting for a human exits with status 3.")
     ] = False,
+    policy: PolicyOption = None,
 ) -> None:
     """Run a workflow: live progress, then the result."""
     values = _parse_inputs(inputs or [])
@@ -237,14 +239,17 @@ def run(
         check_prices()  # a broken price file fails now, not after a model was paid for
         if notice := unencrypted_notice(store, store.path):
             err.print(notice, markup=False)
-        engine = Engine(store)
-        hook, tokens = (None, None) if as_json else (_progress, _token)
-        state = await engine.start(workflow, values, run_id=run_id, on_event=hook,
-                                   on_token=tokens)
-        while interactive and state.status == "waiting" and await _ask(state, engine):
-            state = await engine.resume(workflow, state.run_id, on_event=hook,
-                                        on_token=tokens)
-        return state
+        with open_access(db, policy) as access:
+            if access.policy is None:
+                err.print(f"[dim]note: {NO_POLICY}[/dim]", markup=True, highlight=False)
+            engine, me = access.engine(store), access.principal
+            hook, tokens = (None, None) if as_json else (_progress, _token)
+            state = await engine.start(workflow, values, run_id=run_id, on_event=hook,
+                                       on_token=tokens, principal=me)
+            while interactive and state.status == "waiting" and await _ask(state, engine, me):
+                state = await engine.resume(workflow, state.run_id, on_event=hook,
+                                            on_token=tokens, principal=me)
+            return state
 
     _finish(_run_async(go, db), as_json)
 
@@ -254,17 +259,20 @@ def resume(
     run: Annotated[str, typer.Argument(help="Run id (or its unique start).")],
     as_json: JsonOption = False,
     db: DbOption = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Continue an interrupted run; completed tasks are not run again."""
 
     async def go(store: SQLiteStore) -> RunState:
-        return await _resume(store, await store.find_run(run), as_json)
+        with open_access(db, policy) as access:
+            return await _resume(access.engine(store), await store.find_run(run), as_json,
+                                 access.principal)
 
     _finish(_run_async(go, db), as_json)
 
 
-async def _resume(store: SQLiteStore, run_id: str, as_json: bool) -> RunState:
-    engine = Engine(store)
+async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Principal | None
+                  ) -> RunState:
     state = await engine.state(run_id)
     if state.status in ("completed", "failed", "cancelled"):
         return state
@@ -276,24 +284,26 @@ async def _resume(store: SQLiteStore, run_id: str, as_json: bool) -> RunState:
         os.chdir(state.cwd)
     workflow = load_workflow(state.source)
     return await engine.resume(workflow, run_id, on_event=None if as_json else _progress,
-                               on_token=None if as_json else _token)
+                               on_token=None if as_json else _token, principal=principal)
 
 
 def _answer(run: str, task: str, as_json: bool, db: Path | None, approve: bool,
-            payload: Any) -> None:
+            payload: Any, policy: Path | None) -> None:
     async def go(store: SQLiteStore) -> RunState:
         run_id = await store.find_run(run)
-        engine = Engine(store)
-        if approve:
-            await engine.approve(run_id, task, payload, by=_principal())
-        else:
-            await engine.reject(run_id, task, payload, by=_principal())
-        try:
-            return await _resume(store, run_id, as_json)
-        except RunBusy as e:
-            # The answer is journaled; the live owner acts on it before it waits or ends.
-            err.print(f"recorded; {e}")
-            return await engine.state(run_id)
+        with open_access(db, policy) as access:
+            engine, me = access.engine(store), access.principal
+            if approve:
+                await engine.approve(run_id, task, payload, principal=me)
+            else:
+                await engine.reject(run_id, task, payload, principal=me)
+            try:
+                # Going on after an answer needs only the permission to answer.
+                return await _resume(engine, run_id, as_json, None)
+            except RunBusy as e:
+                # The answer is journaled; the live owner acts on it before it waits or ends.
+                err.print(f"recorded; {e}")
+                return await engine.state(run_id)
 
     state = _run_async(go, db)
     if state.status == "running":
@@ -311,6 +321,7 @@ def approve(
                     ] = None,
     as_json: JsonOption = False,
     db: DbOption = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Approve a task waiting for a human, and continue the run."""
     payload: Any = {"approved": True}
@@ -319,7 +330,7 @@ def approve(
             payload = json.loads(data)
         except json.JSONDecodeError as e:
             raise _fail(f"--data is not valid JSON: {e.msg} at char {e.pos}", 2) from None
-    _answer(run, task, as_json, db, True, payload)
+    _answer(run, task, as_json, db, True, payload, policy)
 
 
 @app.command()
@@ -329,9 +340,10 @@ def reject(
     reason: Annotated[str, typer.Option(help="Why; recorded in the journal.")] = "",
     as_json: JsonOption = False,
     db: DbOption = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Reject a task waiting for a human; its policy decides what follows."""
-    _answer(run, task, as_json, db, False, reason)
+    _answer(run, task, as_json, db, False, reason, policy)
 
 
 @app.command()

@@ -17,3 +17,17 @@ def home() -> Path:
 def database_path() -> Path:
     """The default journal database."""
     return home() / "podium.db"
+
+
+def audit_off() -> bool:
+    """Whether `$PODIUM_AUDIT` is `off`: the command then keeps no audit log."""
+    return os.environ.get("PODIUM_AUDIT", "").lower() == "off"
+
+
+def audit_path(db: Path | None = None) -> Path | None:
+    """Where the audit log is: `$PODIUM_AUDIT`, else the journal database `db` (None: the
+    default journal's), so that `podium audit verify` finds what `podium run` wrote."""
+    configured = os.environ.get("PODIUM_AUDIT")
+    if configured and not audit_off():
+        return Path(configured)
+    return db

@@ -7,7 +7,9 @@ The tree::
     │   ├── WorkflowError         an invalid workflow; carries every problem found (`.problems`)
     │   ├── UnknownRun            no run with that id
     │   ├── NotWaiting            approve/reject on a task that is not waiting for a human
-    │   └── RunBusy               the run is being executed by another live process
+    │   ├── RunBusy               the run is being executed by another live process
+    │   ├── PermissionDenied      the policy does not let the principal do that (`.decision`)
+    │   └── PolicyFileError       an invalid access policy file; carries every problem found
     └── RunError                  a run, or a task within it, failed
         ├── TaskFailed            a task failed after its whole policy
         ├── TaskTimeout           an attempt exceeded its timeout
@@ -84,6 +86,31 @@ class NotWaiting(UserError):
 
 class RunBusy(UserError):
     """The run is being executed by another live process."""
+
+
+class PermissionDenied(UserError):
+    """The access policy does not let the principal do what was asked.
+
+    `principal`, `action` and `resource` say what was refused; `reason` says why, and which
+    roles would have allowed it.
+    """
+
+    def __init__(self, reason: str, *, principal: str = "", action: str = "",
+                 resource: str = "") -> None:
+        self.reason, self.principal = reason, principal
+        self.action, self.resource = action, resource
+        super().__init__(reason)
+
+
+class PolicyFileError(UserError):
+    """An invalid access policy file. `problems` lists every problem found, each naming the
+    file, the line and the field."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"invalid access policy, {len(problems)} {noun}:\n{lines}")
 
 
 class RunError(PodiumError):

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
+
+from podium.core.principal import Principal
 
 JSON = Any
 """A JSON value: dict, list, str, int, float, bool or None."""
 
 RecordFn = Callable[[str, dict[str, JSON]], Awaitable[None]]
+AuthorizeFn = Callable[[str, str, frozenset[str]], Awaitable[None]]
+"""Checks `(action, resource, tags)` for the run's principal; raises PermissionDenied."""
 
 
 async def _discard(kind: str, data: dict[str, JSON]) -> None:
@@ -88,12 +92,15 @@ class TaskContext:
     """For a `for_each` task, the current item."""
     index: int | None = None
     """For a `for_each` task, the current item's position."""
+    principal: Principal | None = None
+    """Who the run is on behalf of; None for a run started without one and no policy."""
     _record: RecordFn = field(default=_discard, repr=False)
     _replay: Sequence[Mapping[str, JSON]] = field(default=(), repr=False)
     _steps: _StepCursor = field(default_factory=lambda: _StepCursor(), repr=False)
     _cache: ReplyCache | None = field(default=None, repr=False)
     _resources: Resources | None = field(default=None, repr=False)
     _on_token: Callable[[str], None] | None = field(default=None, repr=False)
+    _authorize: AuthorizeFn | None = field(default=None, repr=False)
     _vaults: VaultStore | None = field(default=None, repr=False)
     _scope: str = field(default="", repr=False)
     """Where this context's steps sit: "" for the task's own, `/3` for those taken inside
@@ -124,6 +131,30 @@ class TaskContext:
         if self._resources is None:
             raise RuntimeError("resources are only available to agents inside a run")
         return await self._resources.get(key, opener)
+
+    async def authorize(self, action: str, resource: str, *,
+                        tags: Collection[str] = ()) -> None:
+        """Check that the run's principal may do `action` (`tool:call`, `memory:read`, …) on
+        `resource`; the engine audits the decision. Without an access policy in force
+        everything is allowed.
+
+        Raises:
+            PermissionDenied: the policy does not allow it.
+        """
+        if self._authorize is not None:
+            await self._authorize(action, resource, frozenset(tags))
+
+    async def delegate(self, agent: Agent, task: TaskInput) -> JSON:
+        """Hand `task` to another agent within this attempt, on behalf of the run's
+        principal: the principal must be allowed to use `agent` (`agent:use`), and
+        everything `agent` does is checked against the principal, not against the agent
+        that handed the work over.
+
+        Raises:
+            PermissionDenied: the principal may not use `agent`.
+        """
+        await self.authorize("agent:use", agent.name)
+        return await agent.run(task, self)
 
     async def record(self, kind: str, data: dict[str, JSON]) -> None:
         """Journal an observation about this attempt: `model_call` (tokens, latency) or

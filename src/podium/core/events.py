@@ -4,7 +4,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 
 | type | task | data |
 | --- | --- | --- |
-| run_started | | workflow, version, source, inputs, pid |
+| run_started | | workflow, version, source, inputs, pid, principal (id, kind, roles) |
 | run_resumed | | pid |
 | task_started | key | agent, attempt, idempotency_key |
 | attempt_failed | key | agent, attempt, error, error_type, decision, delay |

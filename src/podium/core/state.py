@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from podium.core.events import ERASED, Event, split_key
+from podium.core.principal import Principal
 
 RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
 TaskStatus = Literal["pending", "running", "waiting", "completed", "failed", "skipped"]
@@ -108,6 +109,8 @@ class RunState:
     cwd: str | None = None
     """The folder the run was started in; relative paths in its inputs resolve there."""
     inputs: dict[str, Any] = field(default_factory=dict)
+    principal: Principal | None = None
+    """Who the run is on behalf of, as journaled with its start."""
     status: RunStatus = "running"
     started_at: float | None = None
     finished_at: float | None = None
@@ -145,6 +148,8 @@ class RunState:
                 self.workflow, self.version = d["workflow"], d.get("version", "")
                 self.source, self.inputs = d.get("source"), d.get("inputs", {})
                 self.cwd = d.get("cwd")
+                if d.get("principal"):
+                    self.principal = Principal.from_json(d["principal"])
                 self.started_at = self._session_start = e.ts
             case "run_resumed":
                 self._close_session(None)
@@ -250,6 +255,7 @@ class RunState:
         return {
             "run_id": self.run_id, "workflow": self.workflow, "version": self.version,
             "status": self.status, "inputs": self.inputs, "outputs": self.outputs(),
+            "principal": self.principal.to_json() if self.principal else None,
             "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
             "duration": duration, "error": self.error, "reason": self.reason,
             "tokens": {"input": sum(t.input_tokens for t in self.tasks.values()),

@@ -12,12 +12,14 @@ from typing import Any, Literal
 from podium.core.agent import Agent, ReplyCache, Resources, TaskContext, TaskInput, VaultStore
 from podium.core.events import NewEvent
 from podium.core.policy import CircuitPolicy
+from podium.core.principal import Principal
 from podium.core.state import RunState, TaskState
 from podium.core.templates import render
 from podium.core.workflow import HUMAN, Task
 from podium.engine._output import schema_of, to_json, validate
 from podium.engine.circuit import Breakers
-from podium.errors import Escalate, OutputInvalid, Retry, TaskTimeout
+from podium.errors import Escalate, OutputInvalid, PermissionDenied, Retry, TaskTimeout
+from podium.security._guard import Guard
 
 Journal = Callable[..., Awaitable[None]]
 Outcome = Literal["done", "waiting", "gave_up"]
@@ -45,12 +47,16 @@ class TaskRunner:
     breakers: Breakers
     circuits: Mapping[str, CircuitPolicy]
     cache: ReplyCache | None = None
+    """Where agents that opt in keep model replies; None: the journal's store."""
     resources: Resources | None = None
     vaults: VaultStore | None = None
     """Where masking vaults are kept: the journal's store."""
     on_token: Callable[[str, str], None] | None = None
     """Called with `(task key, piece of text)` as agents' model replies stream in."""
-    """Where agents that opt in keep model replies; None: the journal's store."""
+    guard: Guard | None = None
+    """Checks the agents and tools the run uses against the access policy, and audits."""
+    principal: Principal | None = None
+    """Who the run is on behalf of: what is checked, whichever agent acts."""
 
     def _chain(self, task: Task) -> list[str]:
         return [task.agent, *task.policy.fallback]
@@ -141,6 +147,8 @@ class TaskRunner:
                             prompt=render(task.prompt, scope) if task.prompt else None,
                             output_schema=schema_of(spec), output=spec)
         retry = task.policy.retry
+        if not await self._permitted(task, key, name):
+            return "gave_up"
         while True:
             ts = self.state().task(key)
             attempt = ts.attempts + 1
@@ -154,7 +162,9 @@ class TaskRunner:
                 index=scope.get("index"), _record=self._recorder(key),
                 _replay=list(ts.steps) if ts.agent == name else [],
                 _cache=self.cache, _resources=self.resources, _vaults=self.vaults,
-                _on_token=self._token_hook(key))
+                _on_token=self._token_hook(key), principal=self.principal,
+                _authorize=None if self.guard is None else self.guard.authorizer(
+                    self.principal, self.run_id, key))
             error: BaseException
             try:
                 if task.policy.timeout is None:
@@ -201,6 +211,21 @@ class TaskRunner:
                 "error_type": type(error).__name__, "decision": decision,
                 **({"circuit": "open"} if opened else {})}))
             return "gave_up"
+
+    async def _permitted(self, task: Task, key: str, name: str) -> bool:
+        """Whether the run's principal may use agent `name`; a denial gives the agent up
+        (journaled like a failed attempt, so that fallbacks and the policy apply)."""
+        if self.guard is None:
+            return True
+        try:
+            self.guard.check(self.principal, "agent:use", name, subject=f"{self.run_id}/{key}")
+        except PermissionDenied as e:
+            ts = self.state().task(key)
+            await self.journal(NewEvent(type="attempt_failed", task=key, data={
+                "agent": name, "attempt": ts.attempts, "error": describe(e),
+                "error_type": "PermissionDenied", "decision": self._decide(task, ts, name)}))
+            return False
+        return True
 
     def _recorder(self, key: str) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
         async def record(kind: str, data: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from podium.core.agent import Agent
 from podium.core.events import Event, NewEvent, item_key, split_key
 from podium.core.policy import Spent
+from podium.core.principal import ANONYMOUS, Principal
 from podium.core.state import DONE, RunState
 from podium.core.templates import TemplateProblem, evaluate
 from podium.core.workflow import Task, Workflow
@@ -29,6 +30,9 @@ from podium.engine._policies import TaskRunner
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
 from podium.errors import NotWaiting, RunBusy
+from podium.security._guard import Guard
+from podium.security.audit import AuditLog
+from podium.security.rbac import Policy
 from podium.store.base import Conflict, Store
 from podium.store.sqlite import new_owner
 
@@ -49,52 +53,82 @@ class Engine:
         store: the journal.
         lease: seconds a run's lease lasts between renewals; another process may take a
             run over only once its owner's lease expired or its owner's process is gone.
+        policy: the access policy runs, approvals, agents and tools are checked against;
+            None: everything is allowed.
+        audit: where run starts and ends, tool calls, approvals and denials are recorded;
+            None: nowhere. The engine does not close it.
     """
 
-    def __init__(self, store: Store, *, lease: float = 30.0) -> None:
+    def __init__(self, store: Store, *, lease: float = 30.0, policy: Policy | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.store = store
         self.lease = lease
         self.owner = new_owner()
         self.breakers = Breakers(store)
+        self.policy = policy
+        self.guard = (Guard(policy or Policy.unrestricted(), audit)
+                      if policy is not None or audit is not None else None)
+        """None when there is neither a policy nor an audit log: then nothing is checked."""
 
     async def start(self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, *,
                     run_id: str | None = None, on_event: EventHook | None = None,
-                    on_token: Callable[[str, str], None] | None = None) -> RunState:
-        """Start a run and drive it until it completes, fails or waits for a human.
-        `on_token(task key, text)` is called as agents' model replies stream in.
+                    on_token: Callable[[str, str], None] | None = None,
+                    principal: Principal | None = None) -> RunState:
+        """Start a run on behalf of `principal` and drive it until it completes, fails or
+        waits for a human. `on_token(task key, text)` is called as agents' model replies
+        stream in.
 
         Raises:
             WorkflowError: the workflow or the inputs are invalid (nothing is journaled).
+            PermissionDenied: the policy does not let the principal run the workflow
+                (nothing is journaled).
         """
         check(workflow)
         values = coerce_inputs(workflow, inputs or {})
+        if self.guard is not None:
+            principal = principal or ANONYMOUS
+            self.guard.check(principal, "workflow:run", workflow.name)
         run_id = run_id or new_run_id()
         first = NewEvent(type="run_started", data={
             "workflow": workflow.name, "version": workflow.version,
             "source": os.path.abspath(workflow.source)  # noqa: ASYNC240 - no I/O
             if workflow.source else None,
-            "cwd": os.getcwd(), "inputs": values, "pid": os.getpid()})
+            "cwd": os.getcwd(), "inputs": values, "pid": os.getpid(),
+            **({"principal": principal.to_json()} if principal else {})})
         event = await self.store.create_run(run_id, workflow.name, first, self.owner)
         state = RunState.of(run_id, [event])
+        if self.guard is not None:
+            self.guard.record(principal, "run.start", run_id, detail=workflow.name)
         if on_event:
             on_event(event, state)
-        return await _Run(self, workflow, state, on_event, on_token).drive()
+        return self._ended(await _Run(self, workflow, state, on_event, on_token).drive())
+
+    def _ended(self, state: RunState) -> RunState:
+        if self.guard is not None and state.status in ("completed", "failed", "cancelled"):
+            self.guard.record(state.principal, "run.end", state.run_id, state.status)
+        return state
 
     async def resume(self, workflow: Workflow, run_id: str, *,
                      on_event: EventHook | None = None,
-                     on_token: Callable[[str, str], None] | None = None) -> RunState:
-        """Continue a run that was interrupted or that a human answered.
+                     on_token: Callable[[str, str], None] | None = None,
+                     principal: Principal | None = None) -> RunState:
+        """Continue a run that was interrupted or that a human answered. With a policy,
+        `principal` (who resumes it) must be allowed to run the workflow; the run's tasks
+        stay on behalf of the principal that started it.
 
         A run that already ended is returned as it is.
 
         Raises:
             RunBusy: a live process is executing the run.
             UnknownRun: no such run.
+            PermissionDenied: the policy does not let `principal` run the workflow.
         """
         state = await self.state(run_id)
         if state.status in ("completed", "failed", "cancelled"):
             return state
         check(workflow)
+        if self.guard is not None and principal is not None:
+            self.guard.check(principal, "workflow:run", state.workflow, subject=run_id)
         holder = await self.store.acquire(run_id, self.owner, self.lease)
         if holder is not None:
             raise RunBusy(f"run {run_id!r} is being executed by process {holder.pid} on "
@@ -103,21 +137,51 @@ class Engine:
                                                   data={"pid": os.getpid()})], self.owner)
         for event in await self.store.events(run_id, after=state.last_seq):
             state.apply(event)
-        return await _Run(self, workflow, state, on_event, on_token).drive()
+        if self.guard is not None and principal is not None:
+            self.guard.record(principal, "run.resume", run_id)
+        return self._ended(await _Run(self, workflow, state, on_event, on_token).drive())
 
     async def state(self, run_id: str) -> RunState:
         """The run's state, folded from its journal."""
         return RunState.of(run_id, await self.store.events(run_id))
 
-    async def approve(self, run_id: str, task: str, data: Any = None, *, by: str = "") -> None:
-        """Record a human's approval of a waiting task; `data` becomes its output."""
+    async def approve(self, run_id: str, task: str, data: Any = None, *, by: str = "",
+                      principal: Principal | None = None) -> None:
+        """Record `principal`'s approval of a waiting task; `data` becomes its output.
+        `by` names who approved when no principal is given.
+
+        Raises:
+            PermissionDenied: the policy does not let the principal approve in this
+                workflow (nothing is journaled).
+        """
+        by = await self._approver(run_id, task, principal, by)
         await self._answer(run_id, task, NewEvent(type="task_approved", task=task,
                                                   data={"data": data, "by": by}))
+        if self.guard is not None:
+            self.guard.record(principal, "task.approve", f"{run_id}/{task}")
 
-    async def reject(self, run_id: str, task: str, reason: str = "", *, by: str = "") -> None:
-        """Record a human's rejection of a waiting task; its policy decides what follows."""
+    async def reject(self, run_id: str, task: str, reason: str = "", *, by: str = "",
+                     principal: Principal | None = None) -> None:
+        """Record `principal`'s rejection of a waiting task; its policy decides what
+        follows. Needs the same permission as `approve`.
+
+        Raises:
+            PermissionDenied: the policy does not let the principal approve in this
+                workflow (nothing is journaled).
+        """
+        by = await self._approver(run_id, task, principal, by)
         await self._answer(run_id, task, NewEvent(type="task_rejected", task=task,
                                                   data={"reason": reason, "by": by}))
+        if self.guard is not None:
+            self.guard.record(principal, "task.reject", f"{run_id}/{task}")
+
+    async def _approver(self, run_id: str, task: str, principal: Principal | None,
+                        by: str) -> str:
+        if self.guard is not None:
+            workflow = (await self.state(run_id)).workflow
+            self.guard.check(principal or ANONYMOUS, "workflow:approve", workflow,
+                             subject=f"{run_id}/{task}")
+        return principal.id if principal is not None else by
 
     async def _answer(self, run_id: str, task: str, event: NewEvent) -> None:
         # The check and the append must see the same journal, or two people could answer
@@ -157,6 +221,8 @@ class _Run:
             journal=self.journal, agents=agents, breakers=engine.breakers,
             cache=engine.store, resources=self.resources, on_token=on_token,
             vaults=engine.store,
+            guard=engine.guard, principal=state.principal or (
+                ANONYMOUS if engine.guard is not None else None),
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
         self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}

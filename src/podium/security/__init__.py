@@ -1,6 +1,7 @@
 """Security and compliance: the tamper-evident audit log (`AuditLog`), personal data
-masked before it leaves (`Masker`, `MaskingPolicy`, `Vault`), and the master keys of
-encryption at rest (`MasterKey`, `Keyring`; see `podium.security.crypto`)."""
+masked before it leaves (`Masker`, `MaskingPolicy`, `Vault`), the master keys of
+encryption at rest (`MasterKey`, `Keyring`; see `podium.security.crypto`), and access
+control (`Policy`, `Principal`, `Decision`)."""
 
 from podium.security.audit import (
     AuditKeyMismatch,
@@ -23,11 +24,13 @@ from podium.security.masking import (
     Vault,
     VaultError,
 )
+from podium.security.rbac import Decision, Policy, Principal, Rule, load_policy, parse_policy
 
 __all__ = [
     "AuditKeyMismatch",
     "AuditLog",
     "AuditRecord",
+    "Decision",
     "DecryptError",
     "Finding",
     "FindingKind",
@@ -38,11 +41,16 @@ __all__ = [
     "Masker",
     "MaskingPolicy",
     "MasterKey",
+    "Policy",
     "PolicyError",
+    "Principal",
+    "Rule",
     "SignedHead",
     "UnmaskError",
     "UnmaskResult",
     "Vault",
     "VaultError",
     "VerifyReport",
+    "load_policy",
+    "parse_policy",
 ]

@@ -8,17 +8,20 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from podium import config
 from podium.errors import PodiumError
 from podium.security.audit import AuditLog
 
 
 def audit_verify_command(db: Path | None, public_key: Path | None = None) -> int:
-    """Verify the audit log in `db` (the journal's database by default) and print a report.
+    """Verify the audit log in `$PODIUM_AUDIT`, else `db`, else the journal's database (where
+    the engine writes it), and print a report.
 
     Returns:
         0 if the log is intact, 1 if tampering was found, 2 if it could not be checked.
     """
     console = Console(highlight=False)
+    db = config.audit_path(db)
     if db is not None and not db.exists():
         Console(stderr=True, highlight=False).print(f"[red]audit verify:[/] no database at "
                                                     f"{escape(str(db))}")
@@ -42,11 +45,13 @@ def audit_verify_command(db: Path | None, public_key: Path | None = None) -> int
 
 
 def audit_export_command(db: Path | None, out: Path | None) -> int:
-    """Write the audit log as JSON lines to `out`, or to standard output.
+    """Write the audit log (found as `audit_verify_command` finds it) as JSON lines to
+    `out`, or to standard output.
 
     Returns:
         0 on success, 2 if the log could not be read or the file written.
     """
+    db = config.audit_path(db)
     try:
         with AuditLog(db, sign_on_close=False) as log:
             n = log.export(out if out is not None else sys.stdout)

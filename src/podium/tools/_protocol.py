@@ -9,6 +9,7 @@ Outcomes, not exceptions, come back for what a model can act on::
     ToolArgumentsInvalid  not JSON, not an object, or not the  ┘ may correct the call
                           tool's schema
     ToolFailed            the tool raised or timed out           the model decides
+    PermissionDenied      the run's principal may not call it    the model decides
 
 Anything else (cancellation, a crash) propagates.
 """
@@ -23,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from podium.core.agent import JSON, TaskContext
+from podium.errors import PermissionDenied
 from podium.models.base import Message, ToolCall
 from podium.tools.tool import Tool, ToolArgumentsInvalid, ToolFailed
 
-ErrorType = Literal["UnknownTool", "ToolArgumentsInvalid", "ToolFailed"]
+ErrorType = Literal["UnknownTool", "ToolArgumentsInvalid", "ToolFailed", "PermissionDenied"]
 _REPAIRABLE = frozenset({"UnknownTool", "ToolArgumentsInvalid"})
 
 
@@ -114,7 +116,14 @@ async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext) -> 
                                     f"{offered}")
     else:
         try:
+            await ctx.authorize("tool:call", call.name, tags=tool.tags)
             outcome = ToolOutcome(call=call, result=await tool(_arguments(call)))
+        except PermissionDenied:
+            # The model learns no more than that: who is asking, and which roles would be
+            # allowed, is for the audit log, not for a provider's servers.
+            outcome = ToolOutcome(call=call, error_type="PermissionDenied",
+                                  error=f"tool {call.name!r} is not permitted in this run; "
+                                        "do without it")
         except ToolArgumentsInvalid as e:
             outcome = ToolOutcome(call=call, error=str(e), error_type="ToolArgumentsInvalid")
         except ToolFailed as e:

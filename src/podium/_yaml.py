@@ -1,0 +1,58 @@
+"""YAML read into plain data together with the line of every key, for errors that name
+the line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class YAMLSyntaxError(ValueError):
+    """The text is not valid YAML; `line` is 1-based, when known."""
+
+    def __init__(self, problem: str, line: int | None) -> None:
+        self.problem, self.line = problem, line
+        super().__init__(problem)
+
+
+def compose(text: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML (safe subset) into plain data, and the line of every mapping key and list
+    item by dotted path (`roles.analyst.tools`, `principals.ada.0`).
+
+    Raises:
+        YAMLSyntaxError: the text is not valid YAML.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        raise YAMLSyntaxError(str(e.problem), mark.line + 1 if mark else None) from None
+    lines: dict[str, int] = {}
+    constructor = yaml.SafeLoader("")
+
+    def build(node: yaml.Node, path: str) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(constructor.construct_object(key_node, deep=True))
+                child = f"{path}.{key}" if path else key
+                lines[child] = key_node.start_mark.line + 1
+                out[key] = build(value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for i, item in enumerate(node.value):
+                lines[f"{path}.{i}"] = item.start_mark.line + 1
+                items.append(build(item, f"{path}.{i}"))
+            return items
+        return constructor.construct_object(node, deep=True)
+
+    return (None if root is None else build(root, "")), lines
+
+
+def line_of(path: str, lines: dict[str, int]) -> int | None:
+    """The line of `path`, or of its nearest ancestor that has one."""
+    while path and path not in lines:
+        path = path.rpartition(".")[0]
+    return lines.get(path)

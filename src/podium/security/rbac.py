@@ -1,0 +1,399 @@
+"""Access control: principals, roles, and the policy file that says what each role may do.
+
+Every run, approval, tool call and memory access happens on behalf of a `Principal` (a user
+or a service with roles). A `Policy` gives roles permissions; with a policy in force, what it
+does not allow is denied. With no policy, everything is allowed (`Policy.unrestricted()`),
+and the `podium` command says so.
+
+The policy file (YAML)::
+
+    roles:
+      analyst:
+        workflows: {"monthly_*": [run, view]}   # run, view, approve, cancel, or "*"
+        agents: [writer, "fin_*"]                # a list: may use these agents
+        tools:
+          search: [call]
+          "tag:read": [call]                      # every tool tagged `read`
+        memory: {"reports/*": [read, write]}      # read, write, forget
+      approver:
+        workflows: {"*": [view, approve]}
+    principals:                                   # who holds which roles
+      ada: [analyst, approver]
+      report-bot: {kind: service, roles: [analyst]}
+    everyone: []                                  # roles every principal holds
+
+Patterns are shell globs (`fnmatch`, case-sensitive; `*` also matches `/`). A tool pattern
+`tag:NAME` matches the tools carrying that permission tag (`@tool(tags={"high_risk"})`).
+
+Actions are `kind:verb`: `workflow:run`, `workflow:view`, `workflow:approve`,
+`workflow:cancel`, `agent:use`, `tool:call`, `memory:read`, `memory:write`, `memory:forget`.
+
+For other rooms (memory, tools), two ways to ask::
+
+    policy.check(principal, "memory:read", namespace)   # raises PermissionDenied
+    decision = policy.allows(principal, "tool:call", "send_email", tags={"high_risk"})
+
+and, inside a run, on behalf of the run's principal and audited by the engine::
+
+    await ctx.authorize("memory:forget", namespace)     # ctx: the TaskContext
+
+What is checked is always the run's principal, never the agent: an agent that hands work to
+another (`ctx.delegate`) passes on no permission of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from podium._yaml import YAMLSyntaxError, compose, line_of
+from podium.core.principal import ANONYMOUS, Principal, PrincipalKind
+from podium.errors import PermissionDenied, PolicyFileError, Problem, UserError
+
+VERBS: Mapping[str, tuple[str, ...]] = {
+    "workflow": ("run", "view", "approve", "cancel"),
+    "agent": ("use",),
+    "tool": ("call",),
+    "memory": ("read", "write", "forget"),
+}
+"""The verbs of each kind of resource."""
+ACTIONS: frozenset[str] = frozenset(f"{k}:{v}" for k, verbs in VERBS.items() for v in verbs)
+"""Every action a policy can allow."""
+_SECTIONS = {"workflow": "workflows", "agent": "agents", "tool": "tools", "memory": "memory"}
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """Whether a principal may do an action on a resource, and why."""
+
+    allowed: bool
+    """The answer."""
+    reason: str
+    """Why, for people: the role and rule that allowed it, or what would have."""
+    rule: str | None = None
+    """The rule that allowed it, as `roles.ROLE.SECTION.PATTERN`; None when denied, or when
+    no policy is in force."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rule:
+    """One grant of a policy: a role may do `verbs` on resources matching `pattern`."""
+
+    role: str
+    kind: str
+    """`workflow`, `agent`, `tool` or `memory`."""
+    pattern: str
+    """A glob on the resource's name, or `tag:GLOB` on a tool's tags."""
+    verbs: frozenset[str]
+    where: str = ""
+    """`file:line` of the rule."""
+
+    def matches(self, resource: str, tags: Collection[str]) -> bool:
+        """Whether the rule covers the resource named `resource` with these tags."""
+        if self.kind == "tool" and self.pattern.startswith("tag:"):
+            wanted = self.pattern[4:]
+            return any(fnmatchcase(tag, wanted) for tag in tags)
+        return fnmatchcase(resource, self.pattern)
+
+    @property
+    def name(self) -> str:
+        """The rule's place in the file: `roles.ROLE.SECTION.PATTERN`."""
+        return f"roles.{self.role}.{_SECTIONS[self.kind]}.{self.pattern}"
+
+    def __str__(self) -> str:
+        return f"{self.where} {self.name}".strip()
+
+
+def split_action(action: str) -> tuple[str, str]:
+    """`workflow:run` as `("workflow", "run")`.
+
+    Raises:
+        UserError: not one of `ACTIONS`.
+    """
+    kind, _, verb = action.partition(":")
+    if action not in ACTIONS:
+        raise UserError(f"unknown action {action!r}; the actions are "
+                        f"{', '.join(sorted(ACTIONS))}")
+    return kind, verb
+
+
+class Policy:
+    """Which roles may do what; built from a policy file with `load_policy` or
+    `parse_policy`, or from rules in Python.
+
+    Args:
+        rules: every grant.
+        principals: the principals the policy knows, with their roles.
+        everyone: roles every principal holds.
+        source: where the policy came from, for messages.
+        enforced: False for `Policy.unrestricted()`, which allows everything.
+    """
+
+    def __init__(self, rules: Collection[Rule] = (), *,
+                 principals: Mapping[str, Principal] | None = None,
+                 everyone: Collection[str] = (), source: str = "<policy>",
+                 enforced: bool = True) -> None:
+        self.rules = tuple(rules)
+        self.principals = dict(principals or {})
+        self.everyone = frozenset(everyone)
+        self.source = source
+        self.enforced = enforced
+        self.roles = frozenset(r.role for r in self.rules)
+        self._by_role: dict[tuple[str, str], list[Rule]] = {}
+        for rule in self.rules:
+            self._by_role.setdefault((rule.role, rule.kind), []).append(rule)
+        self._cache: dict[tuple[Any, ...], Decision] = {}
+
+    @classmethod
+    def unrestricted(cls) -> Policy:
+        """No policy in force: every principal may do everything."""
+        return cls(enforced=False, source="no policy")
+
+    def principal(self, id: str, *, kind: PrincipalKind | None = None) -> Principal:
+        """The principal named `id` with the roles this policy gives it (none if unlisted)."""
+        known = self.principals.get(id)
+        if known is None:
+            return Principal(id=id, kind=kind or "user")
+        return known if kind is None or kind == known.kind else Principal(
+            id=id, kind=kind, roles=known.roles)
+
+    def allows(self, principal: Principal | None, action: str, resource: str, *,
+               tags: Collection[str] = ()) -> Decision:
+        """Whether `principal` may do `action` (e.g. `tool:call`) on `resource` (a workflow,
+        agent, tool or memory namespace name); `tags` are a tool's permission tags.
+
+        Raises:
+            UserError: `action` is not one of `ACTIONS`.
+        """
+        kind, verb = split_action(action)
+        if not self.enforced:
+            return Decision(allowed=True, reason="no access policy in force: everything is "
+                                                 "allowed")
+        who = principal or ANONYMOUS
+        roles = who.roles | self.everyone
+        key = (who.id, who.kind, roles, kind, verb, resource, frozenset(tags))
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            found = self._cache[key] = self._decide(who, roles, kind, verb, resource, tags)
+        return found
+
+    def check(self, principal: Principal | None, action: str, resource: str, *,
+              tags: Collection[str] = ()) -> Decision:
+        """Like `allows`, but a denial raises.
+
+        Raises:
+            PermissionDenied: the policy does not allow it; the message says which roles would.
+        """
+        decision = self.allows(principal, action, resource, tags=tags)
+        if not decision.allowed:
+            raise PermissionDenied(decision.reason, principal=(principal or ANONYMOUS).id,
+                                   action=action, resource=resource)
+        return decision
+
+    def _grant(self, role: str, kind: str, verb: str, resource: str,
+               tags: Collection[str]) -> Rule | None:
+        for rule in self._by_role.get((role, kind), ()):
+            if (verb in rule.verbs or "*" in rule.verbs) and rule.matches(resource, tags):
+                return rule
+        return None
+
+    def _decide(self, who: Principal, roles: frozenset[str], kind: str, verb: str,
+                resource: str, tags: Collection[str]) -> Decision:
+        for role in sorted(roles):
+            rule = self._grant(role, kind, verb, resource, tags)
+            if rule is not None:
+                return Decision(allowed=True, rule=rule.name, reason=(
+                    f"role {role!r} may {verb} {kind} {resource!r} ({rule})"))
+        would = sorted(r for r in self.roles - roles
+                       if self._grant(r, kind, verb, resource, tags) is not None)
+        held = ", ".join(sorted(roles)) or "none"
+        reason = f"{who.kind} {who.id!r} (roles: {held}) may not {verb} {kind} {resource!r}"
+        if tags:
+            reason += f" (tags: {', '.join(sorted(tags))})"
+        if would:
+            reason += f"; in {self.source} roles {', '.join(map(repr, would))} may"
+        else:
+            reason += f"; no role in {self.source} may"
+        unknown = sorted(roles - self.roles)
+        if unknown:
+            reason += f" (roles {', '.join(map(repr, unknown))} grant nothing there)"
+        if not who.roles and who.id not in self.principals:
+            reason += f"; {who.id!r} is not listed under principals:"
+        return Decision(allowed=False, reason=reason)
+
+    def __repr__(self) -> str:
+        if not self.enforced:
+            return "Policy.unrestricted()"
+        return f"Policy({self.source!r}, roles={sorted(self.roles)})"
+
+
+# -- the policy file ----------------------------------------------------------------------
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _names(value: Any) -> Any:
+    """`[a, b]` as `{a: ["*"], b: ["*"]}`: agents and tools have one verb each."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return {v: ["*"] for v in value}
+    return value
+
+
+WorkflowVerb = Literal["run", "view", "approve", "cancel", "*"]
+MemoryVerb = Literal["read", "write", "forget", "*"]
+
+
+class _RoleDoc(_Doc):
+    description: str = ""
+    workflows: dict[str, list[WorkflowVerb]] = {}
+    agents: dict[str, list[Literal["use", "*"]]] = {}
+    tools: dict[str, list[Literal["call", "*"]]] = {}
+    memory: dict[str, list[MemoryVerb]] = {}
+
+    _lists = field_validator("agents", "tools", mode="before")(_names)
+
+
+class _PrincipalDoc(_Doc):
+    kind: PrincipalKind = "user"
+    roles: list[str] = []
+
+
+def _as_principal(value: Any) -> Any:
+    return {"roles": value} if isinstance(value, list) else value
+
+
+class _PolicyDoc(_Doc):
+    # Each role is checked on its own (`_roles`), so that one bad role hides no problem
+    # of the others, nor of the principals.
+    roles: dict[str, Any] = {}
+    principals: dict[str, _PrincipalDoc] = {}
+    everyone: list[str] = []
+
+    @field_validator("principals", mode="before")
+    @classmethod
+    def _principals(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _as_principal(v) for k, v in value.items()}
+        return value
+
+
+def _problems(e: ValidationError, lines: dict[str, int], source: str, prefix: str = ""
+              ) -> list[Problem]:
+    problems = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal"))]
+        field = ".".join([prefix, *loc] if prefix else loc)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}"
+        problems.append(Problem(message=message, file=source, line=line_of(field, lines),
+                                field=field or None))
+    return problems
+
+
+def _roles(doc: _PolicyDoc, lines: dict[str, int], source: str
+           ) -> tuple[dict[str, _RoleDoc], list[Problem]]:
+    roles: dict[str, _RoleDoc] = {}
+    problems: list[Problem] = []
+    for name, raw in doc.roles.items():
+        if raw is not None and not isinstance(raw, dict):
+            problems.append(Problem(
+                message="a role is a mapping with workflows, agents, tools and memory",
+                file=source, line=line_of(f"roles.{name}", lines), field=f"roles.{name}"))
+            continue
+        try:
+            roles[name] = _RoleDoc.model_validate(raw or {})
+        except ValidationError as e:
+            problems += _problems(e, lines, source, f"roles.{name}")
+    return roles, problems
+
+
+def _unknown_roles(doc: _PolicyDoc, lines: dict[str, int], source: str) -> list[Problem]:
+    """Principals and `everyone` may only name roles the file defines."""
+    defined = ", ".join(map(repr, doc.roles)) or "none"
+    places = [(f"principals.{name}.roles", p.roles) for name, p in doc.principals.items()]
+    places.append(("everyone", doc.everyone))
+    problems = []
+    for field, roles in places:
+        for i, role in enumerate(roles):
+            if role not in doc.roles:
+                at = f"{field}.{i}"
+                # `ada: [analyst]` has no `roles` key in the file: its items sit under `ada`.
+                line = lines.get(at) or lines.get(at.replace(".roles.", ".")) or line_of(
+                    field, lines)
+                problems.append(Problem(message=f"unknown role {role!r}; the roles are "
+                                                f"{defined}", file=source, line=line,
+                                        field=at))
+    return problems
+
+
+def _rules(roles: Mapping[str, _RoleDoc], lines: dict[str, int], source: str) -> list[Rule]:
+    rules = []
+    for role, grants in roles.items():
+        for kind, section in _SECTIONS.items():
+            for pattern, verbs in getattr(grants, section).items():
+                line = line_of(f"roles.{role}.{section}.{pattern}", lines)
+                rules.append(Rule(role=role, kind=kind, pattern=pattern,
+                                  verbs=frozenset(verbs),
+                                  where=f"{source}:{line}" if line else source))
+    return rules
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    """A policy from the YAML text of a policy file.
+
+    Raises:
+        PolicyFileError: every problem found, each naming the file, the line and the field.
+    """
+    try:
+        data, lines = compose(text)
+    except YAMLSyntaxError as e:
+        raise PolicyFileError([Problem(message=f"not valid YAML: {e.problem}", file=source,
+                                       line=e.line)]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyFileError([Problem(
+            message="a policy file is a mapping with roles, principals and everyone",
+            file=source, line=1)])
+    try:
+        doc = _PolicyDoc.model_validate(data)
+    except ValidationError as e:
+        raise PolicyFileError(_problems(e, lines, source)) from None
+    roles, problems = _roles(doc, lines, source)
+    problems += _unknown_roles(doc, lines, source)
+    if problems:
+        raise PolicyFileError(sorted(problems, key=lambda p: p.line or 0))
+    principals = {name: Principal(id=name, kind=p.kind, roles=frozenset(p.roles))
+                  for name, p in doc.principals.items()}
+    return Policy(_rules(roles, lines, source), principals=principals,
+                  everyone=doc.everyone, source=source)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """A policy from a policy file.
+
+    Raises:
+        PolicyFileError: every problem found, each naming the file, the line and the field.
+        UserError: the file cannot be read.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot read access policy {str(file)!r}: {e.strerror}") from None
+    return parse_policy(text, str(file))
+
+
+__all__ = ["ACTIONS", "VERBS", "Decision", "PermissionDenied", "Policy", "Principal", "Rule",
+           "load_policy", "parse_policy", "split_action"]
