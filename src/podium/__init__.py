@@ -5,9 +5,11 @@ from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.events import Event
 from podium.core.policy import Budget, CircuitPolicy, RetryPolicy, TaskPolicy
+from podium.core.registry import Registry, RouterPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.workflow import HUMAN, InputSpec, Task, Workflow
 from podium.engine.loader import load_workflow, parse_workflow
+from podium.engine.registry import load_registry
 from podium.engine.runtime import Engine
 from podium.errors import (
     BudgetExceeded,
@@ -55,8 +57,10 @@ __all__ = [
     "OutputInvalid",
     "PodiumError",
     "Problem",
+    "Registry",
     "Retry",
     "RetryPolicy",
+    "RouterPolicy",
     "RunBusy",
     "RunError",
     "RunState",
@@ -77,6 +81,7 @@ __all__ = [
     "UserError",
     "Workflow",
     "WorkflowError",
+    "load_registry",
     "load_workflow",
     "parse_workflow",
     "resolve_model",

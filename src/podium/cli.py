@@ -351,6 +351,19 @@ def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) 
               f"{len(workflow.agents)} agents", markup=True)
 
 
+@app.command()
+def agents(
+    path: Annotated[Path | None, typer.Argument(
+        help="A registry file or folder, or a workflow file (default: ./agents/).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the agents as JSON.")
+                       ] = False,
+) -> None:
+    """List agents: name, skills, cost and latency hints, description."""
+    from podium.engine._agents_cli import agents_command
+
+    raise typer.Exit(agents_command(path, as_json))
+
+
 @runs_app.command("list")
 def runs_list(
     as_json: JsonOption = False,

@@ -58,6 +58,11 @@ class TaskRunner:
     async def run(self, task: Task, key: str, scope: Mapping[str, Any]) -> None:
         """Bring the task to completed, waiting or failed, resuming where the journal stands."""
         ts = self.state().task(key)
+        if task.routed:
+            await self.journal(NewEvent(type="task_failed", task=key, data={
+                "error": f"task {key!r} names no agent, and this engine has no router yet",
+                "error_type": "TaskFailed"}))
+            return
         if ts.status == "waiting":
             if ts.approval is None:
                 return
