@@ -84,3 +84,41 @@ def test_agents_names_problems_by_file_and_line(tmp_path: Path) -> None:
 
     missing = podium("agents", cwd=tmp_path)
     assert missing.returncode == 2 and "no agents/ folder here" in missing.stderr
+
+
+def test_a_routed_decision_is_journaled_and_shown(tmp_path: Path) -> None:
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "text.yaml").write_text(REGISTRY, encoding="utf-8")
+    (tmp_path / "wf.yaml").write_text(textwrap.dedent("""\
+        name: routed
+        registry: agents/
+        tasks:
+          gist:
+            skill: summarise
+            description: Boil the annual letter down to three sentences.
+            with: {s: "the annual letter"}
+          french:
+            description: Render the greeting in French.
+            with: {s: "good morning"}
+    """), encoding="utf-8")
+
+    done = podium("run", "wf.yaml", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    tasks = {t["id"]: t for t in record["tasks"]}
+    assert tasks["gist"]["agent"] == "summariser"
+    assert tasks["gist"]["routing"]["filtered"] == [
+        {"agent": "translator", "reason": "lacks skill 'summarise'",
+         "score": tasks["gist"]["routing"]["filtered"][0]["score"]}]
+    assert tasks["french"]["agent"] == "translator"
+    assert tasks["french"]["routing"]["by"] == "score"
+
+    shown = podium("runs", "show", record["run_id"], cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "gist · routed → summariser by score: 'summariser' is the closest in meaning" in \
+        shown.stdout
+    assert "gist · routed left out: translator (lacks skill 'summarise')" in shown.stdout
+    assert "french · routed candidates: translator 0." in shown.stdout
+
+    progress = podium("run", "wf.yaml", cwd=tmp_path)
+    assert "⇢ french → translator by score" in progress.stderr

@@ -148,3 +148,5 @@ class RouterPolicy:
     """How many of the best-scored candidates the model chooses among."""
     epsilon: float = 0.02
     """Scores closer than this tie; among tied agents the cheaper, then the faster, wins."""
+    min_score: float | None = None
+    """Agents scored below this do not fit (None: any score fits)."""

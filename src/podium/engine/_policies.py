@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from podium.core.agent import Agent, ReplyCache, Resources, TaskContext, TaskInput, VaultStore
 from podium.core.events import NewEvent
 from podium.core.policy import CircuitPolicy
+from podium.core.registry import RouterPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.templates import render
 from podium.core.workflow import HUMAN, Task
 from podium.engine._output import schema_of, to_json, validate
 from podium.engine.circuit import Breakers
+from podium.engine.router import Router, default_router, route
 from podium.errors import Escalate, OutputInvalid, Retry, TaskTimeout
 
 Journal = Callable[..., Awaitable[None]]
@@ -45,31 +47,33 @@ class TaskRunner:
     breakers: Breakers
     circuits: Mapping[str, CircuitPolicy]
     cache: ReplyCache | None = None
+    """Where agents that opt in keep model replies; None: the journal's store."""
     resources: Resources | None = None
     vaults: VaultStore | None = None
     """Where masking vaults are kept: the journal's store."""
     on_token: Callable[[str, str], None] | None = None
     """Called with `(task key, piece of text)` as agents' model replies stream in."""
-    """Where agents that opt in keep model replies; None: the journal's store."""
+    router_policy: RouterPolicy = field(default_factory=RouterPolicy)
+    """How tasks that name no agent and set no `router` of their own are routed."""
+    router: Router = field(default_factory=default_router)
 
-    def _chain(self, task: Task) -> list[str]:
-        return [task.agent, *task.policy.fallback]
+    def _chain(self, task: Task, ts: TaskState) -> list[str]:
+        first = (ts.routing or {}).get("agent") or "" if task.routed else task.agent
+        return [first, *task.policy.fallback]
 
     async def run(self, task: Task, key: str, scope: Mapping[str, Any]) -> None:
         """Bring the task to completed, waiting or failed, resuming where the journal stands."""
         ts = self.state().task(key)
-        if task.routed:
-            await self.journal(NewEvent(type="task_failed", task=key, data={
-                "error": f"task {key!r} names no agent, and this engine has no router yet",
-                "error_type": "TaskFailed"}))
-            return
+        if task.routed and ts.routing is None:
+            await self.journal(await route(self, task, key, scope))
+            ts = self.state().task(key)
         if ts.status == "waiting":
             if ts.approval is None:
                 return
             if await self._answered(task, ts, scope):
                 return
-        for name in self._chain(task):
-            if name in ts.gave_up:
+        for name in self._chain(task, ts):
+            if not name or name in ts.gave_up:
                 continue
             if name == HUMAN:
                 await self._wait_for_human(task, key, scope, "approval")
@@ -218,7 +222,7 @@ class TaskRunner:
     def _decide(self, task: Task, ts: TaskState, failed: str, *, escalated: bool = False
                 ) -> Decision:
         """What follows when `failed` gives up on the task."""
-        chain = self._chain(task)
+        chain = self._chain(task, ts)
         later = chain[chain.index(failed) + 1:] if failed in chain else []
         if any(a not in ts.gave_up and a != failed for a in later):
             return "fallback"

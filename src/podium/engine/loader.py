@@ -118,6 +118,7 @@ class RouterDoc(_Doc):
     model: str | None = None
     top: int = Field(3, ge=1)
     epsilon: float = Field(0.02, ge=0)
+    min_score: float | None = Field(None, ge=-1, le=1)
 
 
 class TaskDoc(_Doc):

@@ -208,7 +208,8 @@ def router_policy(doc: Any) -> RouterPolicy | None:
     """A RouterPolicy from a `router:` document (the loader's RouterDoc), or None."""
     if doc is None:
         return None
-    return RouterPolicy(model=doc.model, top=doc.top, epsilon=doc.epsilon)
+    return RouterPolicy(model=doc.model, top=doc.top, epsilon=doc.epsilon,
+                        min_score=doc.min_score)
 
 
 def registry_refs(doc: Any) -> list[tuple[str, str]]:

@@ -157,6 +157,7 @@ class _Run:
             journal=self.journal, agents=agents, breakers=engine.breakers,
             cache=engine.store, resources=self.resources, on_token=on_token,
             vaults=engine.store,
+            router_policy=workflow.router,
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
         self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}
