@@ -49,6 +49,7 @@ IsOpen = Callable[[str], Awaitable[bool]]
 _SHOWN = 10
 """At most this many candidates and filtered agents are journaled (the best-scored)."""
 _QUERY_CHARS = 300
+_MATRICES = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +120,9 @@ class Router:
     def __init__(self, embedder: Embedder | None = None) -> None:
         self._embedder = embedder
         self._vectors: dict[str, Any] = {}
+        """Agents' description vectors, by description."""
+        self._matrices: dict[tuple[str, ...], Any] = {}
+        """The vectors of a set of agents stacked, by their descriptions in order."""
         self._models: dict[str, Model] = {}
         self._lock = threading.Lock()
 
@@ -139,17 +143,24 @@ class Router:
         import numpy as np
 
         embedder = self._embedder_or_default()
-        texts = {name: _text(name, agent) for name, agent in agents.items()}
-        missing = sorted({t for t in texts.values() if t not in self._vectors})
-        if missing:
-            vectors = await embedder.embed(missing)
-            with self._lock:
-                self._vectors.update(zip(missing, vectors, strict=True))
+        texts = tuple(_text(name, agent) for name, agent in agents.items())
         if not texts:
             return {}
+        matrix = self._matrices.get(texts)
+        if matrix is None:
+            missing = sorted({t for t in texts if t not in self._vectors})
+            if missing:
+                vectors = await embedder.embed(missing)
+                with self._lock:
+                    self._vectors.update(zip(missing, vectors, strict=True))
+            matrix = np.stack([self._vectors[t] for t in texts])
+            with self._lock:
+                if len(self._matrices) >= _MATRICES:
+                    self._matrices.clear()
+                self._matrices[texts] = matrix
         wanted = await embedder.embed_one(query)
-        matrix = np.stack([self._vectors[t] for t in texts.values()])
-        return {name: float(s) for name, s in zip(texts, matrix @ wanted, strict=True)}
+        scores: list[float] = (matrix @ wanted).tolist()
+        return dict(zip(agents, scores, strict=True))
 
     def model(self, spec: Any) -> Model:
         """The model a `router: {model: ...}` names (resolved once per name)."""
