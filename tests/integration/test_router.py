@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -21,6 +24,7 @@ from podium import (
     RunState,
     SQLiteStore,
     Workflow,
+    load_workflow,
 )
 from podium.core.events import Event
 from podium.models.base import Message
@@ -283,3 +287,32 @@ async def test_resume_replays_the_decision_instead_of_routing_again(engine: Engi
     assert state.status == "completed" and state.outputs() == {"job": "translator"}
     assert len(await routed(engine, state)) == 1
     assert len(model.calls) == 1
+
+
+# -- the documentation ------------------------------------------------------------------------
+
+DOC = Path(__file__).parents[2] / "docs" / "routing.md"
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+
+
+def test_the_python_example_in_the_docs_runs() -> None:
+    (code,) = _blocks("python")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("'it_helpdesk' is the closest in meaning")
+
+
+def test_the_yaml_in_the_docs_is_a_registry_and_a_workflow(tmp_path: Path) -> None:
+    registry, workflow_text = _blocks("yaml")
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "office.yaml").write_text(registry, encoding="utf-8")
+    (tmp_path / "wf.yaml").write_text(workflow_text, encoding="utf-8")
+
+    wf = load_workflow(tmp_path / "wf.yaml")
+
+    assert set(wf.agents) == {"translator", "summariser", "shouter"}
+    assert wf.tasks["gist"].skill == "writing" and wf.tasks["french"].routed
