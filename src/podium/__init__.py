@@ -6,9 +6,11 @@ from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.events import Event
 from podium.core.policy import Budget, CircuitPolicy, RetryPolicy, TaskPolicy
 from podium.core.principal import Principal
+from podium.core.registry import Registry, RouterPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.workflow import HUMAN, InputSpec, Task, Workflow
 from podium.engine.loader import load_workflow, parse_workflow
+from podium.engine.registry import load_registry
 from podium.engine.runtime import Engine
 from podium.errors import (
     BudgetExceeded,
@@ -78,8 +80,10 @@ __all__ = [
     "Principal",
     "Problem",
     "Refine",
+    "Registry",
     "Retry",
     "RetryPolicy",
+    "RouterPolicy",
     "RunBusy",
     "RunError",
     "RunState",
@@ -104,6 +108,7 @@ __all__ = [
     "WorkflowError",
     "chain",
     "load_policy",
+    "load_registry",
     "load_workflow",
     "orchestrate",
     "parallel",

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from podium._cli_access import NO_POLICY, open_access
@@ -117,6 +118,10 @@ def _progress(event: Event, state: RunState) -> None:
     match event.type:
         case "run_started":
             _say(f"[bold]run {event.run_id}[/bold] · {d['workflow']}", markup=True)
+        case "task_routed":
+            from podium.engine.router import describe
+
+            _say(f"  [dim]⇢ {key} {escape(describe(d)[0])}[/dim]", markup=True, highlight=False)
         case "task_started":
             attempt = f" (attempt {d['attempt']})" if d["attempt"] > 1 else ""
             _say(f"  [dim]…[/dim] {key} → {d['agent']}{attempt}", markup=True)
@@ -363,6 +368,19 @@ def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) 
               f"{len(workflow.agents)} agents", markup=True)
 
 
+@app.command()
+def agents(
+    path: Annotated[Path | None, typer.Argument(
+        help="A registry file or folder, or a workflow file (default: ./agents/).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the agents as JSON.")
+                       ] = False,
+) -> None:
+    """List agents: name, skills, cost and latency hints, description."""
+    from podium.engine._agents_cli import agents_command
+
+    raise typer.Exit(agents_command(path, as_json))
+
+
 @runs_app.command("list")
 def runs_list(
     as_json: JsonOption = False,
@@ -426,6 +444,11 @@ def runs_show(
                       duration, _tokens(tokens), task["error"] or "")
     out.print(table)
     for task in record["tasks"]:
+        if task.get("routing"):
+            from podium.engine.router import describe
+
+            for line in describe(task["routing"]):
+                out.print(f"  {task['id']} · routed {line}", markup=False)
         decisions = [h for h in task["history"] if "decision" in h or "skipped" in h]
         for h in decisions:
             what = h.get("decision") or f"skipped: {h.get('skipped')}"

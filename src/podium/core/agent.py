@@ -249,7 +249,17 @@ class Agent(ABC):
 
     name: str
     description: str = ""
+    """What the agent does, in words: the router ranks agents by its meaning."""
     skills: tuple[str, ...] = ()
+    """Skills a task can ask for by name (`skill:`) instead of naming an agent."""
+    input_schema: dict[str, JSON] | None = None
+    """The JSON schema of the `with:` values the agent takes, when it declares one."""
+    cost: float | None = None
+    """A hint of what one task costs (in USD, or any unit shared by the agents compared):
+    between agents that fit a task equally well, the router prefers the cheaper."""
+    latency: float | None = None
+    """A hint of how many seconds one task takes: after cost, the router prefers the
+    faster."""
 
     @abstractmethod
     async def run(self, task: TaskInput, ctx: TaskContext) -> JSON:

@@ -6,6 +6,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | --- | --- | --- |
 | run_started | | workflow, version, source, inputs, pid, principal (id, kind, roles) |
 | run_resumed | | pid |
+| task_routed | key | agent (None: nothing fits), by, why, candidates, filtered, model, error |
 | task_started | key | agent, attempt, idempotency_key |
 | attempt_failed | key | agent, attempt, error, error_type, decision, delay |
 | agent_skipped | key | agent, reason |
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EventType = Literal[
-    "run_started", "run_resumed", "task_started", "attempt_failed", "agent_skipped",
+    "run_started", "run_resumed", "task_routed", "task_started", "attempt_failed", "agent_skipped",
     "model_call", "tool_call", "step_completed", "fanout_started", "task_waiting",
     "task_approved", "task_rejected",
     "task_completed", "task_skipped", "task_failed", "run_waiting", "run_completed",

@@ -71,6 +71,8 @@ class TaskState:
     """Every tool call: name, arguments, result or error, duration."""
     calls: list[dict[str, Any]] = field(default_factory=list)
     """Every sub-agent call a composite agent (a pattern) completed: agent, output."""
+    routing: dict[str, Any] | None = None
+    """For a task the router assigned: its decision (`task_routed`), replayed on resume."""
 
     @property
     def task_id(self) -> str:
@@ -93,6 +95,7 @@ class TaskState:
             "history": self.history,
             **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
             **({"calls": self.calls} if self.calls else {}),
+            **({"routing": self.routing} if self.routing is not None else {}),
             **({"prompt": self.prompt, "wait_reason": self.wait_reason}
                if self.status == "waiting" else {}),
         }
@@ -159,6 +162,12 @@ class RunState:
                         task.attempts_by_agent[task.agent] -= 1
                         task.history.append({"interrupted": task.attempts, "at": iso(e.ts)})
                 self.status, self._session_start = "running", e.ts
+            case "task_routed" if t:
+                t.routing = d
+                if d.get("agent") is None:
+                    t.error = d.get("error")
+                t.history.append({"routed": d.get("agent"), "by": d.get("by"),
+                                  "at": iso(e.ts)})
             case "task_started" if t:
                 t.status, t.agent, t.attempts = "running", d["agent"], t.attempts + 1
                 t.attempts_by_agent[d["agent"]] = t.attempts_by_agent.get(d["agent"], 0) + 1

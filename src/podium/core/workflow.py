@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from podium.core.agent import Agent
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy, TaskPolicy
+from podium.core.registry import Declared, RouterPolicy, skill_problem
 from podium.core.templates import TemplateProblem, references, template_strings
 from podium.errors import Problem, WorkflowError
 
@@ -51,8 +52,9 @@ class Task:
     """One unit of work in a workflow."""
 
     id: str
-    agent: str
-    """The name of the agent that does it, or `human`."""
+    agent: str = ""
+    """The name of the agent that does it, or `human`; empty when the router chooses one by
+    `skill` and `description` (or prompt)."""
     needs: tuple[str, ...] = ()
     """Tasks whose outputs this one needs; it starts when they are done."""
     args: Mapping[str, Any] = field(default_factory=dict)
@@ -69,6 +71,16 @@ class Task:
     """A pydantic model class or a JSON schema the output must satisfy."""
     policy: TaskPolicy = field(default_factory=TaskPolicy)
     description: str = ""
+    """What the task is for, in words; without `agent`, the router ranks agents by it."""
+    skill: str | None = None
+    """Without `agent`: the skill the agent the router chooses must have."""
+    router: RouterPolicy | None = None
+    """Without `agent`: how the router chooses (None: the workflow's `router`)."""
+
+    @property
+    def routed(self) -> bool:
+        """Whether the router chooses the task's agent (it names none)."""
+        return not self.agent
 
 
 class Workflow:
@@ -102,6 +114,10 @@ class Workflow:
         self.source = source
         """The file the workflow was read from, when it was."""
         self.agents: dict[str, AgentRef] = {}
+        self.declared: dict[str, Declared] = {}
+        """Where agents that were not declared in `source` itself were (a registry file)."""
+        self.router = RouterPolicy()
+        """How the router chooses agents for tasks that name none and set no `router`."""
         self.tasks: dict[str, Task] = {}
         self.lines: dict[str, int] = {}
         """Line numbers in `source` by dotted field path, for error messages."""
@@ -116,7 +132,7 @@ class Workflow:
         self,
         id: str,
         *,
-        agent: str | AgentRef,
+        agent: str | AgentRef = "",
         needs: Iterable[str] = (),
         args: Mapping[str, Any] | None = None,
         prompt: str | None = None,
@@ -130,8 +146,12 @@ class Workflow:
         on_failure: OnFailure = "fail",
         default: Any = ...,
         description: str = "",
+        skill: str | None = None,
+        router: RouterPolicy | None = None,
     ) -> Task:
-        """Add a task. `agent` is an agent's name, or an agent (registered under `id`)."""
+        """Add a task. `agent` is an agent's name, or an agent (registered under `id`);
+        without one, the router chooses an agent by `skill` and `description` when the task
+        starts."""
         if not isinstance(agent, str):
             self.add_agent(id, agent)
             agent = id
@@ -146,7 +166,7 @@ class Workflow:
         task = Task(
             id=id, agent=agent, needs=tuple(needs), args=dict(args or {}), prompt=prompt,
             when=when, for_each=for_each, concurrency=concurrency, output=output,
-            policy=policy, description=description,
+            policy=policy, description=description, skill=skill, router=router,
         )
         self.tasks[id] = task
         return task
@@ -225,8 +245,10 @@ class Workflow:
 
     def _task_problems(self, task: Task, upstream: frozenset[str]) -> list[Problem]:
         at = f"tasks.{task.id}"
-        problems = []
+        problems = self._routing_problems(task)
         for i, name in enumerate((task.agent, *task.policy.fallback)):
+            if i == 0 and task.routed:
+                continue
             if name != HUMAN and name not in self.agents:
                 known = ", ".join(repr(a) for a in sorted(self.agents)) or "none"
                 field = f"{at}.agent" if i == 0 else f"{at}.fallback"
@@ -245,6 +267,26 @@ class Workflow:
             problems.append(self.problem(f"{at}.timeout", "must be a positive number of seconds"))
         problems += self._template_problems(task, upstream)
         return problems
+
+    def _routing_problems(self, task: Task) -> list[Problem]:
+        at = f"tasks.{task.id}"
+        if not task.routed:
+            if task.skill is not None or task.router is not None:
+                field = "skill" if task.skill is not None else "router"
+                return [self.problem(f"{at}.{field}", f"{field}: applies only to a task "
+                                     "that names no agent; drop agent: or drop this")]
+            return []
+        if task.skill is None and not task.description.strip():
+            return [self.problem(at, "give agent:, or skill: and/or description: so the "
+                                     "router can choose an agent")]
+        if task.skill is not None:
+            message = skill_problem(task.skill, self.agents)
+            if message:
+                return [self.problem(f"{at}.skill", message)]
+        elif not self.agents:
+            return [self.problem(at, "the router has no agent to choose from: declare "
+                                     "agents, or a registry:")]
+        return []
 
     def _template_problems(self, task: Task, upstream: frozenset[str]) -> list[Problem]:
         at = f"tasks.{task.id}"

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from podium.core.agent import Agent, ReplyCache, Resources, TaskContext, TaskInput, VaultStore
 from podium.core.events import NewEvent
 from podium.core.policy import CircuitPolicy
 from podium.core.principal import Principal
+from podium.core.registry import RouterPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.templates import render
 from podium.core.workflow import HUMAN, Task
 from podium.engine._output import schema_of, to_json, validate
 from podium.engine.circuit import Breakers
+from podium.engine.router import Router, default_router, route
 from podium.errors import Escalate, OutputInvalid, PermissionDenied, Retry, TaskTimeout
 from podium.security._guard import Guard
 
@@ -57,20 +59,27 @@ class TaskRunner:
     """Checks the agents and tools the run uses against the access policy, and audits."""
     principal: Principal | None = None
     """Who the run is on behalf of: what is checked, whichever agent acts."""
+    router_policy: RouterPolicy = field(default_factory=RouterPolicy)
+    """How tasks that name no agent and set no `router` of their own are routed."""
+    router: Router = field(default_factory=default_router)
 
-    def _chain(self, task: Task) -> list[str]:
-        return [task.agent, *task.policy.fallback]
+    def _chain(self, task: Task, ts: TaskState) -> list[str]:
+        first = (ts.routing or {}).get("agent") or "" if task.routed else task.agent
+        return [first, *task.policy.fallback]
 
     async def run(self, task: Task, key: str, scope: Mapping[str, Any]) -> None:
         """Bring the task to completed, waiting or failed, resuming where the journal stands."""
         ts = self.state().task(key)
+        if task.routed and ts.routing is None:
+            await self.journal(await route(self, task, key, scope))
+            ts = self.state().task(key)
         if ts.status == "waiting":
             if ts.approval is None:
                 return
             if await self._answered(task, ts, scope):
                 return
-        for name in self._chain(task):
-            if name in ts.gave_up:
+        for name in self._chain(task, ts):
+            if not name or name in ts.gave_up:
                 continue
             if name == HUMAN:
                 await self._wait_for_human(task, key, scope, "approval")
@@ -238,7 +247,7 @@ class TaskRunner:
     def _decide(self, task: Task, ts: TaskState, failed: str, *, escalated: bool = False
                 ) -> Decision:
         """What follows when `failed` gives up on the task."""
-        chain = self._chain(task)
+        chain = self._chain(task, ts)
         later = chain[chain.index(failed) + 1:] if failed in chain else []
         if any(a not in ts.gave_up and a != failed for a in later):
             return "fallback"

@@ -35,6 +35,15 @@ class Breakers:
         self._trial.add(key)
         return True
 
+    async def is_open(self, key: str, policy: CircuitPolicy) -> bool:
+        """Whether `allow` would refuse the agent now; unlike it, claims no half-open trial."""
+        if policy.threshold <= 0:
+            return False
+        state = await self._state(key)
+        if state.opened_at is None:
+            return False
+        return time.time() - state.opened_at < policy.cooldown or key in self._trial
+
     def abandon(self, key: str) -> None:
         """A trial ended with neither success nor failure (escalated, cancelled)."""
         self._trial.discard(key)

@@ -22,6 +22,7 @@ from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.engine._mcp_docs import mcp_servers
+from podium.engine.registry import add_registry, apply_hints, registry_refs, router_policy
 from podium.errors import Problem, UserError, WorkflowError
 from podium.patterns._yaml import build_pattern_agents, split_patterns
 from podium.security.masking import MaskingPolicy
@@ -75,9 +76,16 @@ class AgentDoc(_Doc):
     email: dict[str, Any] | None = None
     """A built-in SMTP agent: host, port, sender, username, password, starttls, ssl."""
     instructions: str = ""
-    output: str | None = None
+    output: str | dict[str, Any] | None = None
+    """`module:Model` of a pydantic model, or a JSON schema."""
+    input: dict[str, Any] | None = None
+    """The JSON schema of the `with:` values the agent takes (for the registry)."""
     description: str = ""
     skills: list[str] = []
+    cost: float | None = Field(None, ge=0)
+    """A hint of what one task costs, for the router's tie-break."""
+    latency: float | None = Field(None, ge=0)
+    """A hint of the seconds one task takes, for the router's tie-break."""
     base_url: str | None = None
     api_key_env: str | None = None
     options: dict[str, Any] = {}
@@ -107,8 +115,17 @@ def _listify(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+class RouterDoc(_Doc):
+    model: str | None = None
+    top: int = Field(3, ge=1)
+    epsilon: float = Field(0.02, ge=0)
+    min_score: float | None = Field(None, ge=-1, le=1)
+
+
 class TaskDoc(_Doc):
-    agent: str
+    agent: str = ""
+    skill: str | None = None
+    router: RouterDoc | None = None
     needs: list[str] = []
     with_: dict[str, Any] = Field({}, alias="with")
     prompt: str | None = None
@@ -137,7 +154,10 @@ class WorkflowDoc(_Doc):
     # Agents and tasks are checked one by one (`_sections`), so that one bad task does not
     # hide the problems of the others.
     mcp_servers: dict[str, dict[str, Any]] = {}
-    agents: dict[str, dict[str, Any]] = {}
+    registry: str | list[str] = []
+    """Registry files or folders whose agents the workflow uses (`podium.engine.registry`)."""
+    router: RouterDoc | None = None
+    agents: dict[str, dict[str, Any]] | str | list[str] = {}
     tasks: dict[str, dict[str, Any]] = {}
 
     @field_validator("version", mode="before")
@@ -273,7 +293,7 @@ def _sections(doc: WorkflowDoc, lines: dict[str, int], source: str
     agents: dict[str, AgentDoc | None] = {}
     tasks: dict[str, TaskDoc] = {}
     problems: list[Problem] = []
-    for name, raw in doc.agents.items():
+    for name, raw in (doc.agents if isinstance(doc.agents, dict) else {}).items():
         try:
             agents[name] = AgentDoc.model_validate(raw)
         except ValidationError as e:
@@ -313,6 +333,7 @@ def _build(agent_docs: dict[str, AgentDoc | None], task_docs: dict[str, TaskDoc]
             workflow.add_agent(name, _Broken(name))
             continue
         _build_agent(name, agent, workflow, problems)
+        problems += apply_hints(name, agent, workflow)
         if agent.budget is not None:
             workflow.agent_budgets[name] = Budget(**agent.budget.model_dump())
         if len(problems) > count:
@@ -392,8 +413,8 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
     if kinds[0] in _BUILTIN:
         _build_builtin(name, kinds[0], agent, workflow, problems)
         return
-    output = None
-    if agent.output:
+    output: Any = agent.output if isinstance(agent.output, dict) else None
+    if isinstance(agent.output, str):
         try:
             output = import_ref(agent.output)
         except UserError as e:
@@ -484,7 +505,8 @@ def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,
             if task.retry else None,
             timeout=task.timeout, fallback=task.fallback, on_failure=task.on_failure,
             default=task.default if "default" in task.model_fields_set else ...,
-            description=task.description)
+            description=task.description, skill=task.skill,
+            router=router_policy(task.router))
 
 
 def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = None
@@ -502,8 +524,10 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
         doc = WorkflowDoc.model_validate(data)
     except ValidationError as e:
         raise WorkflowError(_problems(e, "", lines, source)) from None
-    patterns = split_patterns(doc.agents, doc.tasks, lines, source)
-    doc = doc.model_copy(update={"agents": patterns.agents, "tasks": patterns.tasks})
+    own = doc.agents if isinstance(doc.agents, dict) else {}  # else a registry path
+    patterns = split_patterns(own, doc.tasks, lines, source)
+    doc = doc.model_copy(update={"agents": patterns.agents if own else doc.agents,
+                                 "tasks": patterns.tasks})
     agent_docs, task_docs, problems = _sections(doc, lines, source)
     problems[:0] = patterns.problems
     workflow = Workflow(doc.name, version=doc.version, description=doc.description,
@@ -512,10 +536,12 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
                         budget=Budget(**doc.budget.model_dump()) if doc.budget else None,
                         source=source)
     workflow.lines = lines
+    workflow.router = router_policy(doc.router) or workflow.router
     with _importable(Path.cwd(), *([base] if base else [])):
         servers, server_problems = mcp_servers(doc.mcp_servers, lines, source, base)
         workflow.mcp_servers.update(servers)
         problems += server_problems
+        problems += add_registry(workflow, registry_refs(doc), base, own=agent_docs)
         problems += _build(agent_docs, task_docs, workflow)
         problems += build_pattern_agents(patterns, workflow)
     from podium.engine.check import problems as check_problems

@@ -223,6 +223,7 @@ class _Run:
             vaults=engine.store,
             guard=engine.guard, principal=state.principal or (
                 ANONYMOUS if engine.guard is not None else None),
+            router_policy=workflow.router,
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
         self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}

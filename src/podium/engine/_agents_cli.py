@@ -1,0 +1,71 @@
+"""`podium agents`: the agents of a registry or a workflow, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from podium.core.registry import Registry
+from podium.engine.loader import load_workflow
+from podium.engine.registry import load_registry, workflow_registry
+from podium.errors import UserError, WorkflowError
+
+DEFAULT = Path("agents")
+"""Where `podium agents` looks when given no path: the `agents/` folder here."""
+
+
+def _is_workflow(path: Path) -> bool:
+    """Whether a YAML file is a workflow (it has more than an `agents:` mapping)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False  # the registry loader reports it, with the line
+    return isinstance(data, dict) and bool(set(data) - {"agents"})
+
+
+def registry_at(path: Path | None) -> Registry:
+    """The registry `podium agents PATH` lists: a workflow's agents (its own and those of its
+    registries), a registry file, or a folder of them.
+
+    Raises:
+        WorkflowError: problems in the files, each naming file and line.
+        UserError: nothing at the path.
+    """
+    if path is None:
+        if not DEFAULT.is_dir():
+            raise UserError("no agents/ folder here: give a registry file or folder, or a "
+                            "workflow file: podium agents PATH")
+        path = DEFAULT
+    if path.is_file() and _is_workflow(path):
+        return workflow_registry(load_workflow(path))
+    return load_registry(path)
+
+
+def agents_command(path: Path | None, as_json: bool) -> int:
+    """Print the agents found at `path`. Returns the exit status (2 on problems)."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        registry = registry_at(path)
+    except WorkflowError as e:
+        for problem in e.problems:
+            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+        return 2
+    except UserError as e:
+        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        return 2
+    out = Console(highlight=False, soft_wrap=True)
+    if as_json:
+        out.print_json(json.dumps({"agents": registry.cards(), "skills": registry.skills()}))
+        return 0
+    table = Table("agent", "kind", "skills", "cost", "latency", "description")
+    for card in registry.cards():
+        table.add_row(str(card["name"]), str(card["kind"]), ", ".join(card["skills"]),
+                      "" if card["cost"] is None else f"{card['cost']:g}",
+                      "" if card["latency"] is None else f"{card['latency']:g}s",
+                      str(card["description"]))
+    out.print(table)
+    return 0
