@@ -1,5 +1,6 @@
 """Podium: orchestrate AI agents, models and tools into workflows that survive failure."""
 
+from podium.agents.context import ContextOptions
 from podium.agents.function import FunctionAgent
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
@@ -15,6 +16,7 @@ from podium.engine.runtime import Engine
 from podium.errors import (
     BudgetExceeded,
     CircuitOpen,
+    ContextTooLarge,
     Escalate,
     ModelError,
     NotWaiting,
@@ -58,6 +60,8 @@ __all__ = [
     "BudgetExceeded",
     "CircuitOpen",
     "CircuitPolicy",
+    "ContextOptions",
+    "ContextTooLarge",
     "Decision",
     "Discussion",
     "Engine",

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from podium._cli_access import NO_POLICY, open_access
+from podium.agents._context_show import context_lines, context_summary, session_lines
 from podium.config import database_path
 from podium.core.events import Event
 from podium.core.principal import Principal
@@ -150,6 +151,8 @@ def _progress(event: Event, state: RunState) -> None:
             outcome = f"error: {d['error']}" if d.get("error") else f"→ {_short(d.get('result'))}"
             _say(f"  [dim]· {key}: tool {d.get('name')}({_short(d.get('arguments'))}) "
                       f"{outcome}[/dim]", markup=True, highlight=False)
+        case "context_assembled" if d.get("dropped"):
+            _say(f"  [dim]· {key}: {context_summary(d)}[/dim]", markup=True, highlight=False)
         case "model_call":
             _say(f"  [dim]· {key}: {d.get('model')} {d.get('input_tokens')}→"
                       f"{d.get('output_tokens')} tokens[/dim]", markup=True)
@@ -234,6 +237,9 @@ def run(
         "--no-input", help="Never prompt; a run waiting for a human exits with status 3.")
     ] = False,
     policy: PolicyOption = None,
+    session: Annotated[str | None, typer.Option(
+        "--session", help="Session id: runs of one session share a thread (docs/context.md).")
+    ] = None,
 ) -> None:
     """Run a workflow: live progress, then the result."""
     values = _parse_inputs(inputs or [])
@@ -250,7 +256,8 @@ def run(
             engine, me = access.engine(store), access.principal
             hook, tokens = (None, None) if as_json else (_progress, _token)
             state = await engine.start(workflow, values, run_id=run_id, on_event=hook,
-                                       on_token=tokens, principal=me)
+                                       on_token=tokens, principal=me,
+                                       session=session)
             while interactive and state.status == "waiting" and await _ask(state, engine, me):
                 state = await engine.resume(workflow, state.run_id, on_event=hook,
                                             on_token=tokens, principal=me)
@@ -435,6 +442,7 @@ def runs_show(
         out.print(f"error: {state.error}", markup=False)
     if notice[0]:
         err.print(notice[0], markup=False)
+    _show(session_lines(record))
     table = Table("task", "agent", "status", "attempts", "duration", "tokens", "error")
     for task in record["tasks"]:
         duration = "" if task["duration"] is None else f"{task['duration']:.3f}s"
@@ -457,11 +465,17 @@ def runs_show(
         for call in task.get("calls", []):
             shown = " ".join(_short(call.get("output")).split())
             out.print(f"  {task['id']} · agent {call.get('agent')} → {shown}", markup=False)
+        _show(context_lines(task))
         for call in task.get("tool_calls", []):
             outcome = (f"error: {call['error']}" if call.get("error")
                        else f"→ {_short(call.get('result'))}")
             out.print(f"  {task['id']} · tool {call.get('name')}({_short(call.get('arguments'))})"
                       f" {outcome} · {call.get('duration_ms', 0):.1f}ms", markup=False)
+
+
+def _show(lines: list[str]) -> None:
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
 
 
 def _tokens(tokens: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ The tree::
         ├── CircuitOpen           the agent's circuit breaker is open
         ├── RunTimeout            the run exceeded its own timeout
         ├── BudgetExceeded        the run or an agent reached a budget
+        ├── ContextTooLarge       an agent's instructions and task alone exceed its context budget
         └── ModelError            a model provider failed or replied with something unusable
 
 Signals raised on purpose inside an agent are not errors of Podium's and live apart:
@@ -139,6 +140,13 @@ class RunTimeout(RunError):
 
 class BudgetExceeded(RunError):
     """The run, or an agent within it, reached one of its budgets."""
+
+
+class ContextTooLarge(RunError):
+    """An LLM agent's instructions and task alone take more tokens than its context budget;
+    the message names the agent and the numbers. Trying again cannot help."""
+
+    retryable = False
 
 
 class ModelError(RunError):

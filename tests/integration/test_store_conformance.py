@@ -125,6 +125,35 @@ async def test_runs_are_listed_newest_first_with_their_status(store: Store) -> N
     assert [r.run_id for r in await store.runs(status="completed")] == ["r1"]
 
 
+async def test_runs_of_a_session_are_listed_in_start_order(store: Store) -> None:
+    me = owner("a")
+    in_session = NewEvent(type="run_started", data={"workflow": "w", "session": "chat-1"})
+    await store.create_run("r1", "w", in_session, me)
+    await store.create_run("other", "w", NewEvent(
+        type="run_started", data={"workflow": "w", "session": "chat-2"}), me)
+    await store.create_run("alone", "w", START, me)
+    await store.create_run("r2", "w", in_session, me)
+    assert await store.session_runs("chat-1") == ["r1", "r2"]
+    assert await store.session_runs("chat-2") == ["other"]
+    assert await store.session_runs("nobody") == []
+
+
+async def test_a_sqlite_journal_from_before_sessions_gains_them(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "j.db") as db:
+        db.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, status"
+                   " TEXT NOT NULL, started_at REAL NOT NULL, updated_at REAL NOT NULL,"
+                   " finished_at REAL, last_seq INTEGER NOT NULL, owner TEXT, owner_pid"
+                   " INTEGER, owner_host TEXT, lease_until REAL)")
+    db.close()
+    store = SQLiteStore(tmp_path / "j.db")
+    try:
+        await store.create_run("r", "w", NewEvent(type="run_started", data={
+            "workflow": "w", "session": "s"}), owner("a"))
+        assert await store.session_runs("s") == ["r"]
+    finally:
+        await store.close()
+
+
 async def test_circuits_are_kept(store: Store) -> None:
     assert await store.circuit("w/a") == CircuitState()
     await store.set_circuit("w/a", CircuitState(failures=3, opened_at=12.5))

@@ -27,6 +27,7 @@ from typing import Any
 
 from podium.agents._masking import ModelMasking, run_vault
 from podium.agents._repair import answer, clean, repair_prompt
+from podium.agents.context import ContextOptions, NoteTool, assemble
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 from podium.engine._output import schema_of
 from podium.errors import ModelError, OutputInvalid, UserError
@@ -89,6 +90,10 @@ class LLMAgent(Agent):
         toolsets: sources of more tools, learnt when the agent runs (an MCP server's).
         masking: personal data to mask before it reaches an external model (restored in
             the reply); not applied to models that run on this machine.
+        context: what the prompt includes beyond the instructions and the task (upstream
+            outputs, shared notes, the session thread); see `podium.agents.context`.
+        context_budget: tokens the prompt may take; default: the model's window less
+            room for the reply.
 
     Raises:
         UserError: two tools share a name, or a bound is out of range.
@@ -100,7 +105,8 @@ class LLMAgent(Agent):
                  tools: Sequence[Tool] = (), max_turns: int = 8,
                  max_argument_repairs: int = 2, max_repairs: int = 2,
                  cache: bool = False, toolsets: Sequence[ToolSource] = (),
-                 masking: MaskingPolicy | None = None) -> None:
+                 masking: MaskingPolicy | None = None, context: ContextOptions | None = None,
+                 context_budget: int | None = None) -> None:
         names = [t.name for t in tools]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -111,6 +117,9 @@ class LLMAgent(Agent):
                             f">= 0, got {max_turns!r} and {max_argument_repairs!r}")
         if max_repairs < 0:
             raise UserError(f"agent {name!r}: max_repairs must be >= 0, got {max_repairs!r}")
+        if context_budget is not None and context_budget < 1:
+            raise UserError(f"agent {name!r}: context_budget must be >= 1, "
+                            f"got {context_budget!r}")
         self._model_source = model
         self._model: Model | None = model if isinstance(model, Model) else None
         self.name = name
@@ -121,7 +130,9 @@ class LLMAgent(Agent):
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.tools = tuple(tools)
-        self.toolsets = tuple(toolsets)
+        self.context = context or ContextOptions()
+        self.context_budget = context_budget
+        self.toolsets = (*toolsets, NoteTool()) if self.context.note_tool else tuple(toolsets)
         self.masking = masking
         self.max_turns = max_turns
         self.max_argument_repairs = max_argument_repairs
@@ -166,11 +177,11 @@ class LLMAgent(Agent):
 
     async def run(self, task: TaskInput, ctx: TaskContext) -> JSON:
         model = self.model
-        messages = self.messages(task)
         offered = await self._all_tools(ctx) if self.toolsets else list(self.tools)
         tools = {t.name: t for t in offered}
         specs = tuple(ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
                       for t in offered)
+        messages = await assemble(self, model, task, ctx, specs)
         spec = self._spec(task)
         turns = argument_repairs = repairs = 0
         while True:

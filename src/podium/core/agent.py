@@ -26,6 +26,14 @@ def _keep_all(value: dict[str, JSON]) -> bool:
     return True
 
 
+def _no_notes() -> Sequence[Mapping[str, JSON]]:
+    return ()
+
+
+SessionThread = Callable[[], Awaitable[Sequence[Mapping[str, JSON]]]]
+"""Loads the earlier runs of the run's session (see `TaskContext.session_thread`)."""
+
+
 class ReplyCache(Protocol):
     """Where model replies are kept between runs, by a key that says what was asked; the
     journal's store is one."""
@@ -94,6 +102,8 @@ class TaskContext:
     """For a `for_each` task, the current item's position."""
     principal: Principal | None = None
     """Who the run is on behalf of; None for a run started without one and no policy."""
+    session: str | None = None
+    """The session the run belongs to, if it was started with one."""
     _record: RecordFn = field(default=_discard, repr=False)
     _replay: Sequence[Mapping[str, JSON]] = field(default=(), repr=False)
     _steps: _StepCursor = field(default_factory=lambda: _StepCursor(), repr=False)
@@ -110,6 +120,34 @@ class TaskContext:
     def vaults(self) -> VaultStore | None:
         """Where the run keeps its masking vault; None outside an engine."""
         return self._vaults
+    _notes: Callable[[], Sequence[Mapping[str, JSON]]] = field(default=_no_notes, repr=False)
+    _session: SessionThread | None = field(default=None, repr=False)
+
+    @property
+    def notes(self) -> list[Mapping[str, JSON]]:
+        """The run's shared notes so far, oldest first: `{"text", "by", "at"}`, `by` being
+        the key of the task that wrote it."""
+        return list(self._notes())
+
+    async def note(self, text: str) -> None:
+        """Add a note to the run's shared blackboard, journaled. Later tasks see it in
+        `notes`, and LLM agents that opt in (`context: {notes: true}`) in their prompt.
+
+        Raises:
+            ValueError: `text` is not a non-empty string.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"task {self.task_id!r}: a note is a non-empty string, "
+                             f"got {text!r}")
+        await self._record("note_added", {"text": text.strip()})
+
+    async def session_thread(self) -> list[Mapping[str, JSON]]:
+        """The earlier runs of this run's session, oldest first, each
+        `{"run_id", "workflow", "status", "started_at", "inputs", "outputs", "notes"}`;
+        empty when the run has no session (or is the session's first)."""
+        if self._session is None:
+            return []
+        return list(await self._session())
 
     @property
     def streaming(self) -> bool:
@@ -242,6 +280,9 @@ class TaskInput:
     output: Any = None
     """The output spec itself (a pydantic model class or a JSON schema), which the engine
     checks the output against; an agent can check with it first (and ask for repairs)."""
+    memories: Sequence[JSON] = ()
+    """Memories retrieved for this task, most relevant first: text, or objects with a
+    `text` field; an LLM agent places them in its prompt within its context budget."""
 
 
 class Agent(ABC):

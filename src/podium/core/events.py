@@ -4,7 +4,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 
 | type | task | data |
 | --- | --- | --- |
-| run_started | | workflow, version, source, inputs, pid, principal (id, kind, roles) |
+| run_started | | workflow, version, source, inputs, pid, principal (id, kind, roles), session |
 | run_resumed | | pid |
 | task_routed | key | agent (None: nothing fits), by, why, candidates, filtered, model, error |
 | task_started | key | agent, attempt, idempotency_key |
@@ -13,6 +13,8 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | model_call | key | model, input_tokens, output_tokens, latency_ms |
 | tool_call | key | name, arguments, result or error, duration_ms |
 | step_completed | key | index, kind, name, result, scope (replayed after a crash) |
+| note_added | key | text (a shared note any later prompt may include) |
+| context_assembled | key | agent, budget, counted, used, sections, dropped |
 | fanout_started | id | count |
 | task_waiting | key | prompt, reason, error |
 | task_approved | key | data, by |
@@ -39,7 +41,8 @@ from typing import Any, Literal
 
 EventType = Literal[
     "run_started", "run_resumed", "task_routed", "task_started", "attempt_failed", "agent_skipped",
-    "model_call", "tool_call", "step_completed", "fanout_started", "task_waiting",
+    "model_call", "tool_call", "step_completed", "note_added", "context_assembled",
+    "fanout_started", "task_waiting",
     "task_approved", "task_rejected",
     "task_completed", "task_skipped", "task_failed", "run_waiting", "run_completed",
     "run_failed", "run_cancelled",

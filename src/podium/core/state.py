@@ -73,6 +73,8 @@ class TaskState:
     """Every sub-agent call a composite agent (a pattern) completed: agent, output."""
     routing: dict[str, Any] | None = None
     """For a task the router assigned: its decision (`task_routed`), replayed on resume."""
+    context: list[dict[str, Any]] = field(default_factory=list)
+    """How each prompt was assembled within its budget: sections, what was dropped."""
 
     @property
     def task_id(self) -> str:
@@ -96,6 +98,7 @@ class TaskState:
             **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
             **({"calls": self.calls} if self.calls else {}),
             **({"routing": self.routing} if self.routing is not None else {}),
+            **({"context": self.context} if self.context else {}),
             **({"prompt": self.prompt, "wait_reason": self.wait_reason}
                if self.status == "waiting" else {}),
         }
@@ -114,6 +117,10 @@ class RunState:
     inputs: dict[str, Any] = field(default_factory=dict)
     principal: Principal | None = None
     """Who the run is on behalf of, as journaled with its start."""
+    session: str | None = None
+    """The session the run belongs to: runs of one session share a thread."""
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    """The run's shared notes, oldest first: `{"text", "by" (task key), "at"}`."""
     status: RunStatus = "running"
     started_at: float | None = None
     finished_at: float | None = None
@@ -150,7 +157,7 @@ class RunState:
             case "run_started":
                 self.workflow, self.version = d["workflow"], d.get("version", "")
                 self.source, self.inputs = d.get("source"), d.get("inputs", {})
-                self.cwd = d.get("cwd")
+                self.cwd, self.session = d.get("cwd"), d.get("session")
                 if d.get("principal"):
                     self.principal = Principal.from_json(d["principal"])
                 self.started_at = self._session_start = e.ts
@@ -191,6 +198,12 @@ class RunState:
                                     "attempt": t.attempts})
             case "tool_call" if t:
                 t.tool_calls.append(d)
+            case "note_added":
+                # A task run again after a crash writes its notes again: keep one.
+                if not any(n["by"] == e.task and n["text"] == d["text"] for n in self.notes):
+                    self.notes.append({"text": d["text"], "by": e.task, "at": iso(e.ts)})
+            case "context_assembled" if t:
+                t.context.append(d)
             case "model_call" if t:
                 t.model_calls += 1
                 t.input_tokens += int(d.get("input_tokens", 0))
@@ -271,5 +284,7 @@ class RunState:
                        "output": sum(t.output_tokens for t in self.tasks.values()),
                        "cost_usd": round(sum(t.cost_usd for t in self.tasks.values()), 6)},
             "waiting": [t.key for t in self.waiting()],
+            **({"session": self.session} if self.session else {}),
+            **({"notes": self.notes} if self.notes else {}),
             "tasks": tasks,
         }

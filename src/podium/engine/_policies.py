@@ -9,7 +9,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from podium.core.agent import Agent, ReplyCache, Resources, TaskContext, TaskInput, VaultStore
+from podium.core.agent import (
+    Agent,
+    ReplyCache,
+    Resources,
+    SessionThread,
+    TaskContext,
+    TaskInput,
+    VaultStore,
+)
 from podium.core.events import NewEvent
 from podium.core.policy import CircuitPolicy
 from podium.core.principal import Principal
@@ -28,7 +36,8 @@ Outcome = Literal["done", "waiting", "gave_up"]
 Decision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_again"]
 
 
-_OBSERVATIONS = frozenset({"model_call", "tool_call", "step_completed"})
+_OBSERVATIONS = frozenset({"model_call", "tool_call", "step_completed", "note_added",
+                           "context_assembled"})
 
 
 def describe(error: BaseException) -> str:
@@ -62,6 +71,10 @@ class TaskRunner:
     router_policy: RouterPolicy = field(default_factory=RouterPolicy)
     """How tasks that name no agent and set no `router` of their own are routed."""
     router: Router = field(default_factory=default_router)
+    session: str | None = None
+    """The run's session, if any."""
+    session_thread: SessionThread | None = None
+    """Loads the earlier runs of the session."""
 
     def _chain(self, task: Task, ts: TaskState) -> list[str]:
         first = (ts.routing or {}).get("agent") or "" if task.routed else task.agent
@@ -173,7 +186,8 @@ class TaskRunner:
                 _cache=self.cache, _resources=self.resources, _vaults=self.vaults,
                 _on_token=self._token_hook(key), principal=self.principal,
                 _authorize=None if self.guard is None else self.guard.authorizer(
-                    self.principal, self.run_id, key))
+                    self.principal, self.run_id, key), session=self.session,
+                _notes=lambda: self.state().notes, _session=self.session_thread)
             error: BaseException
             try:
                 if task.policy.timeout is None:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from podium.agents.context import ContextOptions
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
@@ -58,6 +59,17 @@ class AgentBudgetDoc(_Doc):
 
 class BudgetDoc(AgentBudgetDoc):
     seconds: float | None = Field(None, gt=0)
+
+
+class ContextDoc(_Doc):
+    outputs: bool = False
+    notes: bool = False
+    session: bool | None = None
+    note_tool: bool = False
+    summarise: bool = True
+    summariser: str | None = None
+    """A model name (`local`, `openai:NAME`, ...) that writes summaries; default the agent's."""
+    summary_tokens: int = Field(256, ge=16)
 
 
 class InputDoc(_Doc):
@@ -109,6 +121,10 @@ class AgentDoc(_Doc):
     masking: dict[str, Any] | None = None
     """Personal data to mask before it reaches an external model (`{}` for every built-in
     detector; `detect`, `patterns`, `deny`, `allow`, `phone_regions` to choose)."""
+    context: ContextDoc | None = None
+    """What a model agent's prompt includes beyond instructions and task (podium.agents.context)."""
+    context_budget: int | None = Field(None, ge=1)
+    """Tokens a model agent's prompt may take; default: the model's window less the reply's."""
 
 
 def _listify(value: Any) -> Any:
@@ -250,6 +266,16 @@ def _model_factory(doc: AgentDoc) -> Any:
                              options=options)
 
     return make
+
+
+def _context(agent: AgentDoc) -> ContextOptions | None:
+    doc = agent.context
+    if doc is None:
+        return None
+    summariser = None
+    if doc.summariser is not None:
+        summariser = _model_factory(AgentDoc.model_validate({"model": doc.summariser}))
+    return ContextOptions(**doc.model_dump(exclude={"summariser"}), summariser=summariser)
 
 
 def _input_spec(doc: InputDoc | str) -> InputSpec:
@@ -399,6 +425,7 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
             problems.append(workflow.problem(f"{at}.tools.{i}", str(e)))
     if agent.tools and agent.function is not None:
         problems.append(workflow.problem(f"{at}.tools", "only model agents call tools"))
+
     return tools, [MCPTools(workflow.mcp_servers[s], p) for s, p in selected.items()]
 
 
@@ -410,6 +437,9 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
         problems.append(workflow.problem(
             at, "give exactly one of `function:`, `model:`, `sql:`, `http:` or `email:`"))
         return
+    for key in ("context", "context_budget"):
+        if getattr(agent, key) is not None and kinds[0] != "model":
+            problems.append(workflow.problem(f"{at}.{key}", f"only model agents take {key}"))
     if kinds[0] in _BUILTIN:
         _build_builtin(name, kinds[0], agent, workflow, problems)
         return
@@ -462,6 +492,12 @@ def _build_model_agent(name: str, agent: AgentDoc, output: Any, circuit: Circuit
                            "'anthropic:NAME'"))
         return
     tools, toolsets = _tools(agent, at, workflow, problems)
+    summariser = agent.context.summariser if agent.context else None
+    if summariser is not None and not (summariser == "local" or summariser.startswith(
+            ("openai:", "anthropic:"))):
+        problems.append(workflow.problem(
+            f"{at}.context.summariser", f"unknown model {summariser!r}; use 'local', "
+                                        "'openai:NAME' or 'anthropic:NAME'"))
     masking = None
     if agent.masking is not None:
         try:
@@ -475,7 +511,8 @@ def _build_model_agent(name: str, agent: AgentDoc, output: Any, circuit: Circuit
                        tools=tools, max_turns=agent.max_turns,
                        max_argument_repairs=agent.max_argument_repairs,
                        max_repairs=agent.max_repairs, cache=agent.cache,
-                       toolsets=toolsets, masking=masking)
+                       toolsets=toolsets, masking=masking, context=_context(agent),
+                       context_budget=agent.context_budget)
     except UserError as e:
         problems.append(workflow.problem(f"{at}.tools", str(e)))
         return

@@ -27,9 +27,10 @@ from podium.core.templates import TemplateProblem, evaluate
 from podium.core.workflow import Task, Workflow
 from podium.engine._inputs import coerce_inputs
 from podium.engine._policies import TaskRunner
+from podium.engine._session import SessionThread
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
-from podium.errors import NotWaiting, RunBusy
+from podium.errors import NotWaiting, RunBusy, UserError
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
 from podium.security.rbac import Policy
@@ -73,16 +74,23 @@ class Engine:
     async def start(self, workflow: Workflow, inputs: Mapping[str, Any] | None = None, *,
                     run_id: str | None = None, on_event: EventHook | None = None,
                     on_token: Callable[[str, str], None] | None = None,
-                    principal: Principal | None = None) -> RunState:
+                    principal: Principal | None = None,
+                    session: str | None = None) -> RunState:
         """Start a run on behalf of `principal` and drive it until it completes, fails or
         waits for a human. `on_token(task key, text)` is called as agents' model replies
         stream in.
+
+        Runs started with the same `session` share a thread: the inputs, outputs and
+        notes of the session's earlier runs reach this run's LLM agents' prompts.
 
         Raises:
             WorkflowError: the workflow or the inputs are invalid (nothing is journaled).
             PermissionDenied: the policy does not let the principal run the workflow
                 (nothing is journaled).
+            UserError: `session` is not a non-empty string.
         """
+        if session is not None and (not isinstance(session, str) or not session.strip()):
+            raise UserError(f"session must be a non-empty string, got {session!r}")
         check(workflow)
         values = coerce_inputs(workflow, inputs or {})
         if self.guard is not None:
@@ -94,7 +102,8 @@ class Engine:
             "source": os.path.abspath(workflow.source)  # noqa: ASYNC240 - no I/O
             if workflow.source else None,
             "cwd": os.getcwd(), "inputs": values, "pid": os.getpid(),
-            **({"principal": principal.to_json()} if principal else {})})
+            **({"principal": principal.to_json()} if principal else {}),
+            **({"session": session} if session is not None else {})})
         event = await self.store.create_run(run_id, workflow.name, first, self.owner)
         state = RunState.of(run_id, [event])
         if self.guard is not None:
@@ -224,6 +233,8 @@ class _Run:
             guard=engine.guard, principal=state.principal or (
                 ANONYMOUS if engine.guard is not None else None),
             router_policy=workflow.router,
+            session=state.session, session_thread=SessionThread(
+                engine.store, state.session, self.run_id) if state.session else None,
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
         self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}

@@ -33,6 +33,7 @@ from podium.models.openai_compat import OpenAICompatModel, SchemaMode
 from podium.models.pricing import Price, cost, register_price
 from podium.models.scripted import ModelCall, ScriptedModel
 from podium.models.settings import ModelSettings, load_model_settings
+from podium.models.windows import known_window, register_window
 
 __all__ = [
     "AnthropicModel",
@@ -51,8 +52,10 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "cost",
+    "known_window",
     "load_model_settings",
     "register_price",
+    "register_window",
     "resolve_model",
 ]
 

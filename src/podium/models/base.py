@@ -120,6 +120,19 @@ class Model(ABC):
     """Whether requests leave this machine (a provider's API); personal data is masked
     before it reaches an external model when the agent has a masking policy."""
 
+    @property
+    def context_window(self) -> int | None:
+        """Tokens the model takes, prompt and reply together; None when unknown. The local
+        model's is its `n_ctx`; providers' come from `podium.models.windows`."""
+        from podium.models.windows import known_window
+
+        return known_window(self.name)
+
+    def count_tokens(self, text: str) -> int | None:
+        """`text`'s length in the model's own tokens, where its tokenizer is available on
+        this machine; None otherwise, and callers estimate instead."""
+        return None
+
     @abstractmethod
     async def complete(
         self,

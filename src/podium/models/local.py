@@ -153,6 +153,20 @@ class LocalModel(Model):
     def __repr__(self) -> str:
         return f"LocalModel(model_path={str(self.model_path)!r}, n_ctx={self.n_ctx})"
 
+    @property
+    def context_window(self) -> int:
+        """llama.cpp's `n_ctx`: prompt and reply together."""
+        return self.n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        """`text`'s length in the model's own tokens, by llama.cpp's tokenizer (the model
+        file is loaded on first use). Special tokens are not parsed: a message's text is
+        text, and the chat template's own tokens are the caller's to add."""
+        # Tokenizing reads the vocabulary only, not the context an inference uses, so it
+        # does not take the inference lock (and does not wait behind a long reply).
+        return len(self._load().llama.tokenize(text.encode("utf-8"), add_bos=False,
+                                               special=False))
+
     async def complete(
         self,
         messages: Sequence[Message],

@@ -77,6 +77,7 @@ class ScriptedModel(Model):
         *,
         name: str = "scripted",
         external: bool = False,
+        context_window: int | None = None,
     ) -> None:
         """Script the model.
 
@@ -88,6 +89,8 @@ class ScriptedModel(Model):
                 ModelResponse`, sync or async, called for every call.
             name: how workflows refer to this model.
             external: stand for a provider's API, so masking applies to it.
+            context_window: the window to report, for tests of context budgets; None
+                (unknown) by default.
 
         Raises:
             UserError: `replies` is a single reply rather than a sequence or a function.
@@ -99,6 +102,7 @@ class ScriptedModel(Model):
                 f"{type(replies).__name__}: wrap it in a list, e.g. ScriptedModel([reply])"
             )
         self.name = name
+        self._window = context_window
         self.calls: list[ModelCall] = []
         """Every call received, oldest first, including calls that raised."""
         self._function: ReplyFunction | None = None
@@ -107,6 +111,11 @@ class ScriptedModel(Model):
             self._function = replies
         else:
             self._replies = tuple(replies)
+
+    @property
+    def context_window(self) -> int | None:
+        """The window given to the constructor."""
+        return self._window
 
     def __repr__(self) -> str:
         source = "function" if self._function is not None else f"{len(self._replies)} replies"

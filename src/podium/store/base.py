@@ -111,6 +111,11 @@ class Store(ABC):
         """The most recent runs first."""
 
     @abstractmethod
+    async def session_runs(self, session: str) -> list[str]:
+        """The ids of the runs started with `session` (the `session` of their
+        `run_started` event), in the order they started; empty for an unknown session."""
+
+    @abstractmethod
     async def find_run(self, prefix: str) -> str:
         """The full id of the run whose id is `prefix` or starts with it.
 

@@ -143,6 +143,11 @@ class SQLiteStore(Store):
         elif int(row[0]) > SCHEMA_VERSION:
             raise PodiumError(f"{self.path}: journal schema {row[0]} is newer than this "
                               f"Podium understands ({SCHEMA_VERSION}); upgrade Podium")
+        # Journals written before sessions existed gain the column in place.
+        columns = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+        if "session" not in columns:
+            db.execute("ALTER TABLE runs ADD COLUMN session TEXT")
+        db.execute("CREATE INDEX IF NOT EXISTS runs_session ON runs (session, started_at)")
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         return retrying(fn, self.path, self._patience)
@@ -159,9 +164,10 @@ class SQLiteStore(Store):
         def create(db: sqlite3.Connection) -> Event:
             db.execute(
                 "INSERT INTO runs (run_id, workflow, status, started_at, updated_at, last_seq,"
-                " owner, owner_pid, owner_host, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " owner, owner_pid, owner_host, lease_until, session)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, workflow, "running", now, now, 1, owner.token, owner.pid, owner.host,
-                 now + 60),
+                 now + 60, first.data.get("session")),
             )
             db.execute("INSERT INTO events VALUES (?,?,?,?,?,?)",
                        (run_id, 1, first.type, first.task,
@@ -247,6 +253,12 @@ class SQLiteStore(Store):
         rows = self._db.execute(query, (*params, limit)).fetchall()
         return [RunSummary(run_id=r[0], workflow=r[1], status=r[2], started_at=r[3],
                            updated_at=r[4], finished_at=r[5], events=r[6]) for r in rows]
+
+    async def session_runs(self, session: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT run_id FROM runs WHERE session = ? ORDER BY started_at, rowid",
+            (session,)).fetchall()
+        return [r[0] for r in rows]
 
     async def find_run(self, prefix: str) -> str:
         rows = self._db.execute(

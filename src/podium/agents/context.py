@@ -1,0 +1,449 @@
+"""An LLM agent's prompt, assembled within its context budget.
+
+The prompt is built from sections in priority order::
+
+    1 instructions     the system message (and the output schema, the tools)   never dropped
+    2 task             the user message                                        never dropped
+    3 outputs          the outputs of the tasks this one depends on            opt-in
+    4 memory           memories retrieved for the task (`TaskInput.memories`)
+    5 notes            the run's shared notes                                  opt-in
+    6 session          earlier runs of the run's session                       on with a session
+
+Each section in turn takes what it needs of the room the ones before it left, so what does
+not fit is lost from the lowest priority first: the session thread's oldest entries are
+summarised (by the agent's model or a summariser), notes are dropped oldest first, memories
+least relevant first, outputs largest first; an entry that partly fits is truncated. When
+the instructions and the task alone exceed the budget the attempt fails with
+`ContextTooLarge`, naming the agent and the numbers.
+
+Tokens are counted with the model's own tokenizer where it has one on this machine
+(llama.cpp's for the local model), otherwise estimated at one token per 3 bytes of UTF-8,
+rounded up, which overcounts English and code; every report says which (`counted`).
+
+What was included, dropped, truncated or summarised is journaled as a `context_assembled`
+event of the task, and `podium runs show` prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from podium.core.agent import JSON, TaskContext, TaskInput
+from podium.errors import ContextTooLarge
+from podium.models.base import Message, Model, ModelResponse, ToolSpec
+from podium.tools.tool import Tool, ToolArgumentsInvalid
+
+if TYPE_CHECKING:
+    from podium.agents.llm import LLMAgent
+
+Counted = Literal["tokenizer", "estimate"]
+Section = Literal["outputs", "memory", "notes", "session"]
+
+DEFAULT_BUDGET = 8_192
+"""The prompt budget of a model whose window is unknown and whose agent sets none."""
+MESSAGE_OVERHEAD = 4
+"""Tokens a chat template adds around each message (role markers, separators)."""
+_MIN_PIECE = 24
+"""Below this many tokens of room, an entry is dropped rather than truncated or summarised."""
+_TRUNCATED = " … [truncated]"
+_HEADINGS: dict[Section, str] = {
+    "session": "## Earlier in this session (oldest first)",
+    "notes": "## Shared notes of this run (oldest first)",
+    "memory": "## Retrieved memories (most relevant first)",
+    "outputs": "## Outputs of the tasks this one depends on",
+}
+_PRIORITY: tuple[Section, ...] = ("outputs", "memory", "notes", "session")
+_SUMMARY_PROMPT = (
+    "You condense the earlier part of a conversation for an assistant that will continue "
+    "it. Keep facts, names, numbers, decisions and open questions; drop pleasantries. "
+    "Write at most {words} words of plain text.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextOptions:
+    """What an LLM agent's prompt includes beyond its instructions and task.
+
+    In YAML, an agent's `context:` mapping with the same fields (`summariser` a model
+    name such as `local`).
+    """
+
+    outputs: bool = False
+    """Include the outputs of the tasks this one depends on (directly or not)."""
+    notes: bool = False
+    """Include the run's shared notes."""
+    session: bool | None = None
+    """Include the session thread (earlier runs of the run's session). None: on when the
+    run has a session, since starting a run in one asks for exactly that."""
+    note_tool: bool = False
+    """Offer the model a `note` tool that adds to the run's shared notes."""
+    summarise: bool = True
+    """Summarise the session thread's oldest entries when they do not fit; False drops
+    them instead."""
+    summariser: Model | Callable[[], Model] | None = field(default=None, repr=False)
+    """The model that writes summaries; None: the agent's own."""
+    summary_tokens: int = 256
+    """Bound on a summary's length in tokens (and its share of the room: at most half)."""
+
+
+class TokenCounter:
+    """Counts tokens as a model does: with its tokenizer where it has one on this machine,
+    else a conservative estimate (`counted` says which)."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.counted: Counted = ("tokenizer" if model.count_tokens("") is not None
+                                 else "estimate")
+
+    def __call__(self, text: str) -> int:
+        if self.counted == "tokenizer":
+            return self.model.count_tokens(text) or 0
+        return estimate_tokens(text)
+
+    def messages(self, messages: Sequence[Message]) -> int:
+        """The length of a conversation, chat-template overhead included."""
+        return sum(self(m.content) + MESSAGE_OVERHEAD for m in messages) + MESSAGE_OVERHEAD
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token count without a tokenizer: one per 3 bytes of UTF-8, rounded
+    up (real tokenizers average about 4 bytes a token on English)."""
+    return math.ceil(len(text.encode("utf-8")) / 3)
+
+
+@dataclass(kw_only=True)
+class _Entry:
+    label: str
+    text: str
+    tokens: int
+
+
+@dataclass(kw_only=True)
+class _Fitted:
+    kept: list[_Entry] = field(default_factory=list)
+    dropped: list[dict[str, JSON]] = field(default_factory=list)
+    summarised: int = 0
+    truncated: int = 0
+
+    def used(self, counter: TokenCounter, name: Section) -> int:
+        if not self.kept:
+            return 0
+        return counter(_HEADINGS[name]) + sum(e.tokens + 1 for e in self.kept)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """How many tokens a prompt may take, and where the number came from."""
+
+    tokens: int
+    source: Literal["context_budget", "window", "default"]
+    window: int | None
+    reserve: int
+    """Tokens of the window kept for the reply."""
+
+
+def prompt_budget(agent: LLMAgent, model: Model) -> Budget:
+    """The agent's `context_budget`, else the model's window less room for the reply
+    (`max_tokens`, the model's default reply bound, or a quarter of the window)."""
+    window = model.context_window
+    reserve = agent.max_tokens or getattr(model, "default_max_tokens", None) or (
+        min(4096, window // 4) if window else 0)
+    if agent.context_budget is not None:
+        return Budget(tokens=agent.context_budget, source="context_budget", window=window,
+                      reserve=reserve)
+    if window is None:
+        return Budget(tokens=DEFAULT_BUDGET, source="default", window=None, reserve=reserve)
+    return Budget(tokens=max(1, window - reserve), source="window", window=window,
+                  reserve=reserve)
+
+
+async def assemble(agent: LLMAgent, model: Model, task: TaskInput, ctx: TaskContext,
+                   tools: Sequence[ToolSpec] = ()) -> list[Message]:
+    """The messages to send for `task`: the agent's instructions and the task, with as
+    much of the context sections as the budget allows; journals what it did.
+
+    Raises:
+        ContextTooLarge: the instructions and the task alone exceed the budget.
+    """
+    started = time.perf_counter()
+    base = agent.messages(task)
+    counter = TokenCounter(model)
+    budget = prompt_budget(agent, model)
+    tool_text = json.dumps([{"name": t.name, "description": t.description,
+                             "parameters": t.parameters} for t in tools], ensure_ascii=False)
+    fixed = counter.messages(base) + (counter(tool_text) if tools else 0)
+    if fixed > budget.tokens:
+        raise ContextTooLarge(_too_large(agent, model, counter, budget, fixed))
+    options = agent.context
+    sections = await _sections(options, task, ctx, counter)
+    room = budget.tokens - fixed - (0 if base[0].role == "system" else MESSAGE_OVERHEAD)
+    fitted: dict[Section, _Fitted] = {}
+    for name in _PRIORITY:
+        entries = sections.get(name)
+        if not entries:
+            continue
+        heading = counter(_HEADINGS[name])
+        if name == "session":
+            fitted[name] = await _fit_session(entries, room - heading, agent, model, ctx,
+                                              counter)
+        else:
+            fitted[name] = _fit(entries, room - heading, counter,
+                                drop_first=_drop_order(name, entries))
+        room -= fitted[name].used(counter, name)
+    messages = _with_context(base, fitted)
+    if fitted:
+        await ctx.record("context_assembled", _report(
+            agent, model, counter, budget, fixed, fitted, sections, messages, started))
+    return messages
+
+
+def _too_large(agent: LLMAgent, model: Model, counter: TokenCounter, budget: Budget,
+               fixed: int) -> str:
+    how = "counted by the model's tokenizer" if counter.counted == "tokenizer" else (
+        "estimated at 3 bytes a token")
+    origin = {"context_budget": "its context_budget",
+              "window": f"model {model.name!r}'s window of {budget.window} less "
+                        f"{budget.reserve} kept for the reply",
+              "default": f"the default for a model with no known window ({model.name!r})"}
+    return (f"agent {agent.name!r}: its instructions and the task take {fixed} tokens "
+            f"({how}), more than its prompt budget of {budget.tokens} "
+            f"({origin[budget.source]}); shorten the instructions or the task's input, "
+            f"or raise the agent's context_budget")
+
+
+def _drop_order(name: Section, entries: Sequence[_Entry]) -> list[int]:
+    """Indices of `entries` in the order they give way."""
+    if name == "memory":
+        return list(reversed(range(len(entries))))
+    if name == "outputs":
+        return sorted(range(len(entries)), key=lambda i: -entries[i].tokens)
+    return list(range(len(entries)))
+
+
+async def _sections(options: ContextOptions, task: TaskInput, ctx: TaskContext,
+                    counter: TokenCounter) -> dict[Section, list[_Entry]]:
+    def entry(label: str, text: str) -> _Entry:
+        return _Entry(label=label, text=text, tokens=counter(text))
+
+    found: dict[Section, list[_Entry]] = {}
+    if options.outputs:
+        found["outputs"] = [entry(f"output of {key!r}", f"### {key}\n{_text(ctx.outputs[key])}")
+                            for key in sorted(ctx.outputs)]
+    found["memory"] = [entry(f"memory {n}", f"- {_memory_text(m)}")
+                       for n, m in enumerate(task.memories, start=1)]
+    if options.notes:
+        found["notes"] = [entry(f"note by {n.get('by')!r}", f"- ({n.get('by')}) {n['text']}")
+                          for n in ctx.notes]
+    if options.session is not False and ctx.session is not None:
+        found["session"] = [entry(label, text) for run in await ctx.session_thread()
+                            for label, text in _run_entries(run)]
+    return found
+
+
+def _run_entries(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rid = run["run_id"]
+    head = f"[run {rid} · {run.get('workflow')} · {run.get('started_at')}]"
+    found = [(f"run {rid} inputs", f"{head} inputs: {_text(run.get('inputs') or {})}")]
+    found += [(f"run {rid} note by {n.get('by')!r}", f"{head} note ({n.get('by')}): "
+               f"{n.get('text')}") for n in run.get("notes") or ()]
+    found += [(f"run {rid} output of {key!r}", f"{head} {key}: {_text(value)}")
+              for key, value in (run.get("outputs") or {}).items()]
+    return found
+
+
+def _text(value: JSON) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                           default=str)
+
+
+def _memory_text(memory: JSON) -> str:
+    if isinstance(memory, Mapping) and "text" in memory:
+        return str(memory["text"])
+    return _text(memory)
+
+
+def _fit(entries: list[_Entry], room: int, counter: TokenCounter, *,
+         drop_first: Sequence[int]) -> _Fitted:
+    """The entries that fit in `room` (one separator token each), giving way in
+    `drop_first` order; the last to give way is truncated instead when there is room."""
+    fitted = _Fitted()
+    total = sum(e.tokens + 1 for e in entries)
+    gone: set[int] = set()
+    for index in drop_first:
+        if total <= room:
+            break
+        gone.add(index)
+        total -= entries[index].tokens + 1
+    last = next((i for i in reversed(drop_first) if i in gone), None)
+    for index, e in enumerate(entries):
+        if index not in gone:
+            fitted.kept.append(e)
+            continue
+        left = room - total - 1
+        if index == last and left >= _MIN_PIECE:
+            text = truncate(e.text, left, counter)
+            fitted.kept.append(_Entry(label=e.label, text=text, tokens=counter(text)))
+            fitted.truncated += 1
+            fitted.dropped.append({"item": e.label, "tokens": e.tokens, "how": "truncated",
+                                   "kept_tokens": counter(text)})
+            continue
+        fitted.dropped.append({"item": e.label, "tokens": e.tokens, "how": "dropped"})
+    return fitted
+
+
+def truncate(text: str, tokens: int, count: Callable[[str], int]) -> str:
+    """The longest start of `text` that, marked as truncated, counts at most `tokens`."""
+    if count(text) <= tokens:
+        return text
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count(text[:middle] + _TRUNCATED) <= tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low] + _TRUNCATED if low else ""
+
+
+async def _fit_session(entries: list[_Entry], room: int, agent: LLMAgent, model: Model,
+                       ctx: TaskContext, counter: TokenCounter) -> _Fitted:
+    """The session thread in `room`: the newest entries as they are, the oldest ones that
+    do not fit summarised (or dropped when there is no room for a summary)."""
+    total = sum(e.tokens + 1 for e in entries)
+    if total <= room:
+        return _Fitted(kept=list(entries))
+    options = agent.context
+    summary_room = min(options.summary_tokens, room // 2)
+    if not options.summarise or summary_room < _MIN_PIECE:
+        return _fit(entries, room, counter, drop_first=range(len(entries)))
+    # Keep the newest entries whole while they leave room for the summary.
+    kept: list[_Entry] = []
+    left = room - summary_room
+    for e in reversed(entries):
+        if e.tokens + 1 > left:
+            break
+        kept.insert(0, e)
+        left -= e.tokens + 1
+    older = entries[:len(entries) - len(kept)]
+    summariser = _summariser(options, model)
+    text, fed = await _summarise(older, summary_room, summariser, ctx)
+    # The marker before the summary takes a few tokens of its room too.
+    text = truncate(text, summary_room - 16, counter)
+    fitted = _Fitted()
+    if text:
+        shown = f"[summary of {fed} earlier entries] {text}"
+        fitted.kept.append(_Entry(label="summary", text=shown, tokens=counter(shown)))
+    fitted.kept += kept
+    fitted.summarised = fed
+    for n, e in enumerate(older):
+        how = "summarised" if n >= len(older) - fed and text else "dropped"
+        fitted.dropped.append({"item": e.label, "tokens": e.tokens, "how": how})
+    return fitted
+
+
+def _summariser(options: ContextOptions, model: Model) -> Model:
+    source = options.summariser
+    if source is None:
+        return model
+    return source if isinstance(source, Model) else source()
+
+
+async def _summarise(older: Sequence[_Entry], tokens: int, model: Model, ctx: TaskContext
+                     ) -> tuple[str, int]:
+    """A summary of `older` of at most `tokens` tokens, by `model`, as a durable step;
+    and how many of the entries it covers (the newest that fit the summariser's own
+    budget: the prompt is bounded, the oldest beyond it are dropped)."""
+    counter = TokenCounter(model)
+    window = model.context_window or DEFAULT_BUDGET
+    system = _SUMMARY_PROMPT.format(words=max(10, int(tokens * 0.6)))
+    room = min(window - tokens, 16_384) - counter(system) - 3 * MESSAGE_OVERHEAD
+    chosen: list[_Entry] = []
+    for e in reversed(older):
+        size = counter(e.text) + 1
+        if size > room:
+            break
+        chosen.insert(0, e)
+        room -= size
+    if not chosen:
+        return "", 0
+    messages = (Message(role="system", content=system),
+                Message(role="user", content="\n".join(e.text for e in chosen)))
+
+    async def call() -> JSON:
+        started = time.perf_counter()
+        response: ModelResponse = await model.complete(messages, max_tokens=tokens,
+                                                       temperature=0)
+        await ctx.record("model_call", {
+            "model": response.model or model.name, "input_tokens": response.usage.input_tokens,
+            "output_tokens": response.usage.output_tokens, "summary": True,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3)})
+        return response.text.strip()
+
+    summary = await ctx.step("summary", model.name, call)
+    return str(summary or ""), len(chosen)
+
+
+def _with_context(base: list[Message], fitted: Mapping[Section, _Fitted]) -> list[Message]:
+    """`base` with the kept sections appended to the system message, most relevant last
+    (nearest the task)."""
+    blocks = [f"{_HEADINGS[name]}\n" + "\n".join(e.text for e in fitted[name].kept)
+              for name in reversed(_PRIORITY) if name in fitted and fitted[name].kept]
+    if not blocks:
+        return base
+    context = "\n\n".join(blocks)
+    if base[0].role == "system":
+        return [Message(role="system", content=f"{base[0].content}\n\n{context}"), *base[1:]]
+    return [Message(role="system", content=context), *base]
+
+
+def _report(agent: LLMAgent, model: Model, counter: TokenCounter, budget: Budget, fixed: int,
+            fitted: Mapping[Section, _Fitted], sections: Mapping[Section, list[_Entry]],
+            messages: Sequence[Message], started: float) -> dict[str, JSON]:
+    dropped = [{"section": name, **d} for name, f in fitted.items() for d in f.dropped]
+    return {
+        "agent": agent.name, "model": model.name, "counted": counter.counted,
+        "budget": budget.tokens, "budget_source": budget.source, "window": budget.window,
+        "fixed": fixed, "used": counter.messages(messages),
+        "sections": {name: {"entries": len(sections[name]), "kept": len(f.kept),
+                            "tokens": f.used(counter, name),
+                            "dropped": sum(1 for d in f.dropped if d["how"] == "dropped"),
+                            "truncated": f.truncated, "summarised": f.summarised}
+                     for name, f in fitted.items()},
+        "dropped": dropped[:50], **({"more_dropped": len(dropped) - 50}
+                                    if len(dropped) > 50 else {}),
+        "ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+class NoteTool:
+    """Gives a model the `note` tool, which adds to the run's shared notes (the source
+    behind `ContextOptions.note_tool`)."""
+
+    async def tools(self, ctx: TaskContext) -> Sequence[Tool]:
+        """The `note` tool, bound to this attempt's context."""
+
+        async def call(arguments: Mapping[str, Any]) -> str:
+            await ctx.note(arguments["text"])
+            return "noted"
+
+        def validate(arguments: Mapping[str, Any]) -> dict[str, Any]:
+            text = arguments.get("text")
+            if not isinstance(text, str) or not text.strip() or set(arguments) != {"text"}:
+                raise ToolArgumentsInvalid("tool 'note' takes one argument, 'text': the "
+                                           "note, a non-empty string")
+            return {"text": text}
+
+        return [Tool(name="note", description=(
+            "Add a note to this run's shared notes, which later tasks can read: a fact, "
+            "a decision or a warning worth passing on."),
+            parameters={"type": "object", "properties": {"text": {
+                "type": "string", "description": "the note"}}, "required": ["text"],
+                "additionalProperties": False},
+            call=call, tags=frozenset({"write"}), validate=validate)]
+
+    def __repr__(self) -> str:
+        return "NoteTool()"
