@@ -46,8 +46,9 @@ Section = Literal["outputs", "memory", "notes", "session"]
 
 DEFAULT_BUDGET = 8_192
 """The prompt budget of a model whose window is unknown and whose agent sets none."""
-MESSAGE_OVERHEAD = 4
-"""Tokens a chat template adds around each message (role markers, separators)."""
+MESSAGE_OVERHEAD = 5
+"""Tokens a chat template adds around each message (role markers, separators), and once
+more to open the reply: ChatML's `<|im_start|>role\\n` and `<|im_end|>\\n`."""
 _MIN_PIECE = 24
 """Below this many tokens of room, an entry is dropped rather than truncated or summarised."""
 _TRUNCATED = " … [truncated]"
