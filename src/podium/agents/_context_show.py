@@ -29,8 +29,9 @@ def context_lines(task: Mapping[str, Any]) -> list[str]:
         dropped = data.get("dropped") or []
         for d in dropped[:_SHOWN]:
             kept = f", {d['kept_tokens']} kept" if d.get("how") == "truncated" else ""
+            about = "~" if d.get("estimated") else ""
             lines.append(f"  {task['id']} ·   {d.get('how')} from {d.get('section')}: "
-                         f"{d.get('item')} ({d.get('tokens')} tokens{kept})")
+                         f"{d.get('item')} ({about}{d.get('tokens')} tokens{kept})")
         more = len(dropped) - _SHOWN + int(data.get("more_dropped") or 0)
         if more > 0:
             lines.append(f"  {task['id']} ·   … and {more} more")

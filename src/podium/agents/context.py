@@ -26,6 +26,7 @@ event of the task, and `podium runs show` prints it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -116,11 +117,22 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text.encode("utf-8")) / 3)
 
 
-@dataclass(kw_only=True)
 class _Entry:
-    label: str
-    text: str
-    tokens: int
+    """One piece of a section; counted only when the fitting needs its size, since a
+    tokenizer is slow next to the rest and most of a long thread is never looked at."""
+
+    def __init__(self, label: str, text: str, counter: Callable[[str], int]) -> None:
+        self.label, self.text, self._counter = label, text, counter
+
+    @functools.cached_property
+    def tokens(self) -> int:
+        return self._counter(self.text)
+
+    def size(self) -> dict[str, JSON]:
+        """Its size for the journal: counted if it was, else estimated (and marked so)."""
+        if "tokens" in self.__dict__:
+            return {"tokens": self.tokens}
+        return {"tokens": estimate_tokens(self.text), "estimated": True}
 
 
 @dataclass(kw_only=True)
@@ -176,7 +188,8 @@ async def assemble(agent: LLMAgent, model: Model, task: TaskInput, ctx: TaskCont
     budget = prompt_budget(agent, model)
     tool_text = json.dumps([{"name": t.name, "description": t.description,
                              "parameters": t.parameters} for t in tools], ensure_ascii=False)
-    fixed = counter.messages(base) + (counter(tool_text) if tools else 0)
+    tool_tokens = counter(tool_text) if tools else 0
+    fixed = counter.messages(base) + tool_tokens
     if fixed > budget.tokens:
         raise ContextTooLarge(_too_large(agent, model, counter, budget, fixed))
     options = agent.context
@@ -196,10 +209,29 @@ async def assemble(agent: LLMAgent, model: Model, task: TaskInput, ctx: TaskCont
                                 drop_first=_drop_order(name, entries))
         room -= fitted[name].used(counter, name)
     messages = _with_context(base, fitted)
+    used = counter.messages(messages) + tool_tokens
+    # Tokens do not add up exactly (text merges differently across the seams where
+    # entries are joined): what still overflows gives way in the same order.
+    while used > budget.tokens and _give_way(fitted):
+        messages = _with_context(base, fitted)
+        used = counter.messages(messages) + tool_tokens
     if fitted:
         await ctx.record("context_assembled", _report(
-            agent, model, counter, budget, fixed, fitted, sections, messages, started))
+            agent, model, counter, budget, fixed, used, fitted, sections, started))
     return messages
+
+
+def _give_way(fitted: Mapping[Section, _Fitted]) -> bool:
+    """Drop one more kept entry, from the lowest priority section that has one."""
+    for name in reversed(_PRIORITY):
+        f = fitted.get(name)
+        if f is None or not f.kept:
+            continue
+        order = _drop_order(name, f.kept)
+        e = f.kept.pop(order[0])
+        f.dropped.append({"item": e.label, **e.size(), "how": "dropped"})
+        return True
+    return False
 
 
 def _too_large(agent: LLMAgent, model: Model, counter: TokenCounter, budget: Budget,
@@ -228,7 +260,7 @@ def _drop_order(name: Section, entries: Sequence[_Entry]) -> list[int]:
 async def _sections(options: ContextOptions, task: TaskInput, ctx: TaskContext,
                     counter: TokenCounter) -> dict[Section, list[_Entry]]:
     def entry(label: str, text: str) -> _Entry:
-        return _Entry(label=label, text=text, tokens=counter(text))
+        return _Entry(label, text, counter)
 
     found: dict[Section, list[_Entry]] = {}
     if options.outputs:
@@ -270,29 +302,30 @@ def _memory_text(memory: JSON) -> str:
 def _fit(entries: list[_Entry], room: int, counter: TokenCounter, *,
          drop_first: Sequence[int]) -> _Fitted:
     """The entries that fit in `room` (one separator token each), giving way in
-    `drop_first` order; the last to give way is truncated instead when there is room."""
-    fitted = _Fitted()
-    total = sum(e.tokens + 1 for e in entries)
-    gone: set[int] = set()
-    for index in drop_first:
-        if total <= room:
+    `drop_first` order; the first that does not fit is truncated instead when there is
+    room for a useful piece of it."""
+    kept: set[int] = set()
+    cut: int | None = None
+    for index in reversed(drop_first):
+        size = entries[index].tokens + 1
+        if size > room:
+            cut = index
             break
-        gone.add(index)
-        total -= entries[index].tokens + 1
-    last = next((i for i in reversed(drop_first) if i in gone), None)
+        kept.add(index)
+        room -= size
+    fitted = _Fitted()
     for index, e in enumerate(entries):
-        if index not in gone:
+        if index in kept:
             fitted.kept.append(e)
-            continue
-        left = room - total - 1
-        if index == last and left >= _MIN_PIECE:
-            text = truncate(e.text, left, counter)
-            fitted.kept.append(_Entry(label=e.label, text=text, tokens=counter(text)))
+        elif index == cut and room - 1 >= _MIN_PIECE:
+            text = truncate(e.text, room - 1, counter)
+            piece = _Entry(e.label, text, counter)
+            fitted.kept.append(piece)
             fitted.truncated += 1
-            fitted.dropped.append({"item": e.label, "tokens": e.tokens, "how": "truncated",
-                                   "kept_tokens": counter(text)})
-            continue
-        fitted.dropped.append({"item": e.label, "tokens": e.tokens, "how": "dropped"})
+            fitted.dropped.append({"item": e.label, **e.size(), "how": "truncated",
+                                   "kept_tokens": piece.tokens})
+        else:
+            fitted.dropped.append({"item": e.label, **e.size(), "how": "dropped"})
     return fitted
 
 
@@ -314,8 +347,12 @@ async def _fit_session(entries: list[_Entry], room: int, agent: LLMAgent, model:
                        ctx: TaskContext, counter: TokenCounter) -> _Fitted:
     """The session thread in `room`: the newest entries as they are, the oldest ones that
     do not fit summarised (or dropped when there is no room for a summary)."""
-    total = sum(e.tokens + 1 for e in entries)
-    if total <= room:
+    left = room
+    for e in reversed(entries):
+        left -= e.tokens + 1
+        if left < 0:
+            break
+    else:
         return _Fitted(kept=list(entries))
     options = agent.context
     summary_room = min(options.summary_tokens, room // 2)
@@ -331,18 +368,19 @@ async def _fit_session(entries: list[_Entry], room: int, agent: LLMAgent, model:
         left -= e.tokens + 1
     older = entries[:len(entries) - len(kept)]
     summariser = _summariser(options, model)
-    text, fed = await _summarise(older, summary_room, summariser, ctx)
+    text, fed = await _summarise(older, summary_room, summariser, ctx,
+                                 same_tokens=summariser is model)
     # The marker before the summary takes a few tokens of its room too.
     text = truncate(text, summary_room - 16, counter)
     fitted = _Fitted()
     if text:
         shown = f"[summary of {fed} earlier entries] {text}"
-        fitted.kept.append(_Entry(label="summary", text=shown, tokens=counter(shown)))
+        fitted.kept.append(_Entry("summary", shown, counter))
     fitted.kept += kept
     fitted.summarised = fed
     for n, e in enumerate(older):
         how = "summarised" if n >= len(older) - fed and text else "dropped"
-        fitted.dropped.append({"item": e.label, "tokens": e.tokens, "how": how})
+        fitted.dropped.append({"item": e.label, **e.size(), "how": how})
     return fitted
 
 
@@ -353,8 +391,8 @@ def _summariser(options: ContextOptions, model: Model) -> Model:
     return source if isinstance(source, Model) else source()
 
 
-async def _summarise(older: Sequence[_Entry], tokens: int, model: Model, ctx: TaskContext
-                     ) -> tuple[str, int]:
+async def _summarise(older: Sequence[_Entry], tokens: int, model: Model, ctx: TaskContext,
+                     *, same_tokens: bool) -> tuple[str, int]:
     """A summary of `older` of at most `tokens` tokens, by `model`, as a durable step;
     and how many of the entries it covers (the newest that fit the summariser's own
     budget: the prompt is bounded, the oldest beyond it are dropped)."""
@@ -364,7 +402,7 @@ async def _summarise(older: Sequence[_Entry], tokens: int, model: Model, ctx: Ta
     room = min(window - tokens, 16_384) - counter(system) - 3 * MESSAGE_OVERHEAD
     chosen: list[_Entry] = []
     for e in reversed(older):
-        size = counter(e.text) + 1
+        size = (e.tokens if same_tokens else counter(e.text)) + 1
         if size > room:
             break
         chosen.insert(0, e)
@@ -402,13 +440,13 @@ def _with_context(base: list[Message], fitted: Mapping[Section, _Fitted]) -> lis
 
 
 def _report(agent: LLMAgent, model: Model, counter: TokenCounter, budget: Budget, fixed: int,
-            fitted: Mapping[Section, _Fitted], sections: Mapping[Section, list[_Entry]],
-            messages: Sequence[Message], started: float) -> dict[str, JSON]:
+            used: int, fitted: Mapping[Section, _Fitted],
+            sections: Mapping[Section, list[_Entry]], started: float) -> dict[str, JSON]:
     dropped = [{"section": name, **d} for name, f in fitted.items() for d in f.dropped]
     return {
         "agent": agent.name, "model": model.name, "counted": counter.counted,
         "budget": budget.tokens, "budget_source": budget.source, "window": budget.window,
-        "fixed": fixed, "used": counter.messages(messages),
+        "fixed": fixed, "used": used,
         "sections": {name: {"entries": len(sections[name]), "kept": len(f.kept),
                             "tokens": f.used(counter, name),
                             "dropped": sum(1 for d in f.dropped if d["how"] == "dropped"),
