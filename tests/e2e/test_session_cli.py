@@ -4,6 +4,7 @@ a session knows what the first was told; what did not fit a tight budget is show
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 
 from tests.e2e._cli import PODIUM, podium_json
 
-pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                reason="the local model needs: pip install 'podium[local]'")
 
 CHAT = """
 name: chat

@@ -3,6 +3,7 @@ in a real run: the assembled prompt's count matches what llama.cpp then reports.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from podium import ContextOptions, Engine, LLMAgent, SQLiteStore, TaskContext, W
 from podium.agents.context import TokenCounter, estimate_tokens
 from podium.testing import ScriptedModel
 
-pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                reason="the local model needs: pip install 'podium[local]'")
 
 TEXT = ("The quarterly report covers revenue, costs and the outlook for the next quarter. "
         "Revenue grew by eight percent while costs stayed flat, so the margin improved.")
