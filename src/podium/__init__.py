@@ -14,6 +14,7 @@ from podium.engine.loader import load_workflow, parse_workflow
 from podium.engine.registry import load_registry
 from podium.engine.runtime import Engine
 from podium.errors import (
+    ApprovalRequired,
     BudgetExceeded,
     CircuitOpen,
     ContextTooLarge,
@@ -52,10 +53,12 @@ from podium.security.rbac import Decision, Policy, load_policy, parse_policy
 from podium.store.base import Store
 from podium.store.sqlite import SQLiteStore
 from podium.tools import Tool, tool
+from podium.tools.mediation import ToolPolicy
 
 __all__ = [
     "HUMAN",
     "Agent",
+    "ApprovalRequired",
     "Budget",
     "BudgetExceeded",
     "CircuitOpen",
@@ -104,6 +107,7 @@ __all__ = [
     "TaskState",
     "TaskTimeout",
     "Tool",
+    "ToolPolicy",
     "UnknownRun",
     "Usage",
     "UserError",

@@ -21,7 +21,8 @@ The tree::
         └── ModelError            a model provider failed or replied with something unusable
 
 Signals raised on purpose inside an agent are not errors of Podium's and live apart:
-`Retry` asks for another attempt, `Escalate` hands the task to a human.
+`Retry` asks for another attempt, `Escalate` hands the task to a human, and its kind
+`ApprovalRequired` suspends the task until a person approves or rejects one tool call.
 
 Cancellation derives from `BaseException` (as `asyncio.CancelledError` does), so an
 agent's `except Exception` cannot swallow it.
@@ -175,3 +176,17 @@ class Escalate(Exception):
     def __init__(self, reason: str = "") -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class ApprovalRequired(Escalate):
+    """Raised by an agent's tool mediation: a high-risk tool call waits for a person.
+
+    The engine suspends the task (status `waiting`, reason `tool_approval`) keeping its
+    journaled steps; after `approve` the task resumes and runs exactly `tool_call` once,
+    after `reject` the call is refused and the model told so. A runner that does not know
+    this signal treats it as an escalation, which never runs the call.
+    """
+
+    def __init__(self, reason: str, tool_call: dict[str, object]) -> None:
+        super().__init__(reason)
+        self.tool_call = tool_call

@@ -24,6 +24,7 @@ import pytest
 from pydantic import BaseModel
 
 from podium import Engine, LLMAgent, SQLiteStore, Workflow
+from podium.core.untrusted import delimit
 from podium.models import AnthropicModel, LocalModel, OpenAICompatModel, local
 from podium.models.base import Message, ToolCall, ToolSpec
 from podium.models.local import protocol_schema
@@ -191,7 +192,8 @@ def _anthropic_turn(path: str, body: dict[str, Any]) -> tuple[int, Any]:
     if uses != results:
         return 400, {"type": "error", "error": {"type": "invalid_request_error", "message":
                                                 f"tool_use ids {uses} without results"}}
-    total = int(last[0]["content"])
+    # The result comes delimited as untrusted content: the number is its only line.
+    total = int(last[0]["content"].splitlines()[1])
     return 200, _anthropic([{"type": "tool_use", "id": "toolu_2", "name": "output",
                              "input": {"total": total}}], "tool_use")
 
@@ -218,7 +220,7 @@ async def test_anthropic_tool_use_in_a_workflow(
         {"type": "text", "text": "Adding."},
         {"type": "tool_use", "id": "toolu_1", "name": "add", "input": {"a": 2, "b": 3}}]}
     assert second["messages"][2] == {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "5"}]}
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": delimit("5", "tool:add")}]}
     (call,) = record["tasks"][0]["tool_calls"]
     assert (call["call_id"], call["arguments"], call["result"]) == ("toolu_1",
                                                                     {"a": 2, "b": 3}, 5)

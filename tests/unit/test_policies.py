@@ -616,7 +616,8 @@ class Weather(BaseModel):
 
 async def test_llm_tokens_are_journaled_per_call_and_totalled(engine: Engine) -> None:
     model = ScriptedModel(["four words of reply", "two words"])
-    wf = Workflow("llm", inputs={"topic": InputSpec(type="string")})
+    # A trusted input: the prompt is counted as written, with no untrusted delimiters.
+    wf = Workflow("llm", inputs={"topic": InputSpec(type="string", trusted=True)})
     wf.add_agent("writer", LLMAgent(model, name="writer", instructions="Be brief."))
     wf.add_task("draft", agent="writer", prompt="Write about {{ inputs.topic }}")
     wf.add_task("title", agent="writer", prompt="Title for: {{ outputs.draft }}",

@@ -4,7 +4,9 @@ on SQLite, with the scripted model."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,7 +73,15 @@ def _task(state: RunState) -> dict[str, Any]:
 
 
 def _tool_messages(messages: Sequence[Message]) -> list[Message]:
-    return [m for m in messages if m.role == "tool"]
+    """The tool messages, with the untrusted-content delimiters around results taken off
+    (tests/unit/test_mediation.py checks the delimiters)."""
+    return [dataclasses.replace(m, content=_undelimited(m.content))
+            for m in messages if m.role == "tool"]
+
+
+def _undelimited(text: str) -> str:
+    found = re.fullmatch(r'<untrusted-(\w+) source="[^"]*">\n(.*)\n</untrusted-\1>', text, re.S)
+    return found[2] if found else text
 
 
 # --- the loop -----------------------------------------------------------------------------
@@ -91,7 +101,7 @@ async def test_a_tool_call_then_an_answer(store: SQLiteStore) -> None:
     assert first.tools[0].parameters["required"] == ["a", "b"]
     assert first.output_schema is not None and "total" in first.output_schema["properties"]
     # The second turn sees the first one's call and its result, tied by the call's id.
-    assistant, result = second.messages[-2:]
+    assistant, result = second.messages[-2], _tool_messages(second.messages)[-1]
     assert assistant.role == "assistant"
     assert assistant.tool_calls == (ToolCall(id="call_1_1", name="add",
                                              arguments='{"a": 2, "b": 3}'),)

@@ -29,14 +29,16 @@ from podium.agents._masking import ModelMasking, run_vault
 from podium.agents._repair import answer, clean, repair_prompt
 from podium.agents.context import ContextOptions, NoteTool, assemble
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
+from podium.core.untrusted import delimit
 from podium.engine._output import schema_of
 from podium.errors import ModelError, OutputInvalid, UserError
 from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
 from podium.models.pricing import cost
 from podium.security.masking import MaskingPolicy
 from podium.tools._protocol import ToolOutcome, run_tool_calls
+from podium.tools.mediation import Mediation, ToolPolicy, allowlist_problems, noticed
 from podium.tools.tool import Tool, ToolArgumentsInvalid
-from podium.tools.toolset import ToolSource
+from podium.tools.toolset import MCPTools, ToolSource
 
 ModelSource = Model | Callable[[], Model]
 
@@ -89,14 +91,20 @@ class LLMAgent(Agent):
         cache: answer a request asked before from the reply cache in the journal.
         toolsets: sources of more tools, learnt when the agent runs (an MCP server's).
         masking: personal data to mask before it reaches an external model (restored in
-            the reply); not applied to models that run on this machine.
+            the reply), or an `external` tool; not applied to models that run on this
+            machine.
+        allowed_tools: the tools the agent may call, by name (shell-style patterns) or
+            `tag:NAME`; others are not offered, and calls to them are refused. None: all.
+        high_risk_without_approval: let `high_risk` tools run without a person's approval
+            even once untrusted content is in the context (docs/tools-security.md).
         context: what the prompt includes beyond the instructions and the task (upstream
             outputs, shared notes, the session thread); see `podium.agents.context`.
         context_budget: tokens the prompt may take; default: the model's window less
             room for the reply.
 
     Raises:
-        UserError: two tools share a name, or a bound is out of range.
+        UserError: two tools share a name, a bound is out of range, or an allowlist entry
+            names no tool the agent is given.
     """
 
     def __init__(self, model: ModelSource, *, name: str, instructions: str = "",
@@ -106,7 +114,9 @@ class LLMAgent(Agent):
                  max_argument_repairs: int = 2, max_repairs: int = 2,
                  cache: bool = False, toolsets: Sequence[ToolSource] = (),
                  masking: MaskingPolicy | None = None, context: ContextOptions | None = None,
-                 context_budget: int | None = None) -> None:
+                 context_budget: int | None = None,
+                 allowed_tools: Collection[str] | None = None,
+                 high_risk_without_approval: bool = False) -> None:
         names = [t.name for t in tools]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -134,6 +144,15 @@ class LLMAgent(Agent):
         self.context_budget = context_budget
         self.toolsets = (*toolsets, NoteTool()) if self.context.note_tool else tuple(toolsets)
         self.masking = masking
+        self.tool_policy = ToolPolicy(
+            allow=None if allowed_tools is None else tuple(allowed_tools),
+            high_risk_without_approval=high_risk_without_approval)
+        """Which tools the engine lets the model call, and when a person must approve."""
+        if allowed_tools is not None:
+            prefixes = [f"{s.server.name}__" if isinstance(s, MCPTools) else ""
+                        for s in toolsets]
+            for _, problem in allowlist_problems(list(allowed_tools), names, prefixes)[:1]:
+                raise UserError(f"agent {name!r}: allowed_tools: {problem}")
         self.max_turns = max_turns
         self.max_argument_repairs = max_argument_repairs
         self.max_repairs = max_repairs
@@ -161,8 +180,10 @@ class LLMAgent(Agent):
             system = f"{system}\n\nReply with a JSON object matching this schema: {schema}"
         content = task.prompt if task.prompt is not None else json.dumps(
             dict(task.args), ensure_ascii=False, default=str)
+        if task.prompt is None and task.untrusted:
+            content = delimit(content, ",".join(task.untrusted))
         messages = [Message(role="system", content=system.strip())] if system.strip() else []
-        return [*messages, Message(role="user", content=content)]
+        return noticed([*messages, Message(role="user", content=content)], task.untrusted)
 
     async def _all_tools(self, ctx: TaskContext) -> list[Tool]:
         found = list(self.tools)
@@ -179,8 +200,9 @@ class LLMAgent(Agent):
         model = self.model
         offered = await self._all_tools(ctx) if self.toolsets else list(self.tools)
         tools = {t.name: t for t in offered}
+        gate = Mediation(self.name, self.tool_policy, self.masking, ctx.run_id, task.untrusted)
         specs = tuple(ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
-                      for t in offered)
+                      for t in gate.offered(offered))
         messages = await assemble(self, model, task, ctx, specs)
         spec = self._spec(task)
         turns = argument_repairs = repairs = 0
@@ -200,8 +222,11 @@ class LLMAgent(Agent):
                     continue
             messages.append(Message(role="assistant", content=response.text,
                                     tool_calls=response.tool_calls))
-            outcomes = await run_tool_calls(response.tool_calls, tools, ctx)
-            messages += [outcome.message() for outcome in outcomes]
+            outcomes = await gate.settle(
+                await run_tool_calls(response.tool_calls, tools, ctx, gate), tools, ctx)
+            messages += [gate.message(outcome, tools) for outcome in outcomes]
+            gate.observe(outcomes, tools)
+            messages = noticed(messages, gate.untrusted)
             argument_repairs = argument_repairs + 1 if any(o.repairable for o in outcomes) else 0
             if argument_repairs > self.max_argument_repairs:
                 raise ToolArgumentsInvalid(self._repairs_exhausted(model, outcomes))

@@ -104,6 +104,9 @@ class TaskContext:
     """Who the run is on behalf of; None for a run started without one and no policy."""
     session: str | None = None
     """The session the run belongs to, if it was started with one."""
+    approval: Mapping[str, JSON] | None = None
+    """A person's answer to the tool call this task waited on (`approved`, `by`,
+    `reason`, and `tool_call`, the call they were shown); None when there is none."""
     _record: RecordFn = field(default=_discard, repr=False)
     _replay: Sequence[Mapping[str, JSON]] = field(default=(), repr=False)
     _steps: _StepCursor = field(default_factory=lambda: _StepCursor(), repr=False)
@@ -283,6 +286,9 @@ class TaskInput:
     memories: Sequence[JSON] = ()
     """Memories retrieved for this task, most relevant first: text, or objects with a
     `text` field; an LLM agent places them in its prompt within its context budget."""
+    untrusted: tuple[str, ...] = ()
+    """Sources of untrusted content in `prompt` and `args` (`input:NAME`): the run inputs
+    not marked trusted that the task's templates read."""
 
 
 class Agent(ABC):

@@ -54,6 +54,8 @@ class TaskState:
     prompt: str | None = None
     """For a task waiting for a human, what they are asked."""
     wait_reason: str | None = None
+    waiting_for: dict[str, Any] | None = None
+    """For a task waiting on a tool call's approval, the call (name, arguments, id)."""
     approval: dict[str, Any] | None = None
     """A human's answer not yet acted on: {"approved": bool, "data"|"reason": …}."""
     attempts_by_agent: dict[str, int] = field(default_factory=dict)
@@ -216,8 +218,10 @@ class RunState:
                 t.started_at = t.started_at or e.ts
             case "task_waiting" if t:
                 t.status, t.prompt, t.wait_reason = "waiting", d.get("prompt"), d.get("reason")
-                t.in_flight = False
+                t.in_flight, t.waiting_for = False, d.get("tool_call")
                 t.agent, t.approval = t.agent or "human", None
+                if d.get("reason") == "tool_approval" and t.agent in t.attempts_by_agent:
+                    t.attempts_by_agent[t.agent] -= 1  # a wait is not a spent attempt
                 t.started_at = t.started_at or e.ts
                 if d.get("reason") == "approval":
                     t.attempts += 1

@@ -45,6 +45,18 @@ class InputSpec:
     required: bool = True
     """Whether a run must supply it; False when a default is given."""
     description: str = ""
+    trusted: bool | None = None
+    """Whether the value may instruct the run's LLM agents. None (the default): trusted
+    for `integer`, `number` and `boolean` inputs, which cannot carry instructions, and
+    untrusted for text and structures (`string`, `list`, `object`, `any`), which may come
+    from a customer, a web page or a webhook. See docs/tools-security.md."""
+
+    @property
+    def is_trusted(self) -> bool:
+        """Whether the input counts as trusted, the default applied."""
+        if self.trusted is not None:
+            return self.trusted
+        return self.type in ("integer", "number", "boolean")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,6 +22,7 @@ class MCPServerDoc(BaseModel):
     timeout: float | None = Field(30.0, gt=0)
     connect_timeout: float = Field(30.0, gt=0)
     tags: list[str] = []
+    external: bool = False
     include: list[str] | None = None
     exclude: list[str] = []
 

@@ -24,11 +24,19 @@ from podium.core.principal import Principal
 from podium.core.registry import RouterPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.templates import render
+from podium.core.untrusted import delimited_inputs, input_sources
 from podium.core.workflow import HUMAN, Task
 from podium.engine._output import schema_of, to_json, validate
 from podium.engine.circuit import Breakers
 from podium.engine.router import Router, default_router, route
-from podium.errors import Escalate, OutputInvalid, PermissionDenied, Retry, TaskTimeout
+from podium.errors import (
+    ApprovalRequired,
+    Escalate,
+    OutputInvalid,
+    PermissionDenied,
+    Retry,
+    TaskTimeout,
+)
 from podium.security._guard import Guard
 
 Journal = Callable[..., Awaitable[None]]
@@ -75,6 +83,9 @@ class TaskRunner:
     """The run's session, if any."""
     session_thread: SessionThread | None = None
     """Loads the earlier runs of the session."""
+    untrusted_inputs: frozenset[str] = frozenset()
+    """The run inputs not marked trusted: prompts delimit them, and agents that read them
+    hold high-risk tool calls for a person."""
 
     def _chain(self, task: Task, ts: TaskState) -> list[str]:
         first = (ts.routing or {}).get("agent") or "" if task.routed else task.agent
@@ -127,6 +138,8 @@ class TaskRunner:
     async def _answered(self, task: Task, ts: TaskState, scope: Mapping[str, Any]) -> bool:
         """Act on a human's answer. Returns whether the task is settled by it."""
         answer = ts.approval or {}
+        if ts.wait_reason == "tool_approval":
+            return False  # the agent runs again and settles the held call with the answer
         if answer.get("approved"):
             data = answer.get("data")
             try:
@@ -165,9 +178,11 @@ class TaskRunner:
         """Attempts by one agent, with retries. Returns how it ended."""
         agent = self.agents[name]
         spec = task.output if task.output is not None else getattr(agent, "output", None)
+        untrusted = input_sources(task.prompt, task.args, self.untrusted_inputs)
         request = TaskInput(args=render(task.args, scope),
-                            prompt=render(task.prompt, scope) if task.prompt else None,
-                            output_schema=schema_of(spec), output=spec)
+                            prompt=render(task.prompt, delimited_inputs(scope, untrusted))
+                            if task.prompt else None,
+                            output_schema=schema_of(spec), output=spec, untrusted=untrusted)
         retry = task.policy.retry
         if not await self._permitted(task, key, name):
             return "gave_up"
@@ -185,6 +200,7 @@ class TaskRunner:
                 _replay=list(ts.steps) if ts.agent == name else [],
                 _cache=self.cache, _resources=self.resources, _vaults=self.vaults,
                 _on_token=self._token_hook(key), principal=self.principal,
+                approval=_tool_answer(ts),
                 _authorize=None if self.guard is None else self.guard.authorizer(
                     self.principal, self.run_id, key), session=self.session,
                 _notes=lambda: self.state().notes, _session=self.session_thread)
@@ -195,6 +211,12 @@ class TaskRunner:
                 else:
                     async with asyncio.timeout(task.policy.timeout):
                         output = validate(spec, await agent.run(request, ctx))
+            except ApprovalRequired as e:
+                # Not a failure: the attempt's steps stay, so the held call is replayed.
+                self.breakers.abandon(self._circuit_key(name))
+                await self.journal(NewEvent(type="task_waiting", task=key, data={
+                    "prompt": e.reason, "reason": "tool_approval", "tool_call": e.tool_call}))
+                return "waiting"
             except Escalate as e:
                 self.breakers.abandon(self._circuit_key(name))
                 why = f"escalated by agent {name!r}" + (f": {e.reason}" if e.reason else "")
@@ -287,3 +309,10 @@ class TaskRunner:
         error = ts.error or "every agent was skipped (circuit open)"
         await self.journal(NewEvent(type="task_failed", task=key, data={
             "error": error, "error_type": "TaskFailed"}))
+
+
+def _tool_answer(ts: TaskState) -> dict[str, Any] | None:
+    """A person's answer to the tool call the task waited on, with the call they saw."""
+    if ts.wait_reason != "tool_approval" or ts.approval is None:
+        return None
+    return {**ts.approval, "tool_call": ts.waiting_for}

@@ -28,6 +28,7 @@ from podium.errors import Problem, UserError, WorkflowError
 from podium.patterns._yaml import build_pattern_agents, split_patterns
 from podium.security.masking import MaskingPolicy
 from podium.tools import Tool, make_tool
+from podium.tools.mediation import allowlist_problems
 from podium.tools.toolset import MCPTools
 
 
@@ -76,6 +77,8 @@ class InputDoc(_Doc):
     type: InputType = "any"
     default: Any = None
     description: str = ""
+    trusted: bool | None = None
+    """Whether the value may instruct LLM agents; by default only numbers and booleans."""
 
 
 class AgentDoc(_Doc):
@@ -118,6 +121,10 @@ class AgentDoc(_Doc):
     """How often a reply that does not fit the output schema is sent back for repair."""
     cache: bool = False
     """Reuse stored replies to the very same request (kept in the journal database)."""
+    allow_tools: list[Any] | None = None
+    """The tools a model agent may call (names, patterns, `tag:NAME`); all when absent."""
+    high_risk_without_approval: bool = False
+    """Let `high_risk` tools run without a person after untrusted content was read."""
     masking: dict[str, Any] | None = None
     """Personal data to mask before it reaches an external model (`{}` for every built-in
     detector; `detect`, `patterns`, `deny`, `allow`, `phone_regions` to choose)."""
@@ -283,7 +290,7 @@ def _input_spec(doc: InputDoc | str) -> InputSpec:
         return InputSpec(type=doc)  # type: ignore[arg-type]
     has_default = "default" in doc.model_fields_set
     return InputSpec(type=doc.type, default=doc.default, required=not has_default,
-                     description=doc.description)
+                     description=doc.description, trusted=doc.trusted)
 
 
 class _Broken(Agent):
@@ -425,6 +432,13 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
             problems.append(workflow.problem(f"{at}.tools.{i}", str(e)))
     if agent.tools and agent.function is not None:
         problems.append(workflow.problem(f"{at}.tools", "only model agents call tools"))
+    if agent.allow_tools is not None:
+        if agent.function is not None:
+            problems.append(workflow.problem(f"{at}.allow_tools", "only model agents call tools"))
+        given = [t.name for t in tools]
+        for i, problem in allowlist_problems(agent.allow_tools, given,
+                                             [f"{s}__" for s in selected]):
+            problems.append(workflow.problem(f"{at}.allow_tools.{i}", problem))
 
     return tools, [MCPTools(workflow.mcp_servers[s], p) for s, p in selected.items()]
 
@@ -512,12 +526,24 @@ def _build_model_agent(name: str, agent: AgentDoc, output: Any, circuit: Circuit
                        max_argument_repairs=agent.max_argument_repairs,
                        max_repairs=agent.max_repairs, cache=agent.cache,
                        toolsets=toolsets, masking=masking, context=_context(agent),
-                       context_budget=agent.context_budget)
+                       context_budget=agent.context_budget,
+                       allowed_tools=_allowed(agent, tools, toolsets),
+                       high_risk_without_approval=agent.high_risk_without_approval)
     except UserError as e:
         problems.append(workflow.problem(f"{at}.tools", str(e)))
         return
     llm.circuit = circuit  # type: ignore[attr-defined]
     workflow.add_agent(name, llm)
+
+
+def _allowed(agent: AgentDoc, tools: list[Tool], toolsets: list[MCPTools]
+             ) -> list[str] | None:
+    """The allowlist as the agent takes it, less the bad entries `_tools` reported."""
+    if agent.allow_tools is None:
+        return None
+    bad = {i for i, _ in allowlist_problems(agent.allow_tools, [t.name for t in tools],
+                                            [f"{s.server.name}__" for s in toolsets])}
+    return [e for i, e in enumerate(agent.allow_tools) if i not in bad]
 
 
 def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,

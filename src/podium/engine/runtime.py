@@ -235,6 +235,7 @@ class _Run:
             router_policy=workflow.router,
             session=state.session, session_thread=SessionThread(
                 engine.store, state.session, self.run_id) if state.session else None,
+            untrusted_inputs=frozenset(n for n, s in workflow.inputs.items() if not s.is_trusted),
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
         self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}

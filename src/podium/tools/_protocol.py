@@ -10,7 +10,11 @@ Outcomes, not exceptions, come back for what a model can act on::
                           tool's schema
     ToolFailed            the tool raised or timed out           the model decides
     PermissionDenied      the run's principal may not call it    the model decides
+    ToolRefused           the agent may not call this tool       the model decides
+    ApprovalRequired      a high-risk call waits for a person    settled by the agent
+                          (tools/mediation.py)                   before the model reads it
 
+A `ToolGate` (the agent's mediation, tools/mediation.py) sees every call before it runs.
 Anything else (cancellation, a crash) propagates.
 """
 
@@ -19,17 +23,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from podium.core.agent import JSON, TaskContext
 from podium.errors import PermissionDenied
 from podium.models.base import Message, ToolCall
 from podium.tools.tool import Tool, ToolArgumentsInvalid, ToolFailed
 
-ErrorType = Literal["UnknownTool", "ToolArgumentsInvalid", "ToolFailed", "PermissionDenied"]
+ErrorType = Literal["UnknownTool", "ToolArgumentsInvalid", "ToolFailed", "PermissionDenied",
+                    "ToolRefused", "ApprovalRequired"]
 _REPAIRABLE = frozenset({"UnknownTool", "ToolArgumentsInvalid"})
+_REFUSED = frozenset({"UnknownTool", "ToolRefused", "PermissionDenied"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +48,14 @@ class ToolOutcome:
     error: str | None = None
     """What went wrong, in words a model can act on; None when the call succeeded."""
     error_type: ErrorType | None = None
+    approval: str | None = None
+    """For a call waiting for a person (`ApprovalRequired`), the id its answer must name."""
+
+    @property
+    def refused(self) -> bool:
+        """The engine did not run the call: no such tool, one the agent may not call, or
+        one the run's principal may not."""
+        return self.error_type in _REFUSED
 
     @property
     def repairable(self) -> bool:
@@ -59,18 +73,31 @@ class ToolOutcome:
 
     def to_json(self) -> dict[str, JSON]:
         if self.error is not None:
-            return {"error": self.error, "error_type": self.error_type}
+            return {"error": self.error, "error_type": self.error_type,
+                    **({"approval": self.approval} if self.approval else {})}
         return {"result": self.result}
 
     @classmethod
     def from_json(cls, call: ToolCall, data: Any) -> ToolOutcome:
         if isinstance(data, dict) and data.get("error") is not None:
-            return cls(call=call, error=str(data["error"]), error_type=data.get("error_type"))
+            return cls(call=call, error=str(data["error"]), error_type=data.get("error_type"),
+                       approval=data.get("approval"))
         return cls(call=call, result=data.get("result") if isinstance(data, dict) else None)
 
 
+class ToolGate(Protocol):
+    """What stands between a model's tool calls and the tools: an agent's mediation."""
+
+    async def call(self, call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext,
+                   run: Callable[[ToolCall, Mapping[str, Tool], TaskContext],
+                                 Awaitable[ToolOutcome]]) -> ToolOutcome:
+        """Authorise `call`: refuse it (journaling why), hold it for a person's approval,
+        or `run` it (with tools that mask what leaves for external ones)."""
+        ...
+
+
 async def run_tool_calls(calls: Sequence[ToolCall], tools: Mapping[str, Tool],
-                         ctx: TaskContext) -> list[ToolOutcome]:
+                         ctx: TaskContext, gate: ToolGate | None = None) -> list[ToolOutcome]:
     """Run `calls` concurrently, each as a durable step, and return their outcomes in order.
 
     Raises:
@@ -84,7 +111,8 @@ async def run_tool_calls(calls: Sequence[ToolCall], tools: Mapping[str, Tool],
 
     async def one(position: int, call: ToolCall) -> ToolOutcome:
         async def body() -> JSON:
-            outcome = await _call(call, tools, ctx)
+            outcome = await (gate.call(call, tools, ctx, _call) if gate is not None
+                             else _call(call, tools, ctx))
             if position:
                 await journaled[position - 1].wait()
             return outcome.to_json()
@@ -134,6 +162,7 @@ async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext) -> 
     await ctx.record("tool_call", {
         "call_id": call.id, "name": call.name, "arguments": _shown(call.arguments),
         **outcome.to_json(),
+        **({"refused": True, "reason": outcome.error} if outcome.refused else {}),
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
     })
     return outcome

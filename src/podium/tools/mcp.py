@@ -103,6 +103,9 @@ class MCPServer:
     """Seconds to start or reach the server and complete the MCP handshake."""
     tags: frozenset[str] = frozenset()
     """Permission tags given to every tool of this server (`read`, `write`, `send`, …)."""
+    external: bool = False
+    """The server is a third party's: tool arguments are masked with the calling agent's
+    masking policy before they are sent, and placeholders restored in results."""
     include: Sequence[str] | None = None
     """Only these tools (names as the server gives them; shell-style patterns allowed);
     None for all."""
@@ -524,7 +527,7 @@ class MCPConnection:
         title = spec.title or (spec.annotations.title if spec.annotations else None)
         return Tool(name=name, description=spec.description or title or "",
                     parameters=parameters, call=call, tags=self.server.tags,
-                    timeout=self.server.timeout,
+                    timeout=self.server.timeout, external=self.server.external,
                     validate=_schema_validator(name, self.server.name, parameters))
 
     async def call(self, tool: str, arguments: Mapping[str, Any], *,

@@ -51,7 +51,12 @@ class Tool:
     call: ToolCallable = field(repr=False)
     """Calls the tool with arguments already checked against `parameters`."""
     tags: frozenset[str] = frozenset()
-    """Permission tags (`read`, `write`, `send`, `spend`, …) that policies refer to."""
+    """Permission tags (`read`, `write`, `send`, `spend`, …) that policies refer to;
+    `high_risk` calls wait for a person once untrusted content is in the agent's context,
+    and a `trusted` tool's results are not untrusted content (docs/tools-security.md)."""
+    external: bool = False
+    """The tool sends its arguments off this machine (a third-party API): they are masked
+    with the calling agent's masking policy, and placeholders restored in its result."""
     timeout: float | None = 30.0
     """Seconds one call may take; None for no limit."""
     validate: Callable[[Mapping[str, Any]], dict[str, Any]] | None = field(default=None,
@@ -133,7 +138,7 @@ def _explain(error: ValidationError) -> str:
 
 def make_tool(fn: Callable[..., Any], *, name: str | None = None,
               description: str | None = None, tags: Collection[str] = (),
-              timeout: float | None = 30.0) -> Tool:
+              timeout: float | None = 30.0, external: bool = False) -> Tool:
     """A Tool from a typed function (sync or async). Sync functions run in a thread."""
     tool_name = name or fn.__name__
     summary, docs = _docstring_args(inspect.getdoc(fn) or "")
@@ -160,22 +165,26 @@ def make_tool(fn: Callable[..., Any], *, name: str | None = None,
         return await asyncio.to_thread(functools.partial(fn, **kwargs))
 
     return Tool(name=tool_name, description=description or summary, parameters=schema,
-                call=call, tags=frozenset(tags), timeout=timeout, validate=validate)
+                call=call, tags=frozenset(tags), timeout=timeout, validate=validate,
+                external=external)
 
 
 @overload
 def tool(fn: F, /) -> Tool: ...
 @overload
 def tool(*, name: str | None = None, description: str | None = None,
-         tags: Collection[str] = (), timeout: float | None = 30.0) -> Callable[[F], Tool]: ...
+         tags: Collection[str] = (), timeout: float | None = 30.0,
+         external: bool = False) -> Callable[[F], Tool]: ...
 def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
          description: str | None = None, tags: Collection[str] = (),
-         timeout: float | None = 30.0) -> Tool | Callable[[F], Tool]:
-    """Turn a typed function into a Tool: `@tool` or `@tool(tags={"send"}, timeout=10)`."""
+         timeout: float | None = 30.0, external: bool = False) -> Tool | Callable[[F], Tool]:
+    """Turn a typed function into a Tool: `@tool` or
+    `@tool(tags={"high_risk"}, timeout=10, external=True)`."""
     if fn is not None:
         return make_tool(fn)
 
     def wrap(f: F) -> Tool:
-        return make_tool(f, name=name, description=description, tags=tags, timeout=timeout)
+        return make_tool(f, name=name, description=description, tags=tags, timeout=timeout,
+                         external=external)
 
     return wrap
