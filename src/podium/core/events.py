@@ -11,12 +11,12 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | attempt_failed | key | agent, attempt, error, error_type, decision, delay |
 | agent_skipped | key | agent, reason |
 | model_call | key | model, input_tokens, output_tokens, latency_ms |
-| tool_call | key | name, arguments, result or error, duration_ms |
+| tool_call | key | name, arguments, result or error, duration_ms; refused, reason, rejected_by |
 | step_completed | key | index, kind, name, result, scope (replayed after a crash) |
 | note_added | key | text (a shared note any later prompt may include) |
 | context_assembled | key | agent, budget, counted, used, sections, dropped |
 | fanout_started | id | count |
-| task_waiting | key | prompt, reason, error |
+| task_waiting | key | prompt, reason, error; tool_call (reason `tool_approval`) |
 | task_approved | key | data, by |
 | task_rejected | key | reason, by |
 | task_completed | key | output, agent, defaulted |
