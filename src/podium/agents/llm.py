@@ -200,7 +200,7 @@ class LLMAgent(Agent):
         model = self.model
         offered = await self._all_tools(ctx) if self.toolsets else list(self.tools)
         tools = {t.name: t for t in offered}
-        gate = Mediation(self.name, self.tool_policy, self.masking, ctx.run_id, task.untrusted)
+        gate = Mediation(self.name, self.tool_policy, self.masking, task.untrusted)
         specs = tuple(ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
                       for t in gate.offered(offered))
         messages = await assemble(self, model, task, ctx, specs)

@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from podium.agents._masking import run_vault
 from podium.core.agent import JSON, TaskContext
 from podium.core.untrusted import NOTICE, delimit
 from podium.errors import ApprovalRequired
@@ -110,16 +111,16 @@ class Mediation:
     Args:
         agent: the agent's name, for messages.
         policy: its allowlist and approval rule.
-        masking: its masking policy, applied to `external` tools; None: none.
-        run_id: the run, whose vault the placeholders belong to.
+        masking: its masking policy, applied to `external` tools (with the run's vault, so
+            placeholders match the ones its models see); None: none.
         untrusted: sources of untrusted content already in the context (`input:NAME`).
     """
 
     def __init__(self, agent: str, policy: ToolPolicy, masking: MaskingPolicy | None,
-                 run_id: str, untrusted: Iterable[str] = ()) -> None:
+                 untrusted: Iterable[str] = ()) -> None:
         self.agent = agent
         self.policy = policy
-        self.masker = Masker(masking, run_id=run_id) if masking is not None else None
+        self.masking = masking
         self.untrusted: list[str] = list(dict.fromkeys(untrusted))
         """Where the untrusted content in the context came from, in the order first seen."""
 
@@ -140,25 +141,30 @@ class Mediation:
         if tool is not None and self._needs_approval(tool):
             return ToolOutcome(call=call, error_type="ApprovalRequired", approval=uuid.uuid4().hex,
                                error="this call waits for a person's approval")
-        return await run(call, self._runnable(tools), ctx)
+        return await run(call, self._runnable(tools, ctx), ctx)
 
     def _needs_approval(self, tool: Tool) -> bool:
         return (HIGH_RISK in tool.tags and bool(self.untrusted)
                 and not self.policy.high_risk_without_approval)
 
-    def _runnable(self, tools: Mapping[str, Tool]) -> dict[str, Tool]:
+    def _runnable(self, tools: Mapping[str, Tool], ctx: TaskContext) -> dict[str, Tool]:
         """The allowed tools, external ones masking what they send."""
-        return {name: self._masked(t) for name, t in tools.items() if self.policy.allows(t)}
+        return {name: self._masked(t, ctx) for name, t in tools.items()
+                if self.policy.allows(t)}
 
-    def _masked(self, tool: Tool) -> Tool:
-        masker = self.masker
-        if not tool.external or masker is None:
+    def _masked(self, tool: Tool, ctx: TaskContext) -> Tool:
+        policy = self.masking
+        if not tool.external or policy is None:
             return tool
         inner = tool.call
 
         async def call(arguments: Mapping[str, Any]) -> Any:
+            # The run's vault: the placeholders the model saw mean the same values here.
+            vault = await run_vault(ctx)
+            masker = Masker(policy, vault=vault.vault, run_id=ctx.run_id)
             sent = {k: masker.mask_json(to_jsonable_python(v, fallback=str))
                     for k, v in arguments.items()}
+            await vault.keep()  # before anything leaves, so a crash cannot lose the mapping
             result = to_jsonable_python(await inner(sent), fallback=str)
             return masker.unmask_json(result)
 
@@ -196,7 +202,7 @@ class Mediation:
             raise ApprovalRequired(self._prompt(call), shown)
         if answer.get("approved"):
             # Straight to the call: the person's answer is the authorisation.
-            return await _call(call, self._runnable(tools), ctx)
+            return await _call(call, self._runnable(tools, ctx), ctx)
         by = answer.get("by") or "a person"
         why = f": {answer['reason']}" if answer.get("reason") else ""
         outcome = ToolOutcome(call=call, error_type="ToolRefused", error=(
