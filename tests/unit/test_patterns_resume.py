@@ -84,8 +84,9 @@ async def test_a_sub_agent_cut_short_replays_its_own_completed_turns(tmp_path: P
 
     def orders_reply(messages: Sequence[Message], schema: Any) -> dict[str, Any]:
         if messages[-1].role == "tool":
-            return {"handoff_to": "none", "context": "",
-                    "answer": f"A-7 has {messages[-1].content}."}
+            # The result arrives delimited as untrusted content; its text is the middle line.
+            status = messages[-1].content.splitlines()[1]
+            return {"handoff_to": "none", "context": "", "answer": f"A-7 has {status}."}
         return {"tool_calls": [{"name": "order_status", "arguments": {"order": "A-7"}}]}
 
     orders_model = ScriptedModel(orders_reply, name="orders-model")
