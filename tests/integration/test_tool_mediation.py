@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 
 from podium import Engine, InputSpec, LLMAgent, RunState, SQLiteStore, Workflow
 from podium.models.base import Message
-from podium.security import MaskingPolicy
+from podium.security import AuditLog, MaskingPolicy
 from podium.testing import ScriptedModel
 from podium.tools import Tool, tool
 from tests.integration._planted import ATTACKER, CUSTOMERS, make_data, obedient, tools
@@ -62,6 +62,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
         await store.close()
 
 
+@pytest.fixture
+def audit(tmp_path: Path) -> Iterator[AuditLog]:
+    with AuditLog(tmp_path / "audit.db") as log:
+        yield log
+
+
 def _scenario(tmp_path: Path, port: int, model: ScriptedModel | None = None,
               prompt: str = "Handle ticket 1.", inputs: dict[str, InputSpec] | None = None,
               **agent: Any) -> tuple[Workflow, ScriptedModel]:
@@ -87,16 +93,22 @@ def _tool_calls(state: RunState, name: str) -> list[dict[str, Any]]:
     return [c for c in state.task("t").tool_calls if c["name"] == name]
 
 
+def _mediation_records(audit: AuditLog) -> list[tuple[str, str, str, str]]:
+    return [(r.action, r.subject, r.outcome, r.detail) for r in audit.records()
+            if r.detail.startswith("mediation:")]
+
+
 def _last_tool_message(model: ScriptedModel) -> Message:
     return [m for m in model.calls[-1].messages if m.role == "tool"][-1]
 
 
 async def test_a_tool_outside_the_allowlist_is_refused_not_run(
-        tmp_path: Path, smtp: tuple[_Inbox, int], store: SQLiteStore) -> None:
+        tmp_path: Path, smtp: tuple[_Inbox, int], store: SQLiteStore, audit: AuditLog) -> None:
     inbox, port = smtp
     wf, model = _scenario(tmp_path, port, allowed_tools=["read_ticket", "tag:read_only"])
 
-    state = await Engine(store).start(wf)
+    state = await Engine(store, audit=audit).start(wf)
+    audited = _mediation_records(audit)
 
     assert state.status == "completed", state.error
     assert inbox.received == []  # the real side effect: no mail reached the server
@@ -108,13 +120,15 @@ async def test_a_tool_outside_the_allowlist_is_refused_not_run(
     refusal = _last_tool_message(model)
     assert refusal.is_error and "refused and not run" in refusal.content
     assert "refused and not run" in state.outputs()["t"]
+    assert audited == [("tool.call", f"{state.run_id}/t/send_email", "denied",
+                        "mediation: not allowlisted")]
 
 
 async def test_a_high_risk_call_after_untrusted_content_waits_and_a_rejection_refuses_it(
-        tmp_path: Path, smtp: tuple[_Inbox, int], store: SQLiteStore) -> None:
+        tmp_path: Path, smtp: tuple[_Inbox, int], store: SQLiteStore, audit: AuditLog) -> None:
     inbox, port = smtp
     wf, model = _scenario(tmp_path, port)
-    engine = Engine(store)
+    engine = Engine(store, audit=audit)
 
     state = await engine.start(wf)
 
@@ -139,6 +153,10 @@ async def test_a_high_risk_call_after_untrusted_content_waits_and_a_rejection_re
     # The turns before the wait were replayed, not asked again: one new turn, the answer.
     assert len(model.calls) == asked + 1
     assert "dana rejected this call to 'send_email'" in _last_tool_message(model).content
+    subject = f"{state.run_id}/t/send_email"
+    assert _mediation_records(audit) == [
+        ("tool.call", subject, "held", "mediation: high-risk call after untrusted content"),
+        ("tool.call", subject, "denied", "mediation: rejected by a person")]
 
 
 async def test_an_approval_runs_exactly_the_held_call_once(

@@ -216,6 +216,8 @@ class TaskRunner:
                 self.breakers.abandon(self._circuit_key(name))
                 await self.journal(NewEvent(type="task_waiting", task=key, data={
                     "prompt": e.reason, "reason": "tool_approval", "tool_call": e.tool_call}))
+                self._audit(key, str(e.tool_call.get("name")), "held",
+                            "mediation: high-risk call after untrusted content")
                 return "waiting"
             except Escalate as e:
                 self.breakers.abandon(self._circuit_key(name))
@@ -278,7 +280,16 @@ class TaskRunner:
                 raise ValueError(f"unknown observation {kind!r}; expected one of "
                                  f"{sorted(_OBSERVATIONS)}")
             await self.journal(NewEvent(type=kind, task=key, data=to_json(data)))  # type: ignore[arg-type]
+            if kind == "tool_call" and data.get("error_type") == "ToolRefused":
+                self._audit(key, str(data.get("name")), "denied", "mediation: " + (
+                    "rejected by a person" if data.get("rejected_by") else "not allowlisted"))
         return record
+
+    def _audit(self, key: str, tool: str, outcome: str, detail: str) -> None:
+        """Audit a tool-mediation decision (the access policy audits its own)."""
+        if self.guard is not None:
+            self.guard.record(self.principal, "tool.call", f"{self.run_id}/{key}/{tool}",
+                              outcome, detail)
 
     def _decide(self, task: Task, ts: TaskState, failed: str, *, escalated: bool = False
                 ) -> Decision:

@@ -9,6 +9,7 @@ Audit records written (actor: the principal; no inputs, outputs or arguments, ev
 | `run.resume` | run id | `ok` | a run was resumed by a principal |
 | `run.end` | run id | `completed`, `failed`, `cancelled` | a drive ended the run |
 | `tool.call` | `run/task/tool` | `allowed`, `denied` | every live tool call (detail: the rule) |
+| `tool.call` | `run/task/tool` | `held`, `denied` | tool mediation's decisions (`mediation: …`) |
 | `task.approve`, `task.reject` | `run/task` | `ok` | a human answered a waiting task |
 | `policy.deny` | the resource | `denied` | any other denial (detail: the action) |
 """
