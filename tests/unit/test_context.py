@@ -138,7 +138,9 @@ async def test_the_note_tool_lets_a_model_write_a_note(store: SQLiteStore) -> No
 
 
 def _chat(model: ScriptedModel, **options: Any) -> Workflow:
-    wf = Workflow("chat", inputs={"question": InputSpec(type="string")})
+    # A trusted input: the system message is compared as written, with no notice about
+    # untrusted content (docs/tools-security.md).
+    wf = Workflow("chat", inputs={"question": InputSpec(type="string", trusted=True)})
     wf.add_agent("bot", LLMAgent(model, name="bot", instructions="Answer.",
                                  context=ContextOptions(**options) if options else None))
     wf.add_task("answer", agent="bot", prompt="{{ inputs.question }}")

@@ -200,10 +200,12 @@ class LLMAgent(Agent):
         model = self.model
         offered = await self._all_tools(ctx) if self.toolsets else list(self.tools)
         tools = {t.name: t for t in offered}
-        gate = Mediation(self.name, self.tool_policy, self.masking, task.untrusted)
+        # Retrieved memories are documents nobody vouched for: untrusted like tool results.
+        untrusted = [*task.untrusted, *(["memory"] if task.memories else [])]
+        gate = Mediation(self.name, self.tool_policy, self.masking, untrusted)
         specs = tuple(ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
                       for t in gate.offered(offered))
-        messages = await assemble(self, model, task, ctx, specs)
+        messages = noticed(await assemble(self, model, task, ctx, specs), gate.untrusted)
         spec = self._spec(task)
         turns = argument_repairs = repairs = 0
         while True:
