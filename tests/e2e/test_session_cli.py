@@ -19,7 +19,11 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
 CHAT = """
 name: chat
 inputs:
-  message: string
+  # The person running the command types the message: trusted, so the small model reads
+  # it as written, without untrusted-content delimiters (docs/tools-security.md).
+  message:
+    type: string
+    trusted: true
 agents:
   bot:
     model: local
