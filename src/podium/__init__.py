@@ -5,12 +5,14 @@ from podium.agents.function import FunctionAgent
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.events import Event
+from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, RetryPolicy, TaskPolicy
 from podium.core.principal import Principal
 from podium.core.registry import Registry, RouterPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.workflow import HUMAN, InputSpec, Task, Workflow
 from podium.engine.loader import load_workflow, parse_workflow
+from podium.engine.planner import PlannedTask, Planner, subtasks
 from podium.engine.registry import load_registry
 from podium.engine.runtime import Engine
 from podium.errors import (
@@ -81,6 +83,9 @@ __all__ = [
     "NotWaiting",
     "OutputInvalid",
     "PermissionDenied",
+    "PlannedTask",
+    "Planner",
+    "PlannerConfig",
     "PodiumError",
     "Policy",
     "PolicyFileError",
@@ -124,5 +129,6 @@ __all__ = [
     "parse_workflow",
     "resolve_model",
     "route",
+    "subtasks",
     "tool",
 ]

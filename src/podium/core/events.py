@@ -22,6 +22,9 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | task_completed | key | output, agent, defaulted |
 | task_skipped | key | reason |
 | task_failed | key | error, error_type |
+| plan_invalid | | attempt, reason, problems, reply (a plan that failed its check) |
+| plan_created | | version, reason, goal, tasks (every planned task in effect), dropped |
+| plan_extended | key | version, tasks (subtasks the task returned, added to the plan) |
 | run_waiting | | tasks |
 | run_completed | | |
 | run_failed | | error, reason |
@@ -45,7 +48,7 @@ EventType = Literal[
     "fanout_started", "task_waiting",
     "task_approved", "task_rejected",
     "task_completed", "task_skipped", "task_failed", "run_waiting", "run_completed",
-    "run_failed", "run_cancelled",
+    "run_failed", "run_cancelled", "plan_invalid", "plan_created", "plan_extended",
 ]
 ERASED = "_erased"
 """The one key of a payload whose data key was shredded: `{"_erased": "run"}` or

@@ -130,6 +130,13 @@ class RunState:
     reason: str | None = None
     tasks: dict[str, TaskState] = field(default_factory=dict)
     last_seq: int = 0
+    plan: dict[str, Any] | None = None
+    """The plan in effect: {"version", "goal", "tasks": [planned task, …]}; None before
+    one is made (or in a workflow without a goal)."""
+    plan_history: list[dict[str, Any]] = field(default_factory=list)
+    """Every plan version and every plan that failed its check, in order."""
+    superseded: list[dict[str, Any]] = field(default_factory=list)
+    """Records of tasks a replan dropped (the failed task among them)."""
     active_seconds: float = 0.0
     """Execution time so far, human waits excluded (for the run's timeout)."""
     _session_start: float | None = None
@@ -247,6 +254,8 @@ class RunState:
             case "task_failed" if t:
                 t.status, t.finished_at, t.error = "failed", e.ts, d.get("error")
                 t.approval = None
+            case "plan_invalid" | "plan_created" | "plan_extended":
+                self._apply_plan(e)
             case "run_waiting":
                 self._close_session(e.ts)
                 self.status = "waiting"
@@ -255,6 +264,29 @@ class RunState:
                 self.status = {"run_completed": "completed", "run_failed": "failed",
                                "run_cancelled": "cancelled"}[e.type]  # type: ignore[assignment]
                 self.finished_at, self.error, self.reason = e.ts, d.get("error"), d.get("reason")
+
+    def _apply_plan(self, e: Event) -> None:
+        d = e.data
+        if e.type == "plan_invalid":
+            self.plan_history.append({"invalid": d.get("attempt"), "reason": d.get("reason"),
+                                      "problems": d.get("problems", []), "at": iso(e.ts)})
+            return
+        tasks = list(d.get("tasks", []))
+        if e.type == "plan_extended" and self.plan is not None:
+            self.plan = {**self.plan, "version": d["version"],
+                         "tasks": [*self.plan["tasks"], *tasks]}
+        else:
+            self.plan = {"version": d["version"], "goal": d.get("goal"), "tasks": tasks}
+        dropped = set(d.get("dropped", ()))
+        for key in [k for k in self.tasks if split_key(k)[0] in dropped]:
+            gone = self.tasks.pop(key)
+            if gone.status != "pending":  # a task that never started leaves no trace
+                self.superseded.append({**gone.record(), "dropped_by": d["version"]})
+        self.plan_history.append({
+            "version": d["version"], "reason": d.get("reason", "subtasks"),
+            "tasks": [t.get("id") for t in tasks], "at": iso(e.ts),
+            **({"by": e.task} if e.task else {}), **({"dropped": sorted(dropped)}
+                                                     if dropped else {})})
 
     def _close_session(self, end: float | None) -> None:
         if self._session_start is not None:
@@ -291,4 +323,7 @@ class RunState:
             **({"session": self.session} if self.session else {}),
             **({"notes": self.notes} if self.notes else {}),
             "tasks": tasks,
+            **({"plan": {**(self.plan or {}), "history": self.plan_history,
+                         "superseded": self.superseded}}
+               if self.plan is not None or self.plan_history else {}),
         }

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from podium.core.agent import Agent
+from podium.core.plan import PLAN_KEY, PlannerConfig, goal_problems
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy, TaskPolicy
 from podium.core.registry import Declared, RouterPolicy, skill_problem
 from podium.core.templates import TemplateProblem, references, template_strings
@@ -109,6 +110,8 @@ class Workflow:
         circuit: CircuitPolicy | None = None,
         budget: Budget | None = None,
         source: str | None = None,
+        goal: str | None = None,
+        planner: PlannerConfig | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -133,6 +136,10 @@ class Workflow:
         self.tasks: dict[str, Task] = {}
         self.lines: dict[str, int] = {}
         """Line numbers in `source` by dotted field path, for error messages."""
+        self.goal = goal
+        """What a planner model turns into tasks (a template over the inputs), beside or
+        instead of `tasks`; see `podium.core.plan`."""
+        self.planner = planner
 
     # -- building ---------------------------------------------------------------------
 
@@ -244,8 +251,10 @@ class Workflow:
     def structure_problems(self) -> list[Problem]:
         """Every problem of structure: names, references, cycles and templates."""
         problems: list[Problem] = []
-        if not self.tasks:
-            problems.append(self.problem("tasks", "a workflow needs at least one task"))
+        if not self.tasks and not self.goal:
+            problems.append(self.problem("tasks", "a workflow needs at least one task "
+                                         "(or a goal: for a planner)"))
+        problems += self._goal_problems()
         upstream = self.ancestor_map()
         for task in self.tasks.values():
             problems += self._task_problems(task, upstream[task.id])
@@ -253,6 +262,21 @@ class Workflow:
         if cycle:
             path = " → ".join(repr(t) for t in cycle)
             problems.append(self.problem(f"tasks.{cycle[0]}.needs", f"cycle: {path}"))
+        return problems
+
+    def _goal_problems(self) -> list[Problem]:
+        if self.goal is None:
+            return ([self.problem("planner", "a planner needs a goal: to plan for")]
+                    if self.planner is not None else [])
+        problems = [self.problem("goal", m) for m in goal_problems(self.goal, self.inputs)]
+        if self.planner is None:
+            problems.append(self.problem("goal", "a goal needs a planner: with a model"))
+        else:
+            problems += [self.problem(f, m) for f, m in self.planner.problems()]
+        if PLAN_KEY in self.tasks:
+            problems.append(self.problem(f"tasks.{PLAN_KEY}", f"{PLAN_KEY!r} names the "
+                                         "planning step in a workflow with a goal; rename "
+                                         "the task"))
         return problems
 
     def _task_problems(self, task: Task, upstream: frozenset[str]) -> list[Problem]:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from podium.agents.context import ContextOptions
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.engine._mcp_docs import mcp_servers
@@ -166,6 +167,22 @@ class TaskDoc(_Doc):
     _split = field_validator("needs", "fallback", mode="before")(_listify)
 
 
+class PlannerDoc(_Doc):
+    model: str = Field(min_length=1)
+    """`local`, `openai:NAME`, `anthropic:NAME`, or `module:name` of a Model (or of a
+    function returning one)."""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    options: dict[str, Any] = {}
+    max_tasks: int = Field(8, ge=1)
+    max_repairs: int = Field(2, ge=0)
+    max_replans: int = Field(1, ge=0)
+    approve_plan: bool = False
+    temperature: float | None = Field(0.0, ge=0)
+    max_tokens: int | None = Field(1024, ge=1)
+    instructions: str = ""
+
+
 class WorkflowDoc(_Doc):
     name: str = Field(min_length=1)
     version: str = "1"
@@ -174,6 +191,9 @@ class WorkflowDoc(_Doc):
     circuit: CircuitDoc = Field(default_factory=lambda: CircuitDoc.model_validate({}))
     budget: BudgetDoc | None = None
     inputs: dict[str, InputDoc | InputType] = {}
+    goal: str | None = None
+    """What the planner turns into tasks: a template over the inputs."""
+    planner: PlannerDoc | None = None
     # Agents and tasks are checked one by one (`_sections`), so that one bad task does not
     # hide the problems of the others.
     mcp_servers: dict[str, dict[str, Any]] = {}
@@ -283,6 +303,21 @@ def _context(agent: AgentDoc) -> ContextOptions | None:
     if doc.summariser is not None:
         summariser = _model_factory(AgentDoc.model_validate({"model": doc.summariser}))
     return ContextOptions(**doc.model_dump(exclude={"summariser"}), summariser=summariser)
+
+
+def _planner(doc: PlannerDoc, workflow: Workflow, problems: list[Problem]) -> PlannerConfig:
+    model: Any = _model_factory(AgentDoc.model_validate({
+        "model": doc.model, "base_url": doc.base_url, "api_key_env": doc.api_key_env,
+        "options": doc.options}))
+    provider = doc.model.partition(":")[0]
+    if doc.model != "local" and provider not in ("openai", "anthropic"):
+        try:
+            model = import_ref(doc.model)
+        except UserError as e:
+            problems.append(workflow.problem("planner.model", f"{e}; or use 'local', "
+                                             "'openai:NAME' or 'anthropic:NAME'"))
+    settings = doc.model_dump(exclude={"model", "base_url", "api_key_env", "options"})
+    return PlannerConfig(model=model, **settings)
 
 
 def _input_spec(doc: InputDoc | str) -> InputSpec:
@@ -597,7 +632,7 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
                         inputs={k: _input_spec(v) for k, v in doc.inputs.items()},
                         timeout=doc.timeout, circuit=CircuitPolicy(**doc.circuit.model_dump()),
                         budget=Budget(**doc.budget.model_dump()) if doc.budget else None,
-                        source=source)
+                        source=source, goal=doc.goal)
     workflow.lines = lines
     workflow.router = router_policy(doc.router) or workflow.router
     with _importable(Path.cwd(), *([base] if base else [])):
@@ -607,6 +642,8 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
         problems += add_registry(workflow, registry_refs(doc), base, own=agent_docs)
         problems += _build(agent_docs, task_docs, workflow)
         problems += build_pattern_agents(patterns, workflow)
+        if doc.planner is not None:
+            workflow.planner = _planner(doc.planner, workflow, problems)
     from podium.engine.check import problems as check_problems
 
     problems += check_problems(workflow)

@@ -26,6 +26,7 @@ from podium.core.state import DONE, RunState
 from podium.core.templates import TemplateProblem, evaluate
 from podium.core.workflow import Task, Workflow
 from podium.engine._inputs import coerce_inputs
+from podium.engine._planning import RunPlanning
 from podium.engine._policies import TaskRunner
 from podium.engine._session import SessionThread
 from podium.engine.check import as_agent, check
@@ -238,11 +239,10 @@ class _Run:
             untrusted_inputs=frozenset(n for n, s in workflow.inputs.items() if not s.is_trusted),
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
-        self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}
-        for task in workflow.tasks.values():
-            for need in task.needs:
-                self.dependents[need].append(task.id)
-        self.ancestors = workflow.ancestor_map()
+        # A goal's plan, a replan or subtasks add tasks: the run executes the workflow
+        # `planning` derives from the journal, never changing the caller's.
+        self.planning = RunPlanning(workflow, lambda: self.state, self.journal, self._reload)
+        self._index(self.planning.workflow())
         self._busy = 0
         """Tasks and fan-out items under way; with more than one, appends are grouped."""
         self._pending: list[tuple[tuple[NewEvent, ...], asyncio.Future[None]]] = []
@@ -257,6 +257,17 @@ class _Run:
                 spent.tool_calls += len(ts.tool_calls)
         self._over_budget: str | None = None
         self._main: asyncio.Task[Any] | None = None
+
+    def _index(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+        self.dependents: dict[str, list[str]] = {t: [] for t in workflow.tasks}
+        for task in workflow.tasks.values():
+            for need in task.needs:
+                self.dependents[need].append(task.id)
+        self.ancestors = workflow.ancestor_map()
+
+    async def _reload(self) -> None:
+        self.state = RunState.of(self.run_id, await self.store.events(self.run_id))
 
     async def journal(self, *events: NewEvent, expect_last: int | None = None,
                       release: bool = False) -> None:
@@ -334,7 +345,9 @@ class _Run:
             remaining = max(0.0, min(limits) - self.state.active_seconds) if limits else None
             try:
                 async with asyncio.timeout(remaining):
-                    await self._schedule()
+                    if await self.planning.prepare():
+                        self._index(self.planning.workflow())
+                        await self._schedule()
             except TimeoutError:
                 by_budget = self.workflow.timeout is None or (
                     self.workflow.budget.seconds is not None
@@ -373,13 +386,22 @@ class _Run:
         return sum(1 for need in task.needs
                    if self.state.task(need).status not in ("completed", "skipped"))
 
-    async def _schedule(self) -> None:
+    def _frontier(self) -> tuple[dict[str, int], deque[str], list[str], int]:
+        """Unmet needs per task, the tasks ready to start, those failed, and how many
+        are settled, as the state stands."""
         tasks = self.workflow.tasks
         unmet = {tid: self._unmet(t) for tid, t in tasks.items()}
         ready = deque(tid for tid, n in unmet.items()
                       if n == 0 and self.state.task(tid).status not in DONE)
         failed = [t for t in tasks if self.state.task(t).status == "failed"]
         settled = sum(1 for t in tasks if self.state.task(t).status in DONE)
+        return unmet, ready, failed, settled
+
+    async def _schedule(self) -> None:  # noqa: C901 - the scheduler's loop reads best whole
+        if await self.planning.catch_up():
+            self._index(self.planning.workflow())
+        tasks = self.workflow.tasks
+        unmet, ready, failed, settled = self._frontier()
         finished: asyncio.Queue[str] = asyncio.Queue()
         in_flight = 0
         async with asyncio.TaskGroup() as group:
@@ -389,6 +411,11 @@ class _Run:
                     group.create_task(self._task(tasks[ready.popleft()], finished))
                     in_flight += 1
                 if in_flight == 0:
+                    if failed and await self.planning.replan(failed):
+                        self._index(self.planning.workflow())
+                        tasks = self.workflow.tasks
+                        unmet, ready, failed, settled = self._frontier()
+                        continue
                     if failed or settled == len(tasks):
                         await self._end(failed)
                         return
@@ -404,11 +431,27 @@ class _Run:
                 done = await finished.get()
                 in_flight -= 1
                 status = self.state.task(done).status
+                added: set[str] = set()
+                if status == "completed":
+                    growth = await self.planning.grow(done)
+                    if growth == "rejected":
+                        status = "failed"
+                    elif growth == "grown":
+                        before = set(tasks)
+                        self._index(self.planning.workflow())
+                        tasks = self.workflow.tasks
+                        added = tasks.keys() - before
+                        for new in added:
+                            unmet[new] = self._unmet(tasks[new])
+                            if unmet[new] == 0:
+                                ready.append(new)
                 if status == "failed":
                     failed.append(done)
                 elif status in DONE:
                     settled += 1
                     for dependent in self.dependents[done]:
+                        if dependent in added:  # counted its needs as they stand
+                            continue
                         unmet[dependent] -= 1
                         if unmet[dependent] == 0:
                             ready.append(dependent)
