@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from podium._cli_access import NO_POLICY, open_access
+from podium._cli_plan import plan_lines, plan_progress
 from podium.agents._context_show import context_lines, context_summary, session_lines
 from podium.config import database_path
 from podium.core.events import Event
@@ -156,6 +157,8 @@ def _progress(event: Event, state: RunState) -> None:
         case "model_call":
             _say(f"  [dim]· {key}: {d.get('model')} {d.get('input_tokens')}→"
                       f"{d.get('output_tokens')} tokens[/dim]", markup=True)
+        case "plan_created" | "plan_invalid" | "plan_extended":
+            _say(plan_progress(event), markup=True, highlight=False)
         case _:
             pass
 
@@ -451,6 +454,8 @@ def runs_show(
         table.add_row(task["id"], task["agent"] or "", status, str(task["attempts"]),
                       duration, _tokens(tokens), task["error"] or "")
     out.print(table)
+    for line in plan_lines(record):
+        out.print(line, markup=False, highlight=False)
     for task in record["tasks"]:
         if task.get("routing"):
             from podium.engine.router import describe
