@@ -23,6 +23,7 @@ from podium import (
     Workflow,
     subtasks,
 )
+from podium._cli_plan import plan_lines
 from podium.engine.planner import PlannedTask, agent_for_skill, plan_problems
 from podium.models.base import Message
 from podium.testing import ScriptedModel
@@ -368,6 +369,15 @@ async def test_a_failed_task_is_replanned_and_completed_work_is_kept(
     assert [(t["id"], t["status"], t["agent"]) for t in superseded] == [
         ("total", "failed", "flaky")]
     assert state.tasks["total"].agent == "adder"
+    assert plan_lines(state.record()) == [
+        "plan v2 for: create a monthly report for 2026-10",
+        "  1. get_rows [fetch_rows]",
+        "  2. total [add_up] after get_rows",
+        "  3. report [write_report] after total",
+        "  · v1 (goal): get_rows, total, report",
+        "  · v2 (replan): get_rows, total, report, dropped report, total",
+        "  · superseded total (failed by flaky): ValueError: the ledger is locked",
+    ]
 
 
 async def test_a_replan_keeps_completed_ids_out_of_the_new_plan(store: SQLiteStore) -> None:
