@@ -46,7 +46,7 @@ TEMPERATURES = (0.0, 0.3, 0.6, 0.9)
 KINDS = (
     ("not_json", re.compile(r"is not JSON")),
     ("schema", re.compile(r"does not fit the plan's schema")),
-    ("unknown_skill", re.compile(r"no agent has skill")),
+    ("unknown_skill", re.compile(r"unknown skill")),
     ("unknown_need", re.compile(r"unknown task .* in needs")),
     ("cycle", re.compile(r"cycle:")),
     ("unbound_parameter", re.compile(r"which no with: value")),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Console
+
 from podium.core.events import Event
 
 
@@ -44,3 +46,9 @@ def plan_lines(record: dict[str, Any]) -> list[str]:
         lines.append(f"  · superseded {task['id']} ({task['status']} by {task['agent']}): "
                      f"{task.get('error') or ''}")
     return lines
+
+
+def print_plan(console: Console, record: dict[str, Any]) -> None:
+    """Print `plan_lines` of a run record, if it has a plan."""
+    for line in plan_lines(record):
+        console.print(line, markup=False, highlight=False)

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from podium._cli_access import NO_POLICY, open_access
-from podium._cli_plan import plan_lines, plan_progress
+from podium._cli_plan import plan_progress, print_plan
 from podium.agents._context_show import context_lines, context_summary, session_lines
 from podium.config import database_path
 from podium.core.events import Event
@@ -454,8 +454,7 @@ def runs_show(
         table.add_row(task["id"], task["agent"] or "", status, str(task["attempts"]),
                       duration, _tokens(tokens), task["error"] or "")
     out.print(table)
-    for line in plan_lines(record):
-        out.print(line, markup=False, highlight=False)
+    print_plan(out, record)
     for task in record["tasks"]:
         if task.get("routing"):
             from podium.engine.router import describe

@@ -24,7 +24,7 @@ from podium import (
     subtasks,
 )
 from podium._cli_plan import plan_lines
-from podium.engine.planner import PlannedTask, agent_for_skill, plan_problems
+from podium.engine.planner import PlannedTask, plan_problems, planned_task
 from podium.models.base import Message
 from podium.testing import ScriptedModel
 
@@ -159,8 +159,8 @@ async def test_a_workflow_with_a_goal_and_fixed_tasks_plans_around_them(
 
 @pytest.mark.parametrize(("bad", "expected"), [
     (plan(GET, {**ADD, "skill": "divine"}, WRITE),
-     "task 'total': no agent has skill 'divine'; skills: 'add_up', 'add_up_fast', "
-     "'fetch_rows', 'write_report' (and 'human')"),
+     "task 'total' (skill): unknown skill 'divine': no agent has it; known skills: "
+     "'add_up', 'add_up_fast', 'fetch_rows', 'write_report'"),
     (plan({**GET, "needs": ["report"]}, ADD, WRITE),
      "task 'get_rows' (needs): cycle: 'get_rows' → 'report' → 'total' → 'get_rows'"),
     (plan(GET, {**ADD, "with": {}}, WRITE),
@@ -248,18 +248,26 @@ def test_the_check_names_every_problem_at_once() -> None:
 
     assert problems == [
         "the plan has 2 tasks, more than max_tasks=1; merge or drop some",
-        "task 'get_rows': no agent has skill 'divine'; skills: 'add_up', 'add_up_fast', "
-        "'fetch_rows', 'write_report' (and 'human')",
+        "task 'get_rows' (skill): unknown skill 'divine': no agent has it; known skills: "
+        "'add_up', 'add_up_fast', 'fetch_rows', 'write_report'",
         "task 'total' (with): unknown task 'nowhere' in outputs.nowhere",
     ]
 
 
-def test_a_skill_is_bound_to_the_first_agent_that_declares_it() -> None:
-    wf = workflow(ScriptedModel([]))
-    assert agent_for_skill(wf, "add_up") == "adder"
-    assert agent_for_skill(wf, "human") == "human"
-    with pytest.raises(UserError, match="no agent has skill 'x'"):
-        agent_for_skill(wf, "x")
+def test_a_planned_task_names_a_skill_for_the_router() -> None:
+    task = planned_task(PlannedTask.model_validate(ADD))
+    assert (task.agent, task.skill, task.routed) == ("", "add_up", True)
+    person = planned_task(PlannedTask.model_validate({**ADD, "skill": "human"}))
+    assert (person.agent, person.skill) == ("human", None)
+
+
+async def test_the_router_chooses_each_planned_task_s_agent(store: SQLiteStore) -> None:
+    events: list[Event] = []
+
+    await start(store, workflow(ScriptedModel([VALID])), events)
+
+    routed = {e.task: e.data["agent"] for e in events if e.type == "task_routed"}
+    assert routed == {"get_rows": "fetcher", "total": "adder", "report": "writer"}
 
 
 # -- approval -------------------------------------------------------------------------------
@@ -446,8 +454,8 @@ async def test_subtasks_that_fail_the_check_fail_their_task(store: SQLiteStore) 
 
     assert state.status == "failed"
     error = state.tasks["split"].error or ""
-    assert error.startswith("its subtasks fail their check: task 'more': no agent has skill "
-                            "'teleport'; skills: 'add_up' (and 'human')")
+    assert error.startswith("its subtasks fail their check: task 'more' (skill): unknown "
+                            "skill 'teleport': no agent has it; known skills: 'add_up'")
     assert "task 'loop' (needs): cycle: 'loop' → 'loop'" in error
     assert state.error == f"task 'split' failed: {error}"
     assert "after" not in state.outputs()

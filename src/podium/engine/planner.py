@@ -5,7 +5,9 @@ A workflow with a `goal:` and a `planner:` asks the planner's model for a plan, 
 values and an optional prompt). Before anything runs the plan is checked
 (`plan_problems`): every skill is some agent's, ids are fresh, the tasks form no cycle,
 every template reads only run inputs and the outputs of tasks upstream of it, every
-parameter of a function agent is supplied, and the plan is within `max_tasks`. A plan
+parameter of a function agent is supplied, and the plan is within `max_tasks`. A planned
+task names a skill, not an agent: the router (`podium.engine.router`) chooses among the
+agents with that skill when it starts. A plan
 that fails goes back to the model with the reasons, up to `max_repairs` times.
 
 An agent may add tasks to its run by returning `subtasks(...)`: they are checked the same
@@ -23,14 +25,24 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from podium.agents.function import FunctionAgent
 from podium.core.plan import PLAN_KEY, SUBTASKS_KEY, PlannerConfig
 from podium.core.workflow import HUMAN, Task, Workflow
 from podium.engine._plan_prompt import planner_messages, repair_message
 from podium.errors import ModelError, UserError
 from podium.models.base import Message, Model, ModelResponse
 
-__all__ = ["PlanOutcome", "PlannedTask", "Planner", "agent_for_skill", "plan_problems",
-           "plan_schema", "planned_workflow", "skills_of", "subtasks"]
+__all__ = [
+    "PlanOutcome",
+    "PlannedTask",
+    "Planner",
+    "plan_problems",
+    "plan_schema",
+    "planned_task",
+    "planned_workflow",
+    "skills_of",
+    "subtasks",
+]
 
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
@@ -106,20 +118,15 @@ def skills_of(workflow: Workflow) -> dict[str, list[str]]:
     return found
 
 
-def agent_for_skill(workflow: Workflow, skill: str) -> str:
-    """The agent that does a planned task requiring `skill`: the first of the workflow's
-    agents that declares it (`human` for a person).
-
-    Raises:
-        UserError: no agent has the skill; the message lists the skills there are.
-    """
-    if skill == HUMAN:
-        return HUMAN
-    for name, ref in workflow.agents.items():
-        if skill in (getattr(ref, "skills", ()) or ()):
-            return name
-    known = ", ".join(repr(s) for s in sorted(skills_of(workflow))) or "none"
-    raise UserError(f"no agent has skill {skill!r}; skills: {known} (and 'human')")
+def planned_task(task: PlannedTask) -> Task:
+    """The workflow task a planned task becomes: the router chooses its agent among those
+    with its skill when it first starts (`podium.engine.router`); `human` waits for a
+    person."""
+    if task.skill == HUMAN:
+        return Task(id=task.id, agent=HUMAN, needs=tuple(task.needs), args=dict(task.with_),
+                    prompt=task.prompt, description=task.description)
+    return Task(id=task.id, skill=task.skill, needs=tuple(task.needs), args=dict(task.with_),
+                prompt=task.prompt, description=task.description or f"{task.skill}: {task.id}")
 
 
 # -- checking ------------------------------------------------------------------------------
@@ -128,23 +135,14 @@ def agent_for_skill(workflow: Workflow, skill: str) -> str:
 def planned_workflow(workflow: Workflow, planned: Iterable[Mapping[str, Any]],
                      *, keep: Collection[str] | None = None) -> Workflow:
     """The workflow a run executes: `workflow` (never changed) with the planned tasks
-    added. `keep` limits the workflow's own and earlier tasks to those ids.
-
-    Raises:
-        UserError: a planned task's skill is no agent's (the workflow changed since).
-    """
+    added. `keep` limits the workflow's own and earlier tasks to those ids."""
     effective = copy.copy(workflow)
     effective.tasks = {tid: t for tid, t in workflow.tasks.items()
                        if keep is None or tid in keep}
     for raw in planned:
         task = PlannedTask.model_validate(raw)
-        effective.tasks[task.id] = _task(task, agent_for_skill(workflow, task.skill))
+        effective.tasks[task.id] = planned_task(task)
     return effective
-
-
-def _task(task: PlannedTask, agent: str) -> Task:
-    return Task(id=task.id, agent=agent, needs=tuple(task.needs), args=dict(task.with_),
-                prompt=task.prompt, description=task.description)
 
 
 def plan_problems(workflow: Workflow, tasks: Sequence[PlannedTask], *, max_tasks: int,
@@ -170,17 +168,33 @@ def plan_problems(workflow: Workflow, tasks: Sequence[PlannedTask], *, max_tasks
     for task in tasks:
         found += _id_problems(task.id, fresh, workflow)
         fresh.append(task.id)
-        try:
-            agent = agent_for_skill(workflow, task.skill)
-        except UserError as e:
-            found.append(f"task {task.id!r}: {e}")
-            agent = HUMAN  # checks its templates and needs all the same
-        trial.tasks[task.id] = _task(task, agent)
+        trial.tasks[task.id] = planned_task(task)
     for problem in workflow_problems(trial):
         task_id, _, where = (problem.field or "").removeprefix("tasks.").partition(".")
         if task_id in fresh and (problem.field or "").startswith("tasks."):
             where = f" ({where})" if where else ""
             found.append(f"task {task_id!r}{where}: {problem.message}")
+    upstream = trial.ancestor_map()
+    for task in tasks:
+        found += _parameter_problems(trial, task, upstream.get(task.id, frozenset()))
+    return found
+
+
+def _parameter_problems(workflow: Workflow, task: PlannedTask, upstream: frozenset[str]
+                        ) -> list[str]:
+    """Parameters of the function agents the router may choose that nothing supplies (the
+    router ranks by meaning, not by parameters, so each candidate must be callable)."""
+    from podium.engine.check import _where
+
+    available = set(task.with_) | upstream | set(workflow.inputs)
+    found = []
+    for name, ref in workflow.agents.items():
+        if not isinstance(ref, FunctionAgent) or task.skill not in ref.skills:
+            continue
+        for param in ref.missing(available):
+            found.append(f"task {task.id!r} (with): agent {name!r} ({_where(ref)}) "
+                         f"needs {param!r}, which no with: value, upstream task or input "
+                         f"supplies; add `{param}:` under with:")
     return found
 
 
