@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.markup import escape
 
 from podium.core.events import Event
 
 
-def plan_progress(event: Event) -> str:
-    """One progress line for a plan event."""
+def plan_progress(event: Event) -> str | None:
+    """One progress line for a plan event; None for any other event."""
+    if event.type not in ("plan_created", "plan_invalid", "plan_extended"):
+        return None
     d = event.data
     if event.type == "plan_invalid":
-        problems = "; ".join(d.get("problems", []))
+        problems = escape("; ".join(d.get("problems", [])))
         return f"  [yellow]![/yellow] plan attempt {d.get('attempt')} fails its check: {problems}"
-    ids = ", ".join(t.get("id", "?") for t in d.get("tasks", []))
+    ids = escape(", ".join(str(t.get("id", "?")) for t in d.get("tasks", [])))
     if event.type == "plan_extended":
         return f"  [cyan]+[/cyan] {event.task} adds subtasks (plan v{d.get('version')}): {ids}"
     return f"  [cyan]☰[/cyan] plan v{d.get('version')} ({d.get('reason')}): {ids}"
@@ -47,8 +49,3 @@ def plan_lines(record: dict[str, Any]) -> list[str]:
                      f"{task.get('error') or ''}")
     return lines
 
-
-def print_plan(console: Console, record: dict[str, Any]) -> None:
-    """Print `plan_lines` of a run record, if it has a plan."""
-    for line in plan_lines(record):
-        console.print(line, markup=False, highlight=False)

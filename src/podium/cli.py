@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from podium._cli_access import NO_POLICY, open_access
-from podium._cli_plan import plan_progress, print_plan
+from podium._cli_plan import plan_lines, plan_progress
 from podium.agents._context_show import context_lines, context_summary, session_lines
 from podium.config import database_path
 from podium.core.events import Event
@@ -157,10 +157,14 @@ def _progress(event: Event, state: RunState) -> None:
         case "model_call":
             _say(f"  [dim]· {key}: {d.get('model')} {d.get('input_tokens')}→"
                       f"{d.get('output_tokens')} tokens[/dim]", markup=True)
-        case "plan_created" | "plan_invalid" | "plan_extended":
-            _say(plan_progress(event), markup=True, highlight=False)
         case _:
-            pass
+            _say_plan(event)
+
+
+def _say_plan(event: Event) -> None:
+    line = plan_progress(event)
+    if line is not None:
+        _say(line, markup=True, highlight=False)
 
 
 def _finish(state: RunState, as_json: bool) -> None:
@@ -454,7 +458,7 @@ def runs_show(
         table.add_row(task["id"], task["agent"] or "", status, str(task["attempts"]),
                       duration, _tokens(tokens), task["error"] or "")
     out.print(table)
-    print_plan(out, record)
+    _show(plan_lines(record))
     for task in record["tasks"]:
         if task.get("routing"):
             from podium.engine.router import describe
