@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from podium.core.agent import TaskContext
+from podium.errors import Escalate
 
 REVIEW_WEEKS = 4
 """How many weeks of demand an order covers beyond the lead time."""
@@ -189,6 +190,17 @@ def plan_reorders(inventory: Mapping[str, Any], forecast: Mapping[str, Any],
     return {"week": inventory["week"], "decisions": decisions,
             "to_order": [d["sku"] for d in decisions if d["qty"] > 0 and not d["held"]],
             "held": sorted(flagged)}
+
+
+def review_anomalies(anomalies: Sequence[Mapping[str, Any]]) -> Json:
+    """Hand the anomalies to a person (the task waits for their answer, which becomes its
+    output: `{"release": [SKU, ...]}` orders held items anyway); with none, release none."""
+    if anomalies:
+        listed = "; ".join(f"{a['sku']} ({a['kind']}: {a['detail']})" for a in anomalies)
+        raise Escalate(f"{len(anomalies)} items are held: {listed}. Approve to order the "
+                       "rest; approve with --data '{\"release\": [SKU, ...]}' to order held "
+                       "items too.")
+    return {"release": []}
 
 
 # -- order -------------------------------------------------------------------------------------
