@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -281,3 +282,15 @@ def test_a_waiting_run_is_approved_from_another_process(tmp_path: Path, url: str
     assert refused.returncode == 2, refused.stderr
     assert "not waiting" in " ".join(refused.stderr.split())
     assert not (home / "podium.db").exists()
+
+
+def test_the_docs_example_runs_on_postgres(url: str, tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "postgres.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", docs, re.S)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PODIUM_DB": url})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["completed Hello from PostgreSQL", "4 events journaled"]
+    assert _sql(url, "SELECT count(*) FROM podium_events") == [(4,)]
