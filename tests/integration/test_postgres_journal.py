@@ -294,3 +294,37 @@ def test_the_docs_example_runs_on_postgres(url: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["completed Hello from PostgreSQL", "4 events journaled"]
     assert _sql(url, "SELECT count(*) FROM podium_events") == [(4,)]
+
+
+def test_keys_rotate_on_postgres_while_a_run_waits(tmp_path: Path, url: str) -> None:
+    """`podium keys rotate --db URL`: the waiting run, started under the old key, is
+    approved and finished under the new one; the old key then reads nothing."""
+    home, effects, new_file = tmp_path / "home", tmp_path / "effects.log", tmp_path / "new.key"
+    new = MasterKey(secret=bytes(range(100, 132)), source="test")
+    new_file.write_text(new.text() + "\n")
+    workflow = tmp_path / "review.yaml"
+    workflow.write_text(REVIEW.format(default=""))
+
+    def podium(key: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(PODIUM), *args, "--db", url], cwd=AGENTS_DIR,
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PODIUM_HOME": str(home), KEY_ENV: key})
+
+    started = podium(MASTER.text(), "run", str(workflow), "--json", "--no-input",
+                     "-i", "topic=durable runs", "-i", f"effects={effects}")
+    assert started.returncode == 3, started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    rotated = podium(f"{new.text()},{MASTER.text()}", "keys", "rotate",
+                     "--new-key-file", str(new_file))
+    assert rotated.returncode == 0, rotated.stderr
+    assert f"1 data key(s) re-wrapped under master key {new.key_id}" in rotated.stdout
+    status = json.loads(podium(new.text(), "keys", "status", "--json").stdout)
+    assert (status["current"], status["data_keys"]) == (new.key_id, {new.key_id: 1})
+
+    refused = podium(MASTER.text(), "runs", "show", run_id)
+    assert refused.returncode == 2
+    assert f"under master key {new.key_id}" in " ".join(refused.stderr.split())
+    approved = podium(new.text(), "approve", run_id, "review", "--json")
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads(approved.stdout)["outputs"]["publish"]["review"] == {"approved": True}
+    assert _sql(url, "SELECT count(*) FROM podium_events WHERE data IS NOT NULL") == [(0,)]

@@ -30,19 +30,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from podium.core.events import ERASED, RUN_ENDS, Event, NewEvent
-from podium.errors import PodiumError, RunBusy, UnknownRun, UserError
+from podium.errors import RunBusy, UnknownRun
 from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
 from podium.store._common import RUN_STATUS, busy, dumps, holds
 from podium.store._keys import run_owner, subject_owner
-from podium.store._pg_keys import SCHEMA as KEYS_SCHEMA
+from podium.store._pg import SCHEMA_VERSION as SCHEMA_VERSION
+from podium.store._pg import URL_SCHEMES as URL_SCHEMES
+from podium.store._pg import JournalUnavailable as JournalUnavailable
+from podium.store._pg import open_pool, redact
 from podium.store._pg_keys import PgDataKeys
 from podium.store.base import (
     CircuitState,
@@ -60,48 +61,6 @@ if TYPE_CHECKING:
 
     Conn = AsyncConnection[tuple[Any, ...]]
 
-SCHEMA_VERSION = 1
-URL_SCHEMES = ("postgresql://", "postgres://")
-"""What a journal URL starts with when it names a PostgreSQL server."""
-_SCHEMA_LOCK = 0x706F6469756D  # "podium": the advisory lock making the tables
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS podium_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS podium_runs (
-    run_id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_at DOUBLE PRECISION NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL,
-    finished_at DOUBLE PRECISION,
-    last_seq INTEGER NOT NULL,
-    owner TEXT,
-    owner_pid INTEGER,
-    owner_host TEXT,
-    lease_until DOUBLE PRECISION
-);
-CREATE INDEX IF NOT EXISTS podium_runs_started ON podium_runs (started_at);
-CREATE TABLE IF NOT EXISTS podium_events (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    task TEXT,
-    data TEXT,
-    sealed BYTEA,
-    ts DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-CREATE TABLE IF NOT EXISTS podium_circuits (
-    agent TEXT PRIMARY KEY,
-    failures INTEGER NOT NULL,
-    opened_at DOUBLE PRECISION
-);
-CREATE TABLE IF NOT EXISTS podium_model_cache (
-    key TEXT PRIMARY KEY,
-    data TEXT,
-    sealed BYTEA,
-    created DOUBLE PRECISION NOT NULL
-);
-""" + KEYS_SCHEMA
 _RUN = "UPDATE podium_runs SET last_seq = last_seq + %s, updated_at = %s"
 _EVENTS = ("INSERT INTO podium_events (run_id, seq, type, task, data, sealed, ts)"
            " SELECT %s, {first} + u.i, u.type, u.task, u.data, u.sealed, %s FROM {rows}")
@@ -111,29 +70,6 @@ _APPEND_CLEAR = _EVENTS.format(first="r.last_seq - %s", rows="r, " + _UNNEST)
 """After `WITH r AS (UPDATE podium_runs ... RETURNING last_seq)`: no run row, no events."""
 _APPEND_SEALED = _EVENTS.format(first="%s", rows=_UNNEST)
 _RELEASE = ", owner = NULL, owner_pid = NULL, owner_host = NULL, lease_until = NULL"
-
-
-class JournalUnavailable(PodiumError):
-    """The PostgreSQL server of the journal cannot be reached or refused the connection."""
-
-
-def _import() -> tuple[Any, Any]:
-    try:
-        import psycopg
-        import psycopg_pool
-    except ImportError as e:
-        raise UserError(f"a PostgreSQL journal needs psycopg and psycopg-pool ({e.name} is "
-                        "missing): pip install 'podium[postgres]'") from None
-    return psycopg, psycopg_pool
-
-
-def redact(url: str) -> str:
-    """`url` with its password replaced by `***`, fit to show."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return re.sub(r"(password=)\S+", r"\1***", url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 class PostgresStore(Store):
@@ -170,49 +106,9 @@ class PostgresStore(Store):
             return self._pool
         async with self._opening:
             if self._pool is None:
-                self._pool = await self._open()
+                self._pool = await open_pool(self.url, self.location, self._max,
+                                             self._timeout)
         return self._pool
-
-    async def _open(self) -> AsyncConnectionPool[Any]:
-        psycopg, psycopg_pool = _import()
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=max(1, round(self._timeout)))
-        except psycopg.Error as e:
-            raise JournalUnavailable(f"cannot connect to the journal at {self.location}: "
-                                     f"{str(e).strip()}") from None
-        async with conn:
-            await self._create_schema(conn)
-        pool: AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
-            self.url, min_size=1, max_size=self._max, open=False, timeout=self._timeout,
-            kwargs={"autocommit": True}, name="podium-journal")
-        await pool.open(wait=True, timeout=self._timeout)
-        return pool
-
-    async def _create_schema(self, conn: Conn) -> None:
-        version = await self._schema_version(conn)
-        if version == SCHEMA_VERSION:
-            return
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            await conn.execute(_SCHEMA)
-            await conn.execute("INSERT INTO podium_meta VALUES ('schema', %s)"
-                               " ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
-        await self._schema_version(conn)
-
-    async def _schema_version(self, conn: Conn) -> int | None:
-        cur = await conn.execute("SELECT to_regclass('podium_meta') IS NOT NULL")
-        exists = await cur.fetchone()
-        if not (exists and exists[0]):
-            return None
-        cur = await conn.execute("SELECT value FROM podium_meta WHERE key = 'schema'")
-        row = await cur.fetchone()
-        if row is None:
-            return None
-        if int(row[0]) > SCHEMA_VERSION:
-            raise PodiumError(f"{self.location}: journal schema {row[0]} is newer than this "
-                              f"Podium understands ({SCHEMA_VERSION}); upgrade Podium")
-        return int(row[0])
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Conn]:
@@ -272,7 +168,6 @@ class PostgresStore(Store):
                 row = await cur.fetchone()
                 if row is None:
                     await self._refused(conn, run_id, owner, expect_last)
-                    raise AssertionError  # _refused raised
                 first = row[0] - len(events) + 1
                 seqs = list(range(first, row[0] + 1))
                 sealed = [(await self._keys.encode_event(conn, run_id, s, e.data, e.subject))[1]
@@ -311,7 +206,7 @@ class PostgresStore(Store):
 
     @staticmethod
     async def _refused(conn: Conn, run_id: str, owner: Owner | None,
-                       expect_last: int | None) -> None:
+                       expect_last: int | None) -> NoReturn:
         """Raise why the run's row did not match an append's or a renewal's conditions."""
         cur = await conn.execute("SELECT owner FROM podium_runs WHERE run_id = %s", (run_id,))
         row = await cur.fetchone()
