@@ -33,9 +33,13 @@ CREATE TABLE IF NOT EXISTS podium_runs (
     owner TEXT,
     owner_pid INTEGER,
     owner_host TEXT,
-    lease_until DOUBLE PRECISION
+    lease_until DOUBLE PRECISION,
+    session TEXT,
+    n BIGINT GENERATED ALWAYS AS IDENTITY
 );
 CREATE INDEX IF NOT EXISTS podium_runs_started ON podium_runs (started_at);
+CREATE INDEX IF NOT EXISTS podium_runs_session ON podium_runs (session, started_at)
+    WHERE session IS NOT NULL;
 CREATE TABLE IF NOT EXISTS podium_events (
     run_id TEXT NOT NULL,
     seq INTEGER NOT NULL,

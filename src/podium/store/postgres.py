@@ -131,9 +131,10 @@ class PostgresStore(Store):
         async with self._tx() as conn:
             await conn.execute(
                 "INSERT INTO podium_runs (run_id, workflow, status, started_at, updated_at,"
-                " last_seq, owner, owner_pid, owner_host, lease_until)"
-                " VALUES (%s, %s, 'running', %s, %s, 1, %s, %s, %s, %s)",
-                (run_id, workflow, now, now, owner.token, owner.pid, owner.host, now + 60))
+                " last_seq, owner, owner_pid, owner_host, lease_until, session)"
+                " VALUES (%s, %s, 'running', %s, %s, 1, %s, %s, %s, %s, %s)",
+                (run_id, workflow, now, now, owner.token, owner.pid, owner.host, now + 60,
+                 first.data.get("session")))
             data, sealed = await self._keys.encode_event(conn, run_id, 1, first.data,
                                                          first.subject)
             await conn.execute("INSERT INTO podium_events VALUES (%s, 1, %s, %s, %s, %s, %s)",
@@ -241,6 +242,12 @@ class PostgresStore(Store):
             rows = await (await conn.execute(query, (*params, limit))).fetchall()
         return [RunSummary(run_id=r[0], workflow=r[1], status=r[2], started_at=r[3],
                            updated_at=r[4], finished_at=r[5], events=r[6]) for r in rows]
+
+    async def session_runs(self, session: str) -> list[str]:
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT run_id FROM podium_runs WHERE session = %s"
+                                     " ORDER BY started_at, n", (session,))
+            return [r[0] for r in await cur.fetchall()]
 
     async def find_run(self, prefix: str) -> str:
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
