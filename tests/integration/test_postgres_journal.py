@@ -339,3 +339,15 @@ def test_keys_rotate_on_postgres_while_a_run_waits(tmp_path: Path, url: str) -> 
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout)["outputs"]["publish"]["review"] == {"approved": True}
     assert _sql(url, "SELECT count(*) FROM podium_events WHERE data IS NOT NULL") == [(0,)]
+
+
+async def test_a_lost_connection_is_named_and_the_next_call_reconnects(
+        stores: Callable[..., PostgresStore], url: str) -> None:
+    store = stores()
+    await store.create_run("r", "w", START, _owner("a"))
+    _sql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <>"
+              " pg_backend_pid() AND datname = current_database()")
+    with pytest.raises(JournalUnavailable, match="lost the connection to the journal at "
+                                                 r"postgresql://app:\*\*\*@"):
+        await store.events("r")
+    assert [e.seq for e in await store.events("r")] == [1]

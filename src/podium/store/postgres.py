@@ -32,7 +32,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from podium.core.events import ERASED, RUN_ENDS, Event, NewEvent
@@ -43,7 +43,7 @@ from podium.store._keys import run_owner, subject_owner
 from podium.store._pg import SCHEMA_VERSION as SCHEMA_VERSION
 from podium.store._pg import URL_SCHEMES as URL_SCHEMES
 from podium.store._pg import JournalUnavailable as JournalUnavailable
-from podium.store._pg import open_pool, redact
+from podium.store._pg import import_driver, open_pool, redact
 from podium.store._pg_keys import PgDataKeys
 from podium.store.base import (
     CircuitState,
@@ -70,6 +70,18 @@ _APPEND_CLEAR = _EVENTS.format(first="r.last_seq - %s", rows="r, " + _UNNEST)
 """After `WITH r AS (UPDATE podium_runs ... RETURNING last_seq)`: no run row, no events."""
 _APPEND_SEALED = _EVENTS.format(first="%s", rows=_UNNEST)
 _RELEASE = ", owner = NULL, owner_pid = NULL, owner_host = NULL, lease_until = NULL"
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    psycopg, psycopg_pool = import_driver()
+    return psycopg.OperationalError, psycopg_pool.PoolTimeout
+
+
+def _lost(error: Exception) -> bool:
+    """Whether the server is gone or out of reach (not, say, a deadlock): no SQLSTATE (the
+    client saw the connection break), a connection exception (08), or a shutdown (57P)."""
+    state: str | None = getattr(error, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P"))
 
 
 class PostgresStore(Store):
@@ -111,18 +123,26 @@ class PostgresStore(Store):
         return self._pool
 
     @asynccontextmanager
-    async def _conn(self) -> AsyncIterator[Conn]:
-        """A connection in autocommit mode: each statement is its own transaction."""
+    async def _conn(self, *, transaction: bool = False) -> AsyncIterator[Conn]:
+        """A connection in autocommit mode (each statement is its own transaction), or in
+        one transaction committed when the block ends."""
         pool = await self._ready()
-        async with pool.connection() as conn:
-            yield conn
+        try:
+            async with pool.connection() as conn:
+                if not transaction:
+                    yield conn
+                    return
+                async with conn.transaction():
+                    yield conn
+        except _driver_errors() as e:
+            if not _lost(e):
+                raise
+            # The pool drops the broken connection; the next call gets a new one.
+            raise JournalUnavailable(f"lost the connection to the journal at "
+                                     f"{self.location}: {str(e).strip()}") from None
 
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[Conn]:
-        """A connection inside one transaction, committed when the block ends."""
-        pool = await self._ready()
-        async with pool.connection() as conn, conn.transaction():
-            yield conn
+    def _tx(self) -> AbstractAsyncContextManager[Conn]:
+        return self._conn(transaction=True)
 
     # -- runs and events --------------------------------------------------------------
 
