@@ -19,7 +19,8 @@ cheaper and cannot fail spuriously.
 
 Without encryption an append is a single statement (the update and the insert of the events
 in one `WITH`), so it costs one round trip; encrypted, the events' sequence numbers are
-needed to seal them (they are bound to their row), so it is a transaction of two.
+needed to seal them (they are bound to their row), so it is a transaction of two statements
+(four round trips with its begin and commit).
 
 Payloads are kept as JSON text (`data`) in clear, or as AES-256-GCM ciphertext (`sealed`)
 under the run's or subject's data key, exactly as in the SQLite journal (see
