@@ -52,7 +52,9 @@ from podium.patterns import (
 )
 from podium.secrets import Secret
 from podium.security.rbac import Decision, Policy, load_policy, parse_policy
+from podium.store._open import open_store
 from podium.store.base import Store
+from podium.store.postgres import PostgresStore
 from podium.store.sqlite import SQLiteStore
 from podium.tools import Tool, tool
 from podium.tools.mediation import ToolPolicy
@@ -89,6 +91,7 @@ __all__ = [
     "PodiumError",
     "Policy",
     "PolicyFileError",
+    "PostgresStore",
     "Principal",
     "Problem",
     "Refine",
@@ -123,6 +126,7 @@ __all__ = [
     "load_policy",
     "load_registry",
     "load_workflow",
+    "open_store",
     "orchestrate",
     "parallel",
     "parse_policy",

@@ -31,7 +31,8 @@ from podium.engine.runtime import Engine
 from podium.errors import PodiumError, RunBusy, UserError, WorkflowError
 from podium.models.pricing import check_prices
 from podium.security._keys_cli import keys_app, unencrypted_notice
-from podium.store.sqlite import SQLiteStore
+from podium.store._open import is_url, open_store
+from podium.store.base import Store
 
 T = TypeVar("T")
 EXIT = {"completed": 0, "failed": 1, "cancelled": 1, "waiting": 3, "running": 1}
@@ -44,9 +45,9 @@ app.add_typer(keys_app, name="keys")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
-DbOption = Annotated[Path | None, typer.Option(
-    "--db", help="Journal database (default: $PODIUM_HOME/podium.db or the user data folder).",
-    envvar="PODIUM_DB")]
+DbOption = Annotated[str | None, typer.Option(
+    "--db", help="Journal: a SQLite file (default: $PODIUM_HOME/podium.db or the user data "
+    "folder) or a postgresql://USER:PASSWORD@HOST/DB URL.", envvar="PODIUM_DB")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")]
 PolicyOption = Annotated[Path | None, typer.Option(
     "--policy", help="Access policy file (default: $PODIUM_HOME/policy.yaml, if there).",
@@ -58,9 +59,23 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _run_async(make: Callable[[SQLiteStore], Coroutine[Any, Any, T]], db: Path | None) -> T:
+def _sqlite_only(db: str | None, command: str) -> Path | None:
+    """`--db` for a command that works on a SQLite file only."""
+    if is_url(db):
+        raise _fail(f"{command} needs a SQLite journal file; --db (or PODIUM_DB) names a "
+                    "PostgreSQL server", 2)
+    return Path(db) if db else None
+
+
+def _audit_db(db: str | None) -> Path | None:
+    """The file the audit log shares with the journal: the journal's own when it is a SQLite
+    file; with a PostgreSQL journal, the default file (the audit log stays local)."""
+    return None if db is None or is_url(db) else Path(db)
+
+
+def _run_async(make: Callable[[Store], Coroutine[Any, Any, T]], db: str | None) -> T:
     async def main() -> T:
-        store = SQLiteStore(db or database_path())
+        store = open_store(db)
         try:
             return await make(store)
         finally:
@@ -252,12 +267,12 @@ def run(
     values = _parse_inputs(inputs or [])
     interactive = not (as_json or no_input) and sys.stdin.isatty()
 
-    async def go(store: SQLiteStore) -> RunState:
+    async def go(store: Store) -> RunState:
         workflow = load_workflow(file)
         check_prices()  # a broken price file fails now, not after a model was paid for
-        if notice := unencrypted_notice(store, store.path):
+        if notice := unencrypted_notice(store, store.location):
             err.print(notice, markup=False)
-        with open_access(db, policy) as access:
+        with open_access(_audit_db(db), policy) as access:
             if access.policy is None:
                 err.print(f"[dim]note: {NO_POLICY}[/dim]", markup=True, highlight=False)
             engine, me = access.engine(store), access.principal
@@ -282,8 +297,8 @@ def resume(
 ) -> None:
     """Continue an interrupted run; completed tasks are not run again."""
 
-    async def go(store: SQLiteStore) -> RunState:
-        with open_access(db, policy) as access:
+    async def go(store: Store) -> RunState:
+        with open_access(_audit_db(db), policy) as access:
             return await _resume(access.engine(store), await store.find_run(run), as_json,
                                  access.principal)
 
@@ -306,11 +321,11 @@ async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Princip
                                on_token=None if as_json else _token, principal=principal)
 
 
-def _answer(run: str, task: str, as_json: bool, db: Path | None, approve: bool,
+def _answer(run: str, task: str, as_json: bool, db: str | None, approve: bool,
             payload: Any, policy: Path | None) -> None:
-    async def go(store: SQLiteStore) -> RunState:
+    async def go(store: Store) -> RunState:
         run_id = await store.find_run(run)
-        with open_access(db, policy) as access:
+        with open_access(_audit_db(db), policy) as access:
             engine, me = access.engine(store), access.principal
             if approve:
                 await engine.approve(run_id, task, payload, principal=me)
@@ -404,7 +419,7 @@ def runs_list(
 ) -> None:
     """Runs with their status, start and duration."""
 
-    async def go(store: SQLiteStore) -> list[dict[str, Any]]:
+    async def go(store: Store) -> list[dict[str, Any]]:
         return [{
             "run_id": r.run_id, "workflow": r.workflow, "status": r.status,
             "started_at": iso(r.started_at), "finished_at": iso(r.finished_at),
@@ -433,8 +448,8 @@ def runs_show(
 
     notice: list[str | None] = []
 
-    async def go(store: SQLiteStore) -> RunState:
-        notice.append(unencrypted_notice(store, store.path))
+    async def go(store: Store) -> RunState:
+        notice.append(unencrypted_notice(store, store.location))
         return await Engine(store).state(await store.find_run(run))
 
     state = _run_async(go, db)
@@ -515,7 +530,7 @@ def audit_verify(
     """Check the audit chain and its signed heads; exit 1 if anything was tampered with."""
     from podium.security._audit_cli import audit_verify_command
 
-    raise typer.Exit(audit_verify_command(db, public_key))
+    raise typer.Exit(audit_verify_command(_audit_db(db), public_key))
 
 
 @audit_app.command("export")
@@ -527,7 +542,7 @@ def audit_export(
     """Write the audit log as JSON lines for a SIEM."""
     from podium.security._audit_cli import audit_export_command
 
-    raise typer.Exit(audit_export_command(db, out_file))
+    raise typer.Exit(audit_export_command(_audit_db(db), out_file))
 
 
 mcp_app = typer.Typer(no_args_is_help=True, help="Model Context Protocol: serve workflows.")
@@ -549,8 +564,8 @@ def mcp_serve(
     from podium.tools.mcp_serve import serve
 
     try:
-        serve(file, db or database_path(), transport="streamable-http" if http else "stdio",
-              host=host, port=port)
+        serve(file, _sqlite_only(db, "podium mcp serve") or database_path(),
+              transport="streamable-http" if http else "stdio", host=host, port=port)
     except WorkflowError as e:
         for problem in e.problems:
             err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from podium.models.local import default_model_path
+from tests.integration._postgres import PostgresServer, postgres_server
 
 _STARTUP_DEADLINE_S = 120.0
 
@@ -79,3 +80,11 @@ def serve_llama(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterat
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real llama.cpp OpenAI-compatible server serving SmolLM2; yields its base URL."""
     yield from serve_llama(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on loopback for the session (see `_postgres.py`); skipped
+    where PostgreSQL or psycopg is missing. `pg_server.fresh_database()` makes a database."""
+    with postgres_server() as server:
+        yield server

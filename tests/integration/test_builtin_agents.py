@@ -5,13 +5,11 @@ the three in one workflow, whose journal must not hold a secret anywhere."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import sqlite3
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +33,7 @@ from podium.agents.sql import SQLAgent, SQLError
 from podium.core.agent import JSON, TaskContext, TaskInput
 from podium.errors import UserError
 from podium.secrets import Secret
+from tests.integration._postgres import PostgresServer
 
 TOKEN = "tok-3f9Qz!7xLr/2"
 PASSWORD = "pw-Vb8#kq2@Zt"
@@ -188,45 +187,10 @@ class _Postgres:
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Postgres]:
-    """A PostgreSQL server on loopback with password authentication, in a temporary
-    directory; skipped where PostgreSQL's tools or the psycopg driver are missing."""
-    pytest.importorskip("psycopg")
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL's initdb and pg_ctl are not installed")
-    # PostgreSQL refuses to run as root; run it as its own user then.
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        if not shutil.which("runuser"):
-            pytest.skip("running as root without runuser")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    home = Path(tempfile.mkdtemp(prefix="podium-pg-"))  # pytest's tmp is private to root
-    if as_user:
-        shutil.chown(home, "postgres")
-    pwfile = home / "pw"
-    pwfile.write_text(PASSWORD)
-    if as_user:
-        shutil.chown(pwfile, "postgres")
-    port = _free_port()
-    data = home / "data"
-    try:
-        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "app", f"--pwfile={pwfile}",
-                        "-A", "scram-sha-256", "--no-sync"], check=True,
-                       capture_output=True)
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(home / "log"), "-w",
-                        "-o", f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -F",
-                        "start"], check=True, capture_output=True)
-    except subprocess.CalledProcessError as e:
-        shutil.rmtree(home, ignore_errors=True)
-        pytest.skip(f"could not start PostgreSQL: {e.stderr.decode(errors='replace')[-300:]}")
-    try:
-        yield _Postgres(f"postgresql+psycopg://app:{quote(PASSWORD, safe='')}"
-                        f"@127.0.0.1:{port}/postgres", PASSWORD)
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
-                       check=False, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
+def postgres(pg_server: PostgresServer) -> _Postgres:
+    """A fresh database on the session's PostgreSQL server, with password authentication."""
+    url = pg_server.fresh_database().replace("postgresql://", "postgresql+psycopg://", 1)
+    return _Postgres(url, pg_server.password)
 
 
 async def test_postgres_read_only_transaction(postgres: _Postgres) -> None:

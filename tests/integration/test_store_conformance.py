@@ -1,5 +1,5 @@
-"""The conformance suite every journal store passes (SQLite today; PostgreSQL joins it),
-with encryption at rest off and on."""
+"""The conformance suite every journal store passes, SQLite (a file) and PostgreSQL (a real
+server on loopback), with encryption at rest off and on."""
 
 from __future__ import annotations
 
@@ -11,23 +11,35 @@ from pathlib import Path
 
 import pytest
 
-from podium import SQLiteStore, Store, UnknownRun
+from podium import PostgresStore, SQLiteStore, Store, UnknownRun
 from podium.core.events import ERASED, NewEvent
 from podium.errors import RunBusy
 from podium.security.crypto import DecryptError, KeyConfigError, Keyring, MasterKey, context
 from podium.store.base import CircuitState, Conflict, LeaseLost, Owner
+from tests.integration._postgres import PostgresServer
 
-StoreFactory = Callable[[Path], Store]
+StoreFactory = Callable[[str], Store]
+"""A store on a journal: given a folder for SQLite, a database URL for PostgreSQL."""
 MASTER = Keyring(keys=(MasterKey(secret=bytes(range(32)), source="test"),))
 FACTORIES: dict[str, StoreFactory] = {
-    "sqlite": lambda d: SQLiteStore(d / "journal.db", keys=None),
-    "sqlite_encrypted": lambda d: SQLiteStore(d / "journal.db", keys=MASTER),
+    "sqlite": lambda d: SQLiteStore(Path(d) / "journal.db", keys=None),
+    "sqlite_encrypted": lambda d: SQLiteStore(Path(d) / "journal.db", keys=MASTER),
+    "postgres": lambda url: PostgresStore(url, keys=None),
+    "postgres_encrypted": lambda url: PostgresStore(url, keys=MASTER),
 }
+
+
+def fresh_journal(name: str, folder: Path, request: pytest.FixtureRequest) -> str:
+    """Where a new, empty journal of backend `name` is."""
+    if name.startswith("postgres"):
+        server: PostgresServer = request.getfixturevalue("pg_server")
+        return server.fresh_schema()
+    return str(folder)
 
 
 @pytest.fixture(params=sorted(FACTORIES))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made = FACTORIES[request.param](tmp_path)
+    made = FACTORIES[request.param](fresh_journal(request.param, tmp_path, request))
     try:
         yield made
     finally:
@@ -172,14 +184,16 @@ async def test_cached_replies_are_kept_and_replaced(store: Store) -> None:
     assert await store.cache_get(key) == {"text": "newer"}
 
 
-async def test_cached_replies_outlive_the_store_and_runs(tmp_path: Path) -> None:
+async def test_cached_replies_outlive_the_store_and_runs(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     for name, factory in FACTORIES.items():
         folder = tmp_path / name
         folder.mkdir()
-        first = factory(folder)
+        where = fresh_journal(name, folder, request)
+        first = factory(where)
         await first.cache_put("k", {"text": "kept"})
         await first.close()
-        second = factory(folder)
+        second = factory(where)
         try:
             assert await second.cache_get("k") == {"text": "kept"}
         finally:

@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from podium.config import database_path
 from podium.errors import PodiumError
 from podium.security._audit_keys import _create_private
 from podium.security.crypto import (
@@ -25,20 +24,20 @@ from podium.security.crypto import (
     load_keyring,
     read_key_file,
 )
+from podium.store._open import open_store
 from podium.store.base import KeyStatus, Store
-from podium.store.sqlite import SQLiteStore
 
 keys_app = typer.Typer(no_args_is_help=True,
                        help="Encryption at rest: the master key that wraps data keys.")
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-DbOption = Annotated[Path | None, typer.Option(
-    "--db", help="Journal database (default: $PODIUM_HOME/podium.db or the user data folder).",
-    envvar="PODIUM_DB")]
+DbOption = Annotated[str | None, typer.Option(
+    "--db", help="Journal: a SQLite file (default: $PODIUM_HOME/podium.db or the user data "
+    "folder) or a postgresql://USER:PASSWORD@HOST/DB URL.", envvar="PODIUM_DB")]
 
 
-def unencrypted_notice(store: Store, path: Path) -> str | None:
+def unencrypted_notice(store: Store, path: str | Path) -> str | None:
     """The line `podium run` prints on stderr when data is stored unencrypted."""
     if store.encrypted:
         return None
@@ -74,7 +73,7 @@ def keys_status(
 ) -> None:
     """Whether encryption is on, and how many data keys each master key wraps."""
     try:
-        status = asyncio.run(_status(db or database_path()))
+        status = asyncio.run(_status(db))
     except PodiumError as e:
         raise _fail(str(e)) from None
     if as_json:
@@ -93,8 +92,8 @@ def keys_status(
                f"{status.clear_runs}")
 
 
-async def _status(db: Path) -> KeyStatus:
-    store = SQLiteStore(db)
+async def _status(db: str | None) -> KeyStatus:
+    store = open_store(db)
     try:
         return await store.key_status()
     finally:
@@ -122,7 +121,7 @@ def keys_rotate(
             _create_private(path, (MasterKey.generate().text() + "\n").encode())
         new = read_key_file(path).primary
         keyring = Keyring(keys=(new, *(k for k in current.keys if k.key_id != new.key_id)))
-        n = asyncio.run(_rotate(db or database_path(), keyring, new))
+        n = asyncio.run(_rotate(db, keyring, new))
     except PodiumError as e:
         raise _fail(str(e)) from None
     _out.print(f"{n} data key(s) re-wrapped under master key {new.key_id}")
@@ -137,8 +136,8 @@ def keys_rotate(
                    f"then destroy the old one ({', '.join(old) or 'none'}): it reads nothing now")
 
 
-async def _rotate(db: Path, keyring: Keyring, new: MasterKey) -> int:
-    store = SQLiteStore(db, keys=keyring)
+async def _rotate(db: str | None, keyring: Keyring, new: MasterKey) -> int:
+    store = open_store(db, keys=keyring)
     try:
         return await store.rotate_master_key(new)
     finally:

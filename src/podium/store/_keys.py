@@ -62,8 +62,9 @@ def subject_owner(subject: str) -> str:
     return f"subject:{subject}"
 
 
-class DataKeys:
-    """Data keys of one SQLite journal, for one store object (which caches them unwrapped)."""
+class KeyCache:
+    """What every journal's data keys share, whatever holds them: the keys unwrapped in
+    memory for one store object, and unwrapping with errors that say what to configure."""
 
     def __init__(self, keyring: Keyring | None) -> None:
         self.keyring = keyring
@@ -71,15 +72,79 @@ class DataKeys:
         self._by_id: dict[int, tuple[str, DataKey | None]] = {}
         self._clear_runs: set[str] = set()
 
+    def cached(self, owner: str) -> DataKey | None:
+        """`owner`'s key as last seen, to use without looking (never a subject's: another
+        process may shred it at any time)."""
+        if owner.startswith("subject:"):
+            return None
+        return self._by_owner.get(owner)
+
+    def keep(self, owner: str, key: DataKey) -> DataKey:
+        self._by_owner[owner] = key
+        self._by_id[key.key_id] = (owner, key)
+        return key
+
+    def forget(self, owner: str) -> None:
+        """`owner`'s keys were shredded."""
+        self._by_owner.pop(owner, None)
+        for key_id, (held_by, _) in list(self._by_id.items()):
+            if held_by == owner:
+                self._by_id[key_id] = (owner, None)
+
+    def _unwrap(self, owner: str, wrapped: bytes, master_id: str, what: str) -> bytes:
+        if self.keyring is None:
+            raise KeyConfigError(f"{what} is encrypted (master key {master_id}) and this "
+                                 f"process has no master key; {_HINT}")
+        master = self.keyring.get(master_id)
+        if master is None:
+            raise KeyConfigError(
+                f"{what} is encrypted under master key {master_id}, and this process holds "
+                f"{', '.join(self.keyring.ids())}; if the key was rotated, configure the new "
+                f"one ({_HINT})")
+        return unwrap(master, wrapped, owner)
+
+    def current_of(self, key_id: str) -> MasterKey:
+        """The held master key named by the journal as its current one."""
+        assert self.keyring is not None
+        master = self.keyring.get(key_id)
+        if master is None:
+            raise KeyConfigError(
+                f"this journal's current master key is {key_id} (it was rotated to it), and "
+                f"this process holds {', '.join(self.keyring.ids())}; configure the current "
+                f"key ({_HINT}), or switch the journal with `podium keys rotate`")
+        return master
+
+    def check_rotation(self, current: str | None) -> None:
+        """Refuse to rotate away from a current master key this process does not hold."""
+        assert self.keyring is not None
+        if current is not None and self.keyring.get(current) is None:
+            raise KeyConfigError(f"this journal's current master key is {current}; configure "
+                                 f"it to rotate away from it ({_HINT})")
+
+    @staticmethod
+    def clear_refused(run_id: str, master_id: str) -> KeyConfigError:
+        return KeyConfigError(f"run {run_id!r} is encrypted (master key {master_id}) and this "
+                              f"process has no master key, so it cannot write to it; {_HINT}")
+
+    def report(self, current: str | None, by_master: dict[str, int], shredded: int,
+               clear: int) -> KeyStatus:
+        return KeyStatus(encrypted=self.keyring is not None,
+                         process_keys=tuple(self.keyring.ids()) if self.keyring else (),
+                         current=current, data_keys=by_master, shredded=shredded,
+                         clear_runs=clear)
+
+
+class DataKeys(KeyCache):
+    """Data keys of one SQLite journal, for one store object (which caches them unwrapped)."""
+
     # -- finding and making keys ------------------------------------------------------------
 
     def for_owner(self, db: sqlite3.Connection, owner: str, *, create: bool) -> DataKey | None:
         """The live data key of `owner`, made (in the caller's transaction) when `create`
         and a master key is held; None when there is none."""
+        if (known := self.cached(owner)) is not None:
+            return known
         cached = self._by_owner.get(owner)
-        # A subject's key may be shredded by another process at any time: look each time.
-        if cached is not None and not owner.startswith("subject:"):
-            return cached
         row = db.execute("SELECT id, wrapped, master_id FROM data_keys WHERE owner = ? AND"
                          " wrapped IS NOT NULL ORDER BY id DESC LIMIT 1", (owner,)).fetchone()
         if row is not None:
@@ -96,9 +161,7 @@ class DataKeys:
                 " RETURNING id", (owner, wrap(master, secret, owner), master.key_id,
                                   time.time())).fetchone()[0]
             key = DataKey.of(key_id, secret)
-        self._by_owner[owner] = key
-        self._by_id[key.key_id] = (owner, key)
-        return key
+        return self.keep(owner, key)
 
     def by_id(self, db: sqlite3.Connection, key_id: int, what: str
               ) -> tuple[str, DataKey | None]:
@@ -116,18 +179,6 @@ class DataKeys:
         self._by_id[key_id] = (owner, key)
         return owner, key
 
-    def _unwrap(self, owner: str, wrapped: bytes, master_id: str, what: str) -> bytes:
-        if self.keyring is None:
-            raise KeyConfigError(f"{what} is encrypted (master key {master_id}) and this "
-                                 f"process has no master key; {_HINT}")
-        master = self.keyring.get(master_id)
-        if master is None:
-            raise KeyConfigError(
-                f"{what} is encrypted under master key {master_id}, and this process holds "
-                f"{', '.join(self.keyring.ids())}; if the key was rotated, configure the new "
-                f"one ({_HINT})")
-        return unwrap(master, wrapped, owner)
-
     def current_master(self, db: sqlite3.Connection) -> MasterKey:
         """The master key new data keys are wrapped with (the journal's current one)."""
         assert self.keyring is not None
@@ -135,13 +186,7 @@ class DataKeys:
         if row is None:
             db.execute("INSERT INTO meta VALUES ('master_key', ?)", (self.keyring.primary.key_id,))
             return self.keyring.primary
-        master = self.keyring.get(row[0])
-        if master is None:
-            raise KeyConfigError(
-                f"this journal's current master key is {row[0]} (it was rotated to it), and "
-                f"this process holds {', '.join(self.keyring.ids())}; configure the current "
-                f"key ({_HINT}), or switch the journal with `podium keys rotate`")
-        return master
+        return self.current_of(row[0])
 
     # -- journal payloads -------------------------------------------------------------------
 
@@ -165,8 +210,7 @@ class DataKeys:
         row = db.execute("SELECT master_id FROM data_keys WHERE owner = ?",
                          (run_owner(run_id),)).fetchone()
         if row is not None:
-            raise KeyConfigError(f"run {run_id!r} is encrypted (master key {row[0]}) and this "
-                                 f"process has no master key, so it cannot write to it; {_HINT}")
+            raise self.clear_refused(run_id, row[0])
         self._clear_runs.add(run_id)
 
     def decode_event(self, db: sqlite3.Connection, run_id: str, seq: int,
@@ -203,19 +247,14 @@ class DataKeys:
         """Destroy `owner`'s data keys; returns how many there were."""
         cur = db.execute("UPDATE data_keys SET wrapped = NULL, shredded = ? WHERE owner = ?"
                          " AND wrapped IS NOT NULL", (time.time(), owner))
-        self._by_owner.pop(owner, None)
-        for key_id, (held_by, _) in list(self._by_id.items()):
-            if held_by == owner:
-                self._by_id[key_id] = (owner, None)
+        self.forget(owner)
         return cur.rowcount
 
     def start_rotation(self, db: sqlite3.Connection, new: MasterKey) -> None:
         """Make `new` the journal's current master key (new data keys are wrapped with it)."""
         assert self.keyring is not None
         row = db.execute("SELECT value FROM meta WHERE key = 'master_key'").fetchone()
-        if row is not None and self.keyring.get(row[0]) is None:
-            raise KeyConfigError(f"this journal's current master key is {row[0]}; configure "
-                                 f"it to rotate away from it ({_HINT})")
+        self.check_rotation(None if row is None else row[0])
         db.execute("INSERT INTO meta VALUES ('master_key', ?) ON CONFLICT (key) DO UPDATE SET"
                    " value = excluded.value", (new.key_id,))
 
@@ -239,7 +278,5 @@ class DataKeys:
                               ).fetchone()[0]
         clear = db.execute("SELECT count(*) FROM runs WHERE NOT EXISTS (SELECT 1 FROM data_keys"
                            " WHERE owner = 'run:' || runs.run_id)").fetchone()[0]
-        return KeyStatus(encrypted=self.keyring is not None,
-                         process_keys=tuple(self.keyring.ids()) if self.keyring else (),
-                         current=None if current is None else current[0],
-                         data_keys=by_master, shredded=shredded, clear_runs=clear)
+        return self.report(None if current is None else current[0], by_master, shredded,
+                           clear)

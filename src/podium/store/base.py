@@ -78,6 +78,11 @@ class KeyStatus:
 class Store(ABC):
     """Durable, append-only journal of runs."""
 
+    @property
+    def location(self) -> str:
+        """Where the journal is, fit to show (a file, or a URL without its password)."""
+        return type(self).__name__
+
     @abstractmethod
     async def create_run(self, run_id: str, workflow: str, first: NewEvent, owner: Owner) -> Event:
         """Create a run whose journal starts with `first`, leased to `owner`."""

@@ -21,8 +21,6 @@ name, a count and a time, and stay in clear too.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +31,9 @@ from podium._sqlite import retrying, write
 from podium.core.events import ERASED, RUN_ENDS, Event, NewEvent
 from podium.errors import PodiumError, RunBusy, UnknownRun
 from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
+from podium.store._common import RUN_STATUS, busy, holds
+from podium.store._common import dumps as _dumps
+from podium.store._common import new_owner as new_owner
 from podium.store._keys import SCHEMA as KEYS_SCHEMA
 from podium.store._keys import DataKeys, run_owner, subject_owner
 from podium.store.base import (
@@ -83,25 +84,6 @@ CREATE TABLE IF NOT EXISTS model_cache (
     created REAL NOT NULL
 );
 """ + KEYS_SCHEMA
-_RUN_STATUS = {"run_started": "running", "run_resumed": "running", "run_waiting": "waiting",
-               "run_completed": "completed", "run_failed": "failed",
-               "run_cancelled": "cancelled"}
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host (zombies count as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class SQLiteStore(Store):
@@ -131,6 +113,10 @@ class SQLiteStore(Store):
         # Shredded keys and re-wrapped ones must not linger in free pages.
         self._db.execute("PRAGMA secure_delete=ON")
         self._write(self._create_schema)
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def _create_schema(self, db: sqlite3.Connection) -> None:
         # executescript() would commit the open transaction; run statements one by one.
@@ -183,7 +169,7 @@ class SQLiteStore(Store):
     ) -> list[Event]:
         if not events:
             return []
-        status = next((_RUN_STATUS[e.type] for e in reversed(events) if e.type in _RUN_STATUS),
+        status = next((RUN_STATUS[e.type] for e in reversed(events) if e.type in RUN_STATUS),
                       None)
         ends = any(e.type in RUN_ENDS for e in events)
 
@@ -287,7 +273,7 @@ class SQLiteStore(Store):
             now = time.time()
             if token is not None and token != owner.token and until is not None and until > now:
                 holder = Owner(token=token, pid=pid, host=host)
-                if host != owner.host or _alive(pid):
+                if holds(holder, owner):
                     return holder
             db.execute("UPDATE runs SET owner = ?, owner_pid = ?, owner_host = ?,"
                        " lease_until = ? WHERE run_id = ?",
@@ -402,8 +388,7 @@ class SQLiteStore(Store):
             if row is None:
                 raise UnknownRun(f"no run {run_id!r} in the journal")
             pid, host, until = row
-            if until is not None and until > time.time() and (
-                    host != socket.gethostname() or _alive(pid)):
+            if until is not None and until > time.time() and busy(pid, host):
                 raise RunBusy(f"run {run_id!r} is being executed by process {pid} on "
                               f"{host!r}; erase it once it stopped")
             if self._keys.shred(db, run_owner(run_id)) == 0:
@@ -458,7 +443,3 @@ class SQLiteStore(Store):
     async def close(self) -> None:
         self._db.close()
 
-
-def new_owner() -> Owner:
-    """An owner token for this process."""
-    return Owner(token=os.urandom(8).hex(), pid=os.getpid(), host=socket.gethostname())

@@ -1,0 +1,47 @@
+"""What every journal backend shares: owners and their liveness, run statuses, JSON text."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from podium.store.base import Owner
+
+RUN_STATUS = {"run_started": "running", "run_resumed": "running", "run_waiting": "waiting",
+              "run_completed": "completed", "run_failed": "failed",
+              "run_cancelled": "cancelled"}
+"""The run status each run-level event sets."""
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (zombies count as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def holds(holder: Owner, asker: Owner) -> bool:
+    """Whether `holder`, whose lease has not run out, still counts against `asker`: a holder
+    on another host is trusted until its lease ends; one on this host only while it lives."""
+    return holder.host != asker.host or alive(holder.pid)
+
+
+def busy(pid: int | None, host: str | None) -> bool:
+    """Whether the process named by a live lease may still run (see `holds`)."""
+    return host != socket.gethostname() or (pid is not None and alive(pid))
+
+
+def new_owner() -> Owner:
+    """An owner token for this process."""
+    return Owner(token=os.urandom(8).hex(), pid=os.getpid(), host=socket.gethostname())
