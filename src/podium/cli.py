@@ -29,6 +29,8 @@ from podium.core.state import RunState, iso
 from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
 from podium.errors import PodiumError, RunBusy, UserError, WorkflowError
+from podium.memory._cli import app as memory_app
+from podium.memory._cli import memory_for
 from podium.models.pricing import check_prices
 from podium.security._keys_cli import keys_app, unencrypted_notice
 from podium.store._open import is_url, open_store
@@ -42,6 +44,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 runs_app = typer.Typer(no_args_is_help=True, help="Look at runs in the journal.")
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(memory_app, name="memory")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
@@ -276,6 +279,7 @@ def run(
             if access.policy is None:
                 err.print(f"[dim]note: {NO_POLICY}[/dim]", markup=True, highlight=False)
             engine, me = access.engine(store), access.principal
+            engine.memory = memory_for(workflow)
             hook, tokens = (None, None) if as_json else (_progress, _token)
             state = await engine.start(workflow, values, run_id=run_id, on_event=hook,
                                        on_token=tokens, principal=me,
@@ -317,6 +321,7 @@ async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Princip
         # Relative paths in the run's inputs and imports meant the folder it started in.
         os.chdir(state.cwd)
     workflow = load_workflow(state.source)
+    engine.memory = memory_for(workflow)
     return await engine.resume(workflow, run_id, on_event=None if as_json else _progress,
                                on_token=None if as_json else _token, principal=principal)
 

@@ -31,3 +31,10 @@ def audit_path(db: Path | None = None) -> Path | None:
     if configured and not audit_off():
         return Path(configured)
     return db
+
+
+def memory_path() -> Path:
+    """The default long-term memory database: `$PODIUM_MEMORY_DB`, else
+    `$PODIUM_HOME/memory.db`."""
+    configured = os.environ.get("PODIUM_MEMORY_DB")
+    return Path(configured) if configured else home() / "memory.db"

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from podium.core.agent import JSON, TaskContext, TaskInput
+from podium.core.memory import Memory, memory_line
 from podium.errors import ContextTooLarge
 from podium.models.base import Message, Model, ModelResponse, ToolSpec
 from podium.tools.tool import Tool, ToolArgumentsInvalid
@@ -294,6 +295,8 @@ def _text(value: JSON) -> str:
 
 
 def _memory_text(memory: JSON) -> str:
+    if isinstance(memory, Memory):
+        return memory_line(memory)  # marked as data, with its trust and source
     if isinstance(memory, Mapping) and "text" in memory:
         return str(memory["text"])
     return _text(memory)

@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
+from podium.core.memory import MemoryAccess
 from podium.core.principal import Principal
 
 JSON = Any
@@ -107,6 +108,9 @@ class TaskContext:
     approval: Mapping[str, JSON] | None = None
     """A person's answer to the tool call this task waited on (`approved`, `by`,
     `reason`, and `tool_call`, the call they were shown); None when there is none."""
+    memory: MemoryAccess | None = None
+    """Long-term memory bound to the namespace the task declares (`memory:`), for memory
+    tools; None when the task declares none."""
     _record: RecordFn = field(default=_discard, repr=False)
     _replay: Sequence[Mapping[str, JSON]] = field(default=(), repr=False)
     _steps: _StepCursor = field(default_factory=lambda: _StepCursor(), repr=False)

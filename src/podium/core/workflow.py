@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from podium.core.agent import Agent
+from podium.core.memory import MemoryQuery
 from podium.core.plan import PLAN_KEY, PlannerConfig, goal_problems
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy, TaskPolicy
 from podium.core.registry import Declared, RouterPolicy, skill_problem
@@ -51,6 +52,10 @@ class InputSpec:
     for `integer`, `number` and `boolean` inputs, which cannot carry instructions, and
     untrusted for text and structures (`string`, `list`, `object`, `any`), which may come
     from a customer, a web page or a webhook. See docs/tools-security.md."""
+    subject: bool = False
+    """Whether its value names whom the run is about (a patient, a customer): the run is
+    tagged with it, so erasing that subject erases the run (`podium memory forget
+    --subject`)."""
 
     @property
     def is_trusted(self) -> bool:
@@ -85,6 +90,8 @@ class Task:
     policy: TaskPolicy = field(default_factory=TaskPolicy)
     description: str = ""
     """What the task is for, in words; without `agent`, the router ranks agents by it."""
+    memory: MemoryQuery | None = None
+    """Long-term memory the task reads (`query`) and binds its memory tools to."""
     skill: str | None = None
     """Without `agent`: the skill the agent the router chooses must have."""
     router: RouterPolicy | None = None
@@ -167,6 +174,7 @@ class Workflow:
         description: str = "",
         skill: str | None = None,
         router: RouterPolicy | None = None,
+        memory: MemoryQuery | None = None,
     ) -> Task:
         """Add a task. `agent` is an agent's name, or an agent (registered under `id`);
         without one, the router chooses an agent by `skill` and `description` when the task
@@ -186,6 +194,7 @@ class Workflow:
             id=id, agent=agent, needs=tuple(needs), args=dict(args or {}), prompt=prompt,
             when=when, for_each=for_each, concurrency=concurrency, output=output,
             policy=policy, description=description, skill=skill, router=router,
+            memory=memory,
         )
         self.tasks[id] = task
         return task
@@ -198,6 +207,11 @@ class Workflow:
             return fn
 
         return register
+
+    def subjects(self, inputs: Mapping[str, Any]) -> list[str]:
+        """The values of the inputs marked `subject`: whom a run with `inputs` is about."""
+        return [str(inputs[name]) for name, spec in self.inputs.items()
+                if spec.subject and inputs.get(name) not in (None, "")]
 
     # -- checking ---------------------------------------------------------------------
 
@@ -335,6 +349,10 @@ class Workflow:
             sources.append((f"{at}.when", task.when, True))
         if task.for_each:
             sources.append((f"{at}.for_each", task.for_each, True))
+        if task.memory is not None:
+            sources += [(f"{at}.memory.{name}", text, False) for name, text in (
+                ("namespace", task.memory.namespace), ("query", task.memory.query),
+                ("subject", task.memory.subject)) if text]
         problems = []
         for at_field, source, is_expression in sources:
             try:

@@ -26,6 +26,7 @@ from podium.core.state import RunState, TaskState
 from podium.core.templates import render
 from podium.core.untrusted import delimited_inputs, input_sources
 from podium.core.workflow import HUMAN, Task
+from podium.engine._memory import bind, recalled
 from podium.engine._output import schema_of, to_json, validate
 from podium.engine.circuit import Breakers
 from podium.engine.router import Router, default_router, route
@@ -37,6 +38,7 @@ from podium.errors import (
     Retry,
     TaskTimeout,
 )
+from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
 
 Journal = Callable[..., Awaitable[None]]
@@ -45,7 +47,7 @@ Decision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_agai
 
 
 _OBSERVATIONS = frozenset({"model_call", "tool_call", "step_completed", "note_added",
-                           "context_assembled"})
+                           "context_assembled", "memory_recalled"})
 
 
 def describe(error: BaseException) -> str:
@@ -86,6 +88,10 @@ class TaskRunner:
     untrusted_inputs: frozenset[str] = frozenset()
     """The run inputs not marked trusted: prompts delimit them, and agents that read them
     hold high-risk tool calls for a person."""
+    memory: MemoryStore | None = None
+    """Long-term memory for tasks that declare `memory:`."""
+    subjects: tuple[str, ...] = ()
+    """Whom the run is about (its inputs marked `subject`)."""
 
     def _chain(self, task: Task, ts: TaskState) -> list[str]:
         first = (ts.routing or {}).get("agent") or "" if task.routed else task.agent
@@ -186,6 +192,7 @@ class TaskRunner:
         retry = task.policy.retry
         if not await self._permitted(task, key, name):
             return "gave_up"
+        memory = bind(task, self.memory, scope, self.subjects, self.workflow)
         while True:
             ts = self.state().task(key)
             attempt = ts.attempts + 1
@@ -203,14 +210,19 @@ class TaskRunner:
                 approval=_tool_answer(ts),
                 _authorize=None if self.guard is None else self.guard.authorizer(
                     self.principal, self.run_id, key), session=self.session,
-                _notes=lambda: self.state().notes, _session=self.session_thread)
+                _notes=lambda: self.state().notes, _session=self.session_thread,
+                memory=memory)
+            if memory is not None:
+                memory.ctx = ctx
             error: BaseException
             try:
                 if task.policy.timeout is None:
-                    output = validate(spec, await agent.run(request, ctx))
+                    asked = await recalled(task, request, memory, scope, ctx)
+                    output = validate(spec, await agent.run(asked, ctx))
                 else:
                     async with asyncio.timeout(task.policy.timeout):
-                        output = validate(spec, await agent.run(request, ctx))
+                        asked = await recalled(task, request, memory, scope, ctx)
+                        output = validate(spec, await agent.run(asked, ctx))
             except ApprovalRequired as e:
                 # Not a failure: the attempt's steps stay, so the held call is replayed.
                 self.breakers.abandon(self._circuit_key(name))

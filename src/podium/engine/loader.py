@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from podium.agents.context import ContextOptions
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.memory import MemoryQuery
 from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
@@ -80,6 +81,17 @@ class InputDoc(_Doc):
     description: str = ""
     trusted: bool | None = None
     """Whether the value may instruct LLM agents; by default only numbers and booleans."""
+    subject: bool = False
+    """Its value names whom the run is about, for erasure."""
+
+
+class MemoryDoc(_Doc):
+    namespace: str = Field(min_length=1)
+    query: str | None = None
+    subject: str | None = None
+    top_k: int = Field(5, ge=1, le=100)
+    trusted_only: bool = False
+    min_score: float | None = Field(None, ge=-1, le=1)
 
 
 class AgentDoc(_Doc):
@@ -163,6 +175,7 @@ class TaskDoc(_Doc):
     on_failure: OnFailure = "fail"
     default: Any = None
     description: str = ""
+    memory: MemoryDoc | None = None
 
     _split = field_validator("needs", "fallback", mode="before")(_listify)
 
@@ -325,7 +338,8 @@ def _input_spec(doc: InputDoc | str) -> InputSpec:
         return InputSpec(type=doc)  # type: ignore[arg-type]
     has_default = "default" in doc.model_fields_set
     return InputSpec(type=doc.type, default=doc.default, required=not has_default,
-                     description=doc.description, trusted=doc.trusted)
+                     description=doc.description, trusted=doc.trusted,
+                     subject=doc.subject)
 
 
 class _Broken(Agent):
@@ -604,7 +618,8 @@ def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,
             timeout=task.timeout, fallback=task.fallback, on_failure=task.on_failure,
             default=task.default if "default" in task.model_fields_set else ...,
             description=task.description, skill=task.skill,
-            router=router_policy(task.router))
+            router=router_policy(task.router),
+            memory=MemoryQuery(**task.memory.model_dump()) if task.memory else None)
 
 
 def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = None

@@ -26,12 +26,14 @@ from podium.core.state import DONE, RunState
 from podium.core.templates import TemplateProblem, evaluate
 from podium.core.workflow import Task, Workflow
 from podium.engine._inputs import coerce_inputs
+from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
 from podium.engine._policies import TaskRunner
 from podium.engine._session import SessionThread
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
 from podium.errors import NotWaiting, RunBusy, UserError
+from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
 from podium.security.rbac import Policy
@@ -59,11 +61,13 @@ class Engine:
             None: everything is allowed.
         audit: where run starts and ends, tool calls, approvals and denials are recorded;
             None: nowhere. The engine does not close it.
+        memory: the long-term memory store that tasks declaring `memory:` read and write.
     """
 
     def __init__(self, store: Store, *, lease: float = 30.0, policy: Policy | None = None,
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, memory: MemoryStore | None = None) -> None:
         self.store = store
+        self.memory = memory
         self.lease = lease
         self.owner = new_owner()
         self.breakers = Breakers(store)
@@ -93,6 +97,7 @@ class Engine:
         if session is not None and (not isinstance(session, str) or not session.strip()):
             raise UserError(f"session must be a non-empty string, got {session!r}")
         check(workflow)
+        needs_memory(workflow, self.memory)
         values = coerce_inputs(workflow, inputs or {})
         if self.guard is not None:
             principal = principal or ANONYMOUS
@@ -104,7 +109,8 @@ class Engine:
             if workflow.source else None,
             "cwd": os.getcwd(), "inputs": values, "pid": os.getpid(),
             **({"principal": principal.to_json()} if principal else {}),
-            **({"session": session} if session is not None else {})})
+            **({"session": session} if session is not None else {}),
+            **({"subjects": subjects} if (subjects := workflow.subjects(values)) else {})})
         event = await self.store.create_run(run_id, workflow.name, first, self.owner)
         state = RunState.of(run_id, [event])
         if self.guard is not None:
@@ -137,6 +143,7 @@ class Engine:
         if state.status in ("completed", "failed", "cancelled"):
             return state
         check(workflow)
+        needs_memory(workflow, self.memory)
         if self.guard is not None and principal is not None:
             self.guard.check(principal, "workflow:run", state.workflow, subject=run_id)
         holder = await self.store.acquire(run_id, self.owner, self.lease)
@@ -237,6 +244,7 @@ class _Run:
             session=state.session, session_thread=SessionThread(
                 engine.store, state.session, self.run_id) if state.session else None,
             untrusted_inputs=frozenset(n for n, s in workflow.inputs.items() if not s.is_trusted),
+            memory=engine.memory, subjects=tuple(workflow.subjects(state.inputs)),
             circuits={name: getattr(a, "circuit", None) or workflow.circuit
                       for name, a in agents.items()})
         # A goal's plan, a replan or subtasks add tasks: the run executes the workflow

@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 from podium.core.agent import JSON, TaskContext
 from podium.errors import PermissionDenied
 from podium.models.base import Message, ToolCall
-from podium.tools.tool import Tool, ToolArgumentsInvalid, ToolFailed
+from podium.tools.tool import Tool, ToolArgumentsInvalid, ToolFailed, calling_context
 
 ErrorType = Literal["UnknownTool", "ToolArgumentsInvalid", "ToolFailed", "PermissionDenied",
                     "ToolRefused", "ApprovalRequired"]
@@ -145,6 +145,7 @@ async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext) -> 
     else:
         try:
             await ctx.authorize("tool:call", call.name, tags=tool.tags)
+            calling_context.set(ctx)  # this call's own asyncio task: no reset needed
             outcome = ToolOutcome(call=call, result=await tool(_arguments(call)))
         except PermissionDenied:
             # The model learns no more than that: who is asking, and which roles would be

@@ -18,6 +18,7 @@ import functools
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_type_hints, overload
 
@@ -29,6 +30,9 @@ from podium.errors import RunError, UserError
 F = TypeVar("F", bound=Callable[..., Any])
 ToolCallable = Callable[[Mapping[str, Any]], Awaitable[Any]]
 _CONTEXT_PARAMS = frozenset({"ctx"})
+calling_context: ContextVar[Any] = ContextVar("podium_tool_context", default=None)
+"""The TaskContext of the attempt whose model called the tool being run (set by the tool
+loop), handed to a tool function's `ctx` parameter."""
 
 
 class ToolArgumentsInvalid(RunError):
@@ -159,7 +163,7 @@ def make_tool(fn: Callable[..., Any], *, name: str | None = None,
     async def call(arguments: Mapping[str, Any]) -> Any:
         kwargs = dict(arguments)
         if wants_ctx:
-            kwargs.setdefault("ctx", None)
+            kwargs.setdefault("ctx", calling_context.get())
         if inspect.iscoroutinefunction(fn):
             return await fn(**kwargs)
         return await asyncio.to_thread(functools.partial(fn, **kwargs))

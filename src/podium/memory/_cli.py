@@ -1,0 +1,234 @@
+"""`podium memory add|search|list|forget|promote`: long-term memory from the terminal.
+
+Exit status: 0 done, 1 nothing found to forget or promote, 2 invalid input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from podium.config import database_path, memory_path
+from podium.core.memory import Memory
+from podium.errors import PodiumError, UserError
+
+T = TypeVar("T")
+app = typer.Typer(no_args_is_help=True, help="Long-term memory: add, search, list, forget.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+MemoryDb = Annotated[Path | None, typer.Option(
+    "--memory-db", help="Memory database (default: $PODIUM_HOME/memory.db).",
+    envvar="PODIUM_MEMORY_DB")]
+Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The namespace, exactly "
+                                        "(e.g. patients/p-102).")]
+Subject = Annotated[str | None, typer.Option("--subject", help="Whom the memory is about.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def principal() -> str:
+    """Who is at the terminal."""
+    return os.environ.get("USER") or os.environ.get("USERNAME") or "local"
+
+
+def memory_for(workflow: Any) -> Any:
+    """The default memory store when `workflow` has tasks that declare memory, else None."""
+    if not any(task.memory is not None for task in workflow.tasks.values()):
+        return None
+    from podium.memory.sqlite import SQLiteMemoryStore
+
+    return SQLiteMemoryStore(memory_path())
+
+
+def _run(make: Callable[[Any], Coroutine[Any, Any, T]], db: Path | None) -> T:
+    from podium.memory.sqlite import SQLiteMemoryStore
+
+    async def main() -> T:
+        store = SQLiteMemoryStore(db or memory_path())
+        try:
+            return await make(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except UserError as e:
+        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except PodiumError as e:
+        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _show(memories: Sequence[Memory], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps([m.to_json() for m in memories], ensure_ascii=False))
+        return
+    if not memories:
+        out.print("no memories")
+        return
+    table = Table("id", "score", "trust", "subject", "source", "text")
+    for m in memories:
+        table.add_row(m.id, "" if m.score is None else f"{m.score:.3f}", m.trust,
+                      m.subject or "", m.source, m.text)
+    out.print(table)
+
+
+@app.command("add")
+def add(
+    text: Annotated[str, typer.Argument(help="What to remember.")],
+    namespace: Namespace,
+    subject: Subject = None,
+    source: Annotated[str | None, typer.Option(
+        help="Where it came from (default: operator:$USER).")] = None,
+    trusted: Annotated[bool, typer.Option(
+        "--trusted", help="Store it trusted (only for operator or system sources).")] = False,
+    expires_in: Annotated[float | None, typer.Option(
+        "--expires-in", help="Seconds until it stops being returned.")] = None,
+    as_json: AsJson = False,
+    db: MemoryDb = None,
+) -> None:
+    """Remember a text in a namespace."""
+    async def go(store: Any) -> Memory:
+        memory: Memory = await store.add(
+            namespace, text, source=source or f"operator:{principal()}", subject=subject,
+            trust="trusted" if trusted else "untrusted",
+            expires=time.time() + expires_in if expires_in is not None else None)
+        return memory
+
+    memory = _run(go, db)
+    if as_json:
+        out.print_json(json.dumps(memory.to_json(), ensure_ascii=False))
+    else:
+        out.print(f"remembered {memory.id} in {memory.namespace} ({memory.trust})")
+
+
+@app.command("search")
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    namespace: Namespace,
+    subject: Subject = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many at most.")] = 5,
+    trusted_only: Annotated[bool, typer.Option("--trusted-only")] = False,
+    as_json: AsJson = False,
+    db: MemoryDb = None,
+) -> None:
+    """Find memories by meaning, best first."""
+    async def go(store: Any) -> list[Memory]:
+        found: list[Memory] = await store.search(namespace, query, top_k=top_k,
+                                                 trusted_only=trusted_only, subject=subject)
+        return found
+
+    _show(_run(go, db), as_json)
+
+
+@app.command("list")
+def list_(
+    namespace: Namespace,
+    subject: Subject = None,
+    limit: Annotated[int, typer.Option(help="How many at most.")] = 100,
+    trusted_only: Annotated[bool, typer.Option("--trusted-only")] = False,
+    as_json: AsJson = False,
+    db: MemoryDb = None,
+) -> None:
+    """List a namespace's memories, newest first."""
+    async def go(store: Any) -> list[Memory]:
+        found: list[Memory] = await store.recent(namespace, subject=subject, limit=limit,
+                                                 trusted_only=trusted_only)
+        return found
+
+    _show(_run(go, db), as_json)
+
+
+@app.command("forget")
+def forget(
+    memory_id: Annotated[str | None, typer.Argument(
+        metavar="[ID]", help="The memory to delete (with --namespace).")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
+    subject: Annotated[str | None, typer.Option(
+        "--subject", help="Erase everything about this subject: its memories in every "
+        "namespace and its runs in the journal; recorded in the audit log.")] = None,
+    journal: Annotated[Path | None, typer.Option(
+        "--db", help="Journal database (default: $PODIUM_HOME/podium.db).",
+        envvar="PODIUM_DB")] = None,
+    as_json: AsJson = False,
+    db: MemoryDb = None,
+) -> None:
+    """Delete one memory, or erase a subject."""
+    if (memory_id is None) == (subject is None):
+        err.print("[red]error:[/red] give a memory ID with --namespace, or --subject ID",
+                  markup=True)
+        raise typer.Exit(2)
+    if subject is not None:
+        _erase(subject, journal or database_path(), as_json, db)
+        return
+    if namespace is None:
+        err.print("[red]error:[/red] forgetting a memory by id needs its --namespace",
+                  markup=True)
+        raise typer.Exit(2)
+    ns, mid = namespace, memory_id or ""
+
+    async def go(store: Any) -> bool:
+        done: bool = await store.forget(ns, mid)
+        return done
+
+    done = _run(go, db)
+    if as_json:
+        out.print_json(json.dumps({"id": mid, "namespace": ns, "forgotten": done}))
+    else:
+        out.print(f"forgot {mid}" if done else f"no memory {mid!r} in {ns!r}")
+    raise typer.Exit(0 if done else 1)
+
+
+def _erase(subject: str, journal: Path, as_json: bool, db: Path | None) -> None:
+    from podium.memory.erasure import Erasure, erase_subject
+    from podium.security.audit import AuditLog
+
+    runs = journal if journal.exists() else None
+
+    async def go(store: Any) -> Erasure:
+        with AuditLog(journal) as audit:
+            return await erase_subject(subject, memory=store, journal=runs, audit=audit,
+                                       actor=principal())
+
+    done = _run(go, db)
+    if as_json:
+        out.print_json(json.dumps({"subject_ref": done.subject_ref, "memories": done.memories,
+                                   "runs": list(done.runs), "events": done.events,
+                                   "audit_seq": done.audit_seq}))
+    else:
+        out.print(f"erased {done.memories} memories and {len(done.runs)} runs "
+                  f"({done.events} events); audit record {done.audit_seq} "
+                  f"({done.subject_ref})")
+
+
+@app.command("promote")
+def promote(
+    memory_id: Annotated[str, typer.Argument(metavar="ID", help="The memory to trust.")],
+    namespace: Namespace,
+    reason: Annotated[str, typer.Option(help="Why it can be trusted.")] = "",
+    as_json: AsJson = False,
+    db: MemoryDb = None,
+) -> None:
+    """Trust an untrusted memory, as the person at the terminal (human:$USER)."""
+    from podium.memory.trust import HumanApproval, Verdict
+
+    async def go(store: Any) -> Verdict:
+        verdict: Verdict = await store.promote(
+            namespace, memory_id, HumanApproval(principal(), approved=True, reason=reason))
+        return verdict
+
+    verdict = _run(go, db)
+    if as_json:
+        out.print_json(json.dumps({"id": memory_id, "trust": "trusted", "by": verdict.by}))
+    else:
+        out.print(f"{memory_id} is trusted ({verdict.by})")

@@ -1,0 +1,236 @@
+"""Long-term memory in a SQLite file (`$PODIUM_HOME/memory.db` by default).
+
+Vectors are float32 blobs beside their text. Search is exact: the namespace's vectors are
+read once into a numpy matrix (kept until the database changes) and scored with one
+matrix product. At the sizes one SQLite file serves (up to ~10^5 memories per namespace)
+that is faster than the `sqlite-vec` extension's scan and needs no extension loading, which
+Python's own `sqlite3` often cannot do (see `benchmarks/memory.py` for both).
+
+Deletes overwrite the freed bytes (`secure_delete`), and erasure checkpoints the WAL, so a
+forgotten memory's text is not left in the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from podium._sqlite import retrying, write
+from podium.core.memory import Memory, Trust
+from podium.memory.store import Filter, MemoryStore, scored
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from podium.memory.embeddings import Embedder, Vectors
+
+T = TypeVar("T")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    id TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    text TEXT NOT NULL,
+    source TEXT NOT NULL,
+    trust TEXT NOT NULL,
+    subject TEXT,
+    validated_by TEXT,
+    created REAL NOT NULL,
+    expires REAL,
+    metadata TEXT NOT NULL,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memories_namespace ON memories (namespace, model, created);
+CREATE INDEX IF NOT EXISTS memories_subject ON memories (subject);
+"""
+_COLUMNS = ("id, namespace, text, source, trust, subject, validated_by, created, expires, "
+            "metadata, model")
+
+
+@dataclass
+class _Matrix:
+    """One namespace's vectors and the columns filters need, in row order."""
+
+    ids: list[str]
+    vectors: npt.NDArray[np.float32]
+    trusted: npt.NDArray[np.bool_]
+    expires: npt.NDArray[np.float64]
+    subjects: list[str | None]
+    sources: list[str]
+
+
+class SQLiteMemoryStore(MemoryStore):
+    """Memories in a SQLite file (WAL mode), searched exactly with numpy.
+
+    Args:
+        path: the database file (created with its folder).
+        embedder: the embedding model; the local MiniLM by default.
+    """
+
+    def __init__(self, path: str | Path, embedder: Embedder | None = None, *,
+                 busy_timeout: float = 5.0, lock_patience: float = 120.0) -> None:
+        super().__init__(embedder)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._patience = lock_patience
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"), self.path,
+                 self._patience)
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA secure_delete=ON")
+        self._matrices: dict[str, _Matrix] = {}
+        self._seen: tuple[int, int] = (-1, -1)
+        self._writes = 0
+        self._lock = asyncio.Lock()
+        self._write(lambda db: [db.execute(s) for s in _SCHEMA.split(";") if s.strip()])
+
+    def _write(self, fn: Any) -> Any:
+        self._writes += 1
+        return write(self._db, fn, self.path, self._patience)
+
+    def _fresh(self) -> None:
+        """Drop cached matrices if anyone (this process or another) wrote since."""
+        version = (self._writes, self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._seen:
+            self._matrices.clear()
+            self._seen = version
+
+    async def _insert(self, memories: Sequence[Memory], vectors: Vectors) -> None:
+        import numpy as np
+
+        rows = [(m.id, m.namespace, m.text, m.source, m.trust, m.subject, m.validated_by,
+                 m.created, m.expires, json.dumps(dict(m.metadata), ensure_ascii=False),
+                 m.model, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                for m, v in zip(memories, vectors, strict=True)]
+        self._write(lambda db: db.executemany(
+            f"INSERT INTO memories ({_COLUMNS}, vector) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
+
+    async def _get(self, namespace: str, ids: Sequence[str]) -> list[Memory]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM memories WHERE namespace = ? "
+                                f"AND id IN ({marks})", (namespace, *ids)).fetchall()
+        return [_memory(row) for row in rows]
+
+    def _matrix(self, namespace: str) -> _Matrix:
+        import numpy as np
+
+        self._fresh()
+        found = self._matrices.get(namespace)
+        if found is None:
+            rows = self._db.execute(
+                "SELECT id, trust, expires, subject, source, vector FROM memories "
+                "WHERE namespace = ? AND model = ?", (namespace, self.embedder.name)).fetchall()
+            dim = self.embedder.dim
+            vectors = (np.frombuffer(b"".join(r[5] for r in rows), dtype=np.float32)
+                       .reshape(len(rows), -1) if rows else np.zeros((0, dim), np.float32))
+            found = _Matrix(ids=[r[0] for r in rows], vectors=vectors,
+                            trusted=np.array([r[1] == "trusted" for r in rows], dtype=bool),
+                            expires=np.array([np.inf if r[2] is None else r[2] for r in rows],
+                                             dtype=np.float64),
+                            subjects=[r[3] for r in rows], sources=[r[4] for r in rows])
+            self._matrices[namespace] = found
+        return found
+
+    async def _knn(self, namespace: str, vector: Vectors, k: int, where: Filter
+                   ) -> list[Memory]:
+        import numpy as np
+
+        async with self._lock:
+            matrix = self._matrix(namespace)
+        if not matrix.ids:
+            return []
+        scores = matrix.vectors @ np.asarray(vector, dtype=np.float32)
+        keep = matrix.expires > where.now
+        if where.trusted_only:
+            keep &= matrix.trusted
+        if where.subject is not None:
+            keep &= np.array([s == where.subject for s in matrix.subjects], dtype=bool)
+        if where.source is not None:
+            keep &= np.array([s == where.source for s in matrix.sources], dtype=bool)
+        scores = np.where(keep, scores, -np.inf)
+        # Metadata filters are checked on the rows themselves; ask for more until enough pass.
+        want = k if not where.metadata else min(len(scores), k * 4)
+        while True:
+            take = min(want, int(keep.sum()))
+            if take == 0:
+                return []
+            top = np.argpartition(-scores, take - 1)[:take]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            rows = {m.id: m for m in await self._get(namespace, [matrix.ids[i] for i in top])}
+            found = [scored(rows[matrix.ids[i]], scores[i]) for i in top
+                     if matrix.ids[i] in rows and where.keeps(rows[matrix.ids[i]])]
+            if len(found) >= k or take == int(keep.sum()):
+                return found[:k]
+            want *= 4
+
+    async def _list(self, namespace: str, where: Filter, limit: int) -> list[Memory]:
+        sql = f"SELECT {_COLUMNS} FROM memories WHERE namespace = ? AND " \
+              "(expires IS NULL OR expires > ?)"
+        params: list[Any] = [namespace, where.now]
+        for column, value in (("subject", where.subject), ("source", where.source)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if where.trusted_only:
+            sql += " AND trust = 'trusted'"
+        for key, value in where.metadata.items():
+            sql += " AND json_extract(metadata, ?) IS json_extract(?, '$')"
+            params += [f"$.{json.dumps(key)}", json.dumps(value)]
+        sql += " ORDER BY created DESC, id DESC LIMIT ?"
+        return [_memory(row) for row in self._db.execute(sql, (*params, limit)).fetchall()]
+
+    async def _set_trust(self, namespace: str, id: str, trust: Trust,
+                         validated_by: str | None) -> None:
+        self._write(lambda db: db.execute(
+            "UPDATE memories SET trust = ?, validated_by = ? WHERE namespace = ? AND id = ?",
+            (trust, validated_by, namespace, id)))
+
+    async def _delete(self, namespace: str, id: str) -> int:
+        count: int = self._write(lambda db: db.execute(
+            "DELETE FROM memories WHERE namespace = ? AND id = ?", (namespace, id)).rowcount)
+        return count
+
+    async def _delete_subject(self, subject: str) -> int:
+        count: int = self._write(lambda db: db.execute(
+            "DELETE FROM memories WHERE subject = ?", (subject,)).rowcount)
+        self.checkpoint()
+        return count
+
+    async def _purge(self, now: float) -> int:
+        count: int = self._write(lambda db: db.execute(
+            "DELETE FROM memories WHERE expires IS NOT NULL AND expires <= ?", (now,)).rowcount)
+        return count
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the file and truncate it, so that overwritten bytes do not
+        linger in the WAL (a reader holding an old snapshot can delay this)."""
+        retrying(lambda: self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)"), self.path,
+                 self._patience)
+
+    async def count(self, namespace: str | None = None) -> int:
+        if namespace is None:
+            row = self._db.execute("SELECT count(*) FROM memories").fetchone()
+        else:
+            row = self._db.execute("SELECT count(*) FROM memories WHERE namespace = ?",
+                                   (namespace,)).fetchone()
+        return int(row[0])
+
+    async def close(self) -> None:
+        self._matrices.clear()
+        self._db.close()
+
+
+def _memory(row: Sequence[Any]) -> Memory:
+    return Memory(id=row[0], namespace=row[1], text=row[2], source=row[3], trust=row[4],
+                  subject=row[5], validated_by=row[6], created=row[7], expires=row[8],
+                  metadata=json.loads(row[9]), model=row[10])
