@@ -23,14 +23,16 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.@:+=-]+(?:/[A-Za-z0-9_.@:+=-]+)*")
 
 def check_namespace(namespace: object) -> str:
     """`namespace` if it is a valid namespace: path segments of letters, digits and
-    `_ . @ : + = -` joined by `/` (`patients/p-102`, `tenant:acme/agent:writer`).
+    `_ . @ : + = -` joined by `/` (`patients/p-102`, `tenant:acme/agent:writer`), none of
+    them `.` or `..`.
 
     A namespace is matched exactly: `patients` does not include `patients/p-102`.
 
     Raises:
         ValueError: it is not a string of that form.
     """
-    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+    if (not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace)
+            or any(part in (".", "..") for part in namespace.split("/"))):
         raise ValueError(f"{namespace!r} is not a memory namespace: use path segments of "
                          "letters, digits and _.@:+=- joined by '/', e.g. 'patients/p-102'")
     return namespace
