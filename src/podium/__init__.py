@@ -38,6 +38,7 @@ from podium.errors import (
     UserError,
     WorkflowError,
 )
+from podium.memory import Memory, MemoryQuery, MemoryStore, SQLiteMemoryStore, erase_subject
 from podium.models import Message, Model, ModelResponse, Usage, resolve_model
 from podium.patterns import (
     Discussion,
@@ -78,6 +79,9 @@ __all__ = [
     "Handoff",
     "InputSpec",
     "LLMAgent",
+    "Memory",
+    "MemoryQuery",
+    "MemoryStore",
     "Message",
     "Model",
     "ModelError",
@@ -103,6 +107,7 @@ __all__ = [
     "RunError",
     "RunState",
     "RunTimeout",
+    "SQLiteMemoryStore",
     "SQLiteStore",
     "Secret",
     "Store",
@@ -123,6 +128,7 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "chain",
+    "erase_subject",
     "load_policy",
     "load_registry",
     "load_workflow",

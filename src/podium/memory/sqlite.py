@@ -117,8 +117,9 @@ class SQLiteMemoryStore(MemoryStore):
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM memories WHERE namespace = ? "
-                                f"AND id IN ({marks})", (namespace, *ids)).fetchall()
+        # `+namespace`: look the ids up by primary key, not by scanning the namespace's index.
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM memories WHERE id IN ({marks}) "
+                                "AND +namespace = ?", (*ids, namespace)).fetchall()
         return [_memory(row) for row in rows]
 
     def _matrix(self, namespace: str) -> _Matrix:
@@ -149,7 +150,9 @@ class SQLiteMemoryStore(MemoryStore):
             matrix = self._matrix(namespace)
         if not matrix.ids:
             return []
-        scores = matrix.vectors @ np.asarray(vector, dtype=np.float32)
+        # einsum, not `@`: BLAS spreads a matrix-vector product over threads, which costs
+        # far more than it saves on a busy machine with few cores (20x at 5,000 rows).
+        scores = np.einsum("ij,j->i", matrix.vectors, np.asarray(vector, dtype=np.float32))
         keep = matrix.expires > where.now
         if where.trusted_only:
             keep &= matrix.trusted
