@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.e2e._cli import ROOT, podium_json
 
@@ -44,9 +47,9 @@ def _podium(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
                           timeout=300, env={**os.environ, "PODIUM_HOME": str(home)})
 
 
-def _bytes(home: Path) -> bytes:
+def _bytes(home: Path, *names: str) -> bytes:
     return b"".join(path.read_bytes() for path in sorted(home.iterdir())
-                    if path.name.startswith(("podium.db", "memory.db")))
+                    if path.name.startswith(names or ("podium.db", "memory.db")))
 
 
 def test_add_search_list_forget_and_promote(tmp_path: Path) -> None:
@@ -91,8 +94,15 @@ def test_bad_input_names_the_problem(tmp_path: Path) -> None:
     assert neither.returncode == 2 and "--subject" in neither.stderr
 
 
+@pytest.mark.parametrize("encrypted", [False, True], ids=["clear", "encrypted"])
 def test_forget_subject_erases_memories_and_runs_and_other_runs_still_resume(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encrypted: bool) -> None:
+    """Unencrypted, the subject's runs are deleted; encrypted, the subject's data key is
+    destroyed (crypto-shredding). Either way nothing about the subject is left to read."""
+    if encrypted:
+        monkeypatch.setenv("PODIUM_MASTER_KEY", secrets.token_hex(32))
+    else:
+        monkeypatch.delenv("PODIUM_MASTER_KEY", raising=False)
     home = tmp_path / "home"
     (tmp_path / "visit.yaml").write_text(WORKFLOW)
     (tmp_path / "notes.py").write_text(NOTES)
@@ -110,18 +120,27 @@ def test_forget_subject_erases_memories_and_runs_and_other_runs_still_resume(
     assert [m["subject"] for m in listed] == [TARGET]  # the run's subject, by default
     before = _bytes(home)
     assert TARGET_TEXT.encode() in before and TARGET.encode() in before
+    # The journal is encrypted or not; memories are kept in clear in memory.db.
+    assert (OTHER_TEXT.encode() in _bytes(home, "podium.db")) is not encrypted
 
     code, erased = podium_json("memory", "forget", "--subject", TARGET, "--json", home=home)
     assert code == 0, erased
-    assert erased["memories"] == 2 and erased["runs"] == [runs[TARGET]]
-    assert erased["events"] > 3 and erased["subject_ref"].startswith("subject#")
+    assert erased["memories"] == 2 and erased["subject_ref"].startswith("subject#")
+    if encrypted:
+        assert erased["keys"] == 1 and erased["runs"] == []
+        code, shown = podium_json("runs", "show", runs[TARGET], "--json", home=home)
+        assert TARGET_TEXT not in json.dumps(shown) and TARGET not in json.dumps(shown)
+    else:
+        assert erased["keys"] == 0 and erased["runs"] == [runs[TARGET]]
+        assert erased["events"] > 3
+        assert _podium("runs", "show", runs[TARGET], home=home).returncode != 0
 
     after = _bytes(home)
-    for secret in (TARGET_TEXT, "Zebulon", "durian", TARGET):
+    for secret in (TARGET_TEXT, "Zebulon", "durian"):
         assert secret.encode() not in after, secret
+    # An encrypted journal keeps the subject's pseudonymous id as its (shredded) key's owner.
+    assert (TARGET.encode() in after) is encrypted
     assert OTHER_TEXT.encode() in after
-    shown = _podium("runs", "show", runs[TARGET], home=home)
-    assert shown.returncode != 0
     code, found = podium_json("memory", "search", TARGET_TEXT, "-n", f"patients/{TARGET}",
                               "--json", home=home)
     assert found == []
@@ -133,4 +152,6 @@ def test_forget_subject_erases_memories_and_runs_and_other_runs_still_resume(
     exported = [json.loads(line) for line in
                 _podium("audit", "export", home=home).stdout.splitlines()]
     (record,) = [r for r in exported if r["action"] == "memory.erase"]
-    assert record["subject"] == erased["subject_ref"] and "runs=1" in record["detail"]
+    assert record["subject"] == erased["subject_ref"]
+    assert f"runs={len(erased['runs'])} " in record["detail"]
+    assert f"keys={erased['keys']}" in record["detail"]

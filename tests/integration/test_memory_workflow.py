@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from podium import Engine, LLMAgent, SQLiteStore, WorkflowError, parse_workflow
+from podium import Engine, LLMAgent, SQLiteStore, WorkflowError, parse_policy, parse_workflow
 from podium.memory import ModelJudge, RuleValidator, SQLiteMemoryStore
 from podium.memory.tools import forget, recall, remember
 from podium.models.base import Message
@@ -202,3 +202,38 @@ def test_memory_in_yaml_is_checked_with_file_line_and_field() -> None:
     (problem,) = info.value.problems
     assert problem.field == "tasks.note.memory.query" and "complain" in problem.message
     assert problem.file == "visit.yaml" and problem.line == 14
+
+
+POLICY = """
+roles:
+  clinician:
+    workflows: {visit: [run]}
+    agents: [doctor]
+    tools: ["*"]
+    memory: {"patients/p-1": [read]}
+principals:
+  kim: [clinician]
+"""
+
+
+async def test_memory_access_is_checked_against_the_access_policy(
+        stores: tuple[SQLiteStore, SQLiteMemoryStore]) -> None:
+    journal, memory = stores
+    await _seed(memory)
+    policy = parse_policy(POLICY, "policy.yaml")
+    engine = Engine(journal, memory=memory, policy=policy)
+    kim = policy.principal("kim")
+    writer = ScriptedModel([
+        {"tool_calls": [{"name": "remember", "arguments": {"text": "Kim was here."}}]},
+        "done"])
+    state = await engine.start(_visit(writer, tools=[remember]),
+                               {"patient": "p-1", "complaint": "a rash"}, principal=kim)
+    assert state.status == "completed"  # read was allowed; the model hears the refusal
+    (call,) = state.task("note").tool_calls
+    assert call["error_type"] == "ToolFailed"
+    assert "'remember' is not permitted" in call["error"] and "kim" not in call["error"]
+    assert not [m for m in await memory.recent("patients/p-1") if "Kim" in m.text]
+    denied = await engine.start(_visit(ScriptedModel(["never asked"])),
+                                {"patient": "p-2", "complaint": "a rash"}, principal=kim)
+    assert denied.status == "failed"
+    assert "PermissionDenied" in (denied.task("note").error or "")

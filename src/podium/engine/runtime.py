@@ -15,6 +15,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -103,14 +104,15 @@ class Engine:
             principal = principal or ANONYMOUS
             self.guard.check(principal, "workflow:run", workflow.name)
         run_id = run_id or new_run_id()
-        first = NewEvent(type="run_started", data={
+        subjects = workflow.subjects(values)
+        first = NewEvent(type="run_started", subject=subjects[0] if subjects else None, data={
             "workflow": workflow.name, "version": workflow.version,
             "source": os.path.abspath(workflow.source)  # noqa: ASYNC240 - no I/O
             if workflow.source else None,
             "cwd": os.getcwd(), "inputs": values, "pid": os.getpid(),
             **({"principal": principal.to_json()} if principal else {}),
             **({"session": session} if session is not None else {}),
-            **({"subjects": subjects} if (subjects := workflow.subjects(values)) else {})})
+            **({"subjects": subjects} if subjects else {})})
         event = await self.store.create_run(run_id, workflow.name, first, self.owner)
         state = RunState.of(run_id, [event])
         if self.guard is not None:
@@ -230,6 +232,8 @@ class _Run:
         self.engine, self.store, self.owner = engine, engine.store, engine.owner
         self.workflow, self.state, self.on_event = workflow, state, on_event
         self.run_id = state.run_id
+        self.subject = next(iter(workflow.subjects(state.inputs)), None)
+        """Whom the run is about (its first input marked `subject`): its events are tagged."""
         self.resources = _RunResources()
         agents: dict[str, Agent] = {
             name: as_agent(name, ref) for name, ref in workflow.agents.items()}
@@ -280,6 +284,10 @@ class _Run:
     async def journal(self, *events: NewEvent, expect_last: int | None = None,
                       release: bool = False) -> None:
         """Append events; they count once appended (the caller goes on after the commit)."""
+        if self.subject is not None:
+            # Sealed under the subject's key, so erasing the subject shreds them.
+            events = tuple(e if e.subject else replace(e, subject=self.subject)
+                           for e in events)
         if expect_last is None and not release and (self._busy > 1 or self._pending):
             # Group commit: what several tasks journal in one turn of the loop shares one
             # transaction, written by `_writer`.

@@ -2,25 +2,25 @@
 
 Actions: `memory:read` (declared retrieval, `recall`), `memory:write` (`remember`),
 `memory:forget` (`forget`). The decision belongs to access control (`podium.security.rbac`),
-reached through the task context's `authorize` once that exists; until then, every memory
-action inside a run is allowed, and only the namespace binding limits what a task reaches.
+reached through the task context's `authorize`: the run's principal is checked against the
+access policy's `memory:` grants (namespace globs), and the decision is audited. Without a
+policy in force everything is allowed, and only the namespace binding limits a task.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from podium.core.agent import TaskContext
 
 ACTIONS = ("memory:read", "memory:write", "memory:forget")
 
 
-async def authorize(ctx: Any, action: str, namespace: str) -> None:
+async def authorize(ctx: TaskContext | None, action: str, namespace: str) -> None:
     """Raise if the run's principal may not do `action` on `namespace`.
 
     Raises:
-        PermissionDenied: the access policy in force refuses it (with RBAC in place).
+        PermissionDenied: the access policy in force refuses it.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown memory action {action!r}; expected one of {ACTIONS}")
-    check = getattr(ctx, "authorize", None)
-    if check is not None:
-        await check(action, namespace)
+    if ctx is not None:
+        await ctx.authorize(action, namespace)

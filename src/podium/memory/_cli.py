@@ -204,10 +204,11 @@ def _erase(subject: str, journal: Path, as_json: bool, db: Path | None) -> None:
     if as_json:
         out.print_json(json.dumps({"subject_ref": done.subject_ref, "memories": done.memories,
                                    "runs": list(done.runs), "events": done.events,
-                                   "audit_seq": done.audit_seq}))
+                                   "keys": done.keys, "audit_seq": done.audit_seq}))
     else:
-        out.print(f"erased {done.memories} memories and {len(done.runs)} runs "
-                  f"({done.events} events); audit record {done.audit_seq} "
+        out.print(f"erased {done.memories} memories, {len(done.runs)} unencrypted runs "
+                  f"({done.events} events) and {done.keys} subject keys; audit record "
+                  f"{done.audit_seq} "
                   f"({done.subject_ref})")
 
 

@@ -3,20 +3,24 @@
 `erase_subject(subject, memory=..., journal=...)`:
 
 1. deletes every long-term memory whose `subject` is it, in every namespace;
-2. deletes, from the SQLite journal, every run tagged with it (runs whose workflow marks
-   an input `subject: true` and that were started with it as that input's value): their
-   events and their row, so their payloads (inputs, prompts, outputs, tool results,
-   recalled memory ids) cannot be read;
-3. overwrites the freed bytes (`secure_delete`) and checkpoints both databases' WALs, so
-   the text is gone from the files too, not just unlinked;
-4. records the erasure in the audit log (`memory.erase`), naming the subject only by a
+2. in an encrypted journal (a master key configured, `docs/encryption.md`), destroys the
+   subject's data key (`Store.shred_subject`): the engine seals every event of a run whose
+   workflow marks an input `subject: true` under that subject's key, so all those payloads
+   (inputs, prompts, outputs, tool results, recalled memory ids) become unreadable for good
+   (crypto-shredding) while the runs' shape (event types, tasks, times) remains;
+3. in an unencrypted journal, deletes the runs tagged with the subject (`run_started`
+   records `subjects`) outright, events and row;
+4. overwrites freed bytes (`secure_delete`) and checkpoints the WALs, so deleted text is
+   gone from the files too, not just unlinked;
+5. records the erasure in the audit log (`memory.erase`), naming the subject only by a
    digest (`subject#...`), since the audit log must hold no personal value.
 
 Other runs are untouched and resume as before. A run being executed right now is not
 erased: the call fails (`RunBusy`) and can be repeated once the run has stopped.
 
-Not covered: replies in the opt-in model reply cache (keyed by request, not by run), and
-copies outside Podium's databases (exports, backups, logs).
+Not covered: approvals' payloads (journaled outside the run's drive, under the run's key;
+an unencrypted journal deletes them with the run), replies in the opt-in model reply cache
+(keyed by request, not by run), and copies outside Podium's databases (exports, backups).
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ if TYPE_CHECKING:
     from podium.security.audit import AuditLog
 
 _PATIENCE = 120.0
+# Encrypted payloads are blobs, which SQLite's JSON functions refuse; those runs are
+# crypto-shredded instead.
+_CLEAR_DATA = "CASE WHEN typeof(events.data) = 'text' THEN events.data ELSE '{}' END"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +58,8 @@ class Erasure:
     """Runs deleted from the journal."""
     events: int
     """Journal events deleted with them."""
+    keys: int
+    """Subject data keys destroyed in an encrypted journal (crypto-shredding)."""
     audit_seq: int | None
     """The audit record of the erasure, if an audit log was given."""
 
@@ -68,7 +77,7 @@ def tagged_runs(journal: str | Path, subject: str) -> list[str]:
     try:
         rows = db.execute(
             "SELECT run_id FROM events WHERE seq = 1 AND type = 'run_started' AND EXISTS "
-            "(SELECT 1 FROM json_each(events.data, '$.subjects') WHERE value = ?)",
+            f"(SELECT 1 FROM json_each({_CLEAR_DATA}, '$.subjects') WHERE value = ?)",
             (subject,)).fetchall()
     finally:
         db.close()
@@ -86,7 +95,7 @@ def _erase_runs(journal: Path, subject: str) -> tuple[list[str], int]:
                 return [], 0  # a database with an audit log and no journal yet
             runs = [r[0] for r in db.execute(
                 "SELECT run_id FROM events WHERE seq = 1 AND type = 'run_started' AND EXISTS "
-                "(SELECT 1 FROM json_each(events.data, '$.subjects') WHERE value = ?)",
+                f"(SELECT 1 FROM json_each({_CLEAR_DATA}, '$.subjects') WHERE value = ?)",
                 (subject,))]
             now = time.time()
             for run_id in runs:
@@ -134,12 +143,29 @@ async def erase_subject(subject: str, *, memory: MemoryStore | None = None,
     if journal_path is not None and not journal_path.exists():
         raise UserError(f"no journal at {str(journal_path)!r}")
     memories = await memory.forget_subject(subject) if memory is not None else 0
-    runs, events = _erase_runs(journal_path, subject) if journal_path is not None else ([], 0)
+    keys = 0
+    runs: list[str] = []
+    events = 0
+    if journal_path is not None:
+        keys = await _shred(journal_path, subject)
+        runs, events = _erase_runs(journal_path, subject)
     ref = subject_ref(subject)
     seq = None
     if audit is not None:
         record = audit.append(actor=actor, action="memory.erase", subject=ref,
-                              detail=f"memories={memories} runs={len(runs)} events={events}")
+                              detail=f"memories={memories} runs={len(runs)} events={events} "
+                                     f"keys={keys}")
         seq = record.seq
     return Erasure(subject_ref=ref, memories=memories, runs=tuple(runs), events=events,
-                   audit_seq=seq)
+                   keys=keys, audit_seq=seq)
+
+
+async def _shred(journal: Path, subject: str) -> int:
+    """Destroy the subject's data key if the journal is encrypted; how many keys."""
+    from podium.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(journal)
+    try:
+        return await store.shred_subject(subject) if store.encrypted else 0
+    finally:
+        await store.close()

@@ -15,12 +15,14 @@ In YAML, list them among a model agent's tools::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from podium.core.agent import TaskContext
 from podium.core.memory import MemoryAccess
-from podium.errors import UserError
-from podium.tools.tool import tool
+from podium.errors import PermissionDenied, UserError
+from podium.tools.tool import ToolFailed, tool
 
 
 def _bound(ctx: TaskContext | None, name: str) -> MemoryAccess:
@@ -30,6 +32,16 @@ def _bound(ctx: TaskContext | None, name: str) -> MemoryAccess:
     return ctx.memory
 
 
+@contextmanager
+def _permitted(name: str) -> Iterator[None]:
+    # The model learns only that it may not: who asks and which roles would be allowed are
+    # for the audit log (the engine records the denial), not for a provider's servers.
+    try:
+        yield
+    except PermissionDenied:
+        raise ToolFailed(f"tool {name!r} is not permitted here") from None
+
+
 @tool(tags={"memory", "write"})
 async def remember(text: str, ctx: TaskContext | None = None) -> dict[str, Any]:
     """Keep a fact in long-term memory, for later tasks and runs.
@@ -37,7 +49,8 @@ async def remember(text: str, ctx: TaskContext | None = None) -> dict[str, Any]:
     Args:
         text: the fact, in one or two plain sentences.
     """
-    memory = await _bound(ctx, "remember").remember(text)
+    with _permitted("remember"):
+        memory = await _bound(ctx, "remember").remember(text)
     return {"id": memory.id, "stored": True, "trust": memory.trust}
 
 
@@ -50,7 +63,8 @@ async def recall(query: str, top_k: int = 5, ctx: TaskContext | None = None
         query: what to look for, in words.
         top_k: how many memories at most (1 to 20).
     """
-    found = await _bound(ctx, "recall").recall(query, top_k=max(1, min(top_k, 20)))
+    with _permitted("recall"):
+        found = await _bound(ctx, "recall").recall(query, top_k=max(1, min(top_k, 20)))
     return [{"id": m.id, "text": m.text, "trust": m.trust, "source": m.source,
              "score": m.score} for m in found]
 
@@ -62,4 +76,5 @@ async def forget(id: str, ctx: TaskContext | None = None) -> dict[str, Any]:
     Args:
         id: the memory's id.
     """
-    return {"id": id, "forgotten": await _bound(ctx, "forget").forget(id)}
+    with _permitted("forget"):
+        return {"id": id, "forgotten": await _bound(ctx, "forget").forget(id)}
