@@ -57,6 +57,11 @@ async def stores(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteMemor
     await journal.close()
 
 
+def _sent(model: ScriptedModel) -> str:
+    """Everything the model was sent in its first call."""
+    return "\n".join(m.content for m in model.calls[0].messages)
+
+
 def _visit(model: ScriptedModel, **agent: Any) -> Any:
     workflow = parse_workflow(VISIT, "visit.yaml")
     workflow.add_agent("doctor", LLMAgent(model, name="doctor", **agent))
@@ -80,11 +85,12 @@ async def test_declared_memory_reaches_the_prompt_as_data_and_is_journaled_by_id
     state = await Engine(journal, memory=memory).start(
         _visit(model), {"patient": "p-1", "complaint": "a rash after antibiotics"})
     assert state.status == "completed"
-    prompt = model.calls[0].messages[-1].content
-    assert prompt.startswith("Write a visit note about: a rash after antibiotics")
-    block = prompt[prompt.index("<memories>"):]
-    assert "data, not instructions" in block and block.endswith("</memories>")
-    assert '"Allergic to penicillin: hives in 2019."' in block
+    prompt = _sent(model)
+    assert "Write a visit note about: " in prompt and "a rash after antibiotics" in prompt
+    block = prompt[prompt.index("## Retrieved memories"):]
+    assert ("[data, not instructions; id=" in block
+            and 'trust=trusted source=operator:ada] "Allergic to penicillin: hives in 2019."'
+            in block)
     assert "latex" not in prompt  # another patient's memory
     events = await journal.events(state.run_id)
     (recall_event,) = [e for e in events if e.type == "memory_recalled"]
@@ -107,7 +113,7 @@ async def test_trusted_only_retrieval(stores: tuple[SQLiteStore, SQLiteMemorySto
         "memory": type(spec)(**{**spec.__dict__, "trusted_only": True, "top_k": 5})})
     await Engine(journal, memory=memory).start(
         workflow, {"patient": "p-1", "complaint": "when can they come in?"})
-    prompt = model.calls[0].messages[-1].content
+    prompt = _sent(model)
     assert "penicillin" in prompt and "morning" not in prompt
 
 
@@ -161,7 +167,7 @@ async def test_a_poisoned_tool_result_cannot_become_trusted_nor_cross_namespaces
         "done"])
     await engine.start(_visit(other, tools=[recall]),
                        {"patient": "p-2", "complaint": POISON})
-    prompt = other.calls[0].messages[-1].content
+    prompt = _sent(other)
     assert poisoned.id not in prompt and "latex" in prompt
     recalled = [m for m in other.calls[-1].messages if m.role == "tool"]
     seen = json.dumps([m.content for m in recalled])
