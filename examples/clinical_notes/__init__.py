@@ -1,0 +1,1 @@
+"""The clinical-notes example: synthetic visits documented, coded, checked and remembered."""
