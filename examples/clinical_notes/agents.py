@@ -25,6 +25,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from podium.core.agent import TaskContext
+from podium.memory.trust import RuleValidator
+
 HERE = Path(__file__).parent
 VISITS = HERE / "visits.jsonl"
 ICD10 = HERE / "icd10.csv"
@@ -134,12 +137,13 @@ def _assessments(doctor_lines: Sequence[str]) -> list[str]:
     return found
 
 
-def document(visit: Mapping[str, Any], history: Sequence[Any] = ()) -> Json:
+def document(visit: Mapping[str, Any], memories: Sequence[Any] = ()) -> Json:
     """A structured note of the visit, merged with what is remembered of the patient.
 
-    `history` holds recalled memories (dicts with `text` and `metadata`, or plain texts);
-    only facts recorded as JSON in a memory's `metadata["fact"]` are merged.
+    `memories` holds what the task's declared retrieval found (`Memory` objects, or dicts
+    with `metadata`); only facts recorded in a memory's `metadata["fact"]` are merged.
     """
+    history = memories
     text = visit["transcript"]
     doctor = [line.split(":", 1)[1].strip() for line in text.splitlines()
               if line.startswith("Doctor:")]
@@ -186,7 +190,8 @@ def _known_as(assessment: str, conditions: Sequence[str]) -> str:
 
 
 def _fact(item: Any) -> Json | None:
-    metadata = item.get("metadata") if isinstance(item, Mapping) else None
+    metadata = item.get("metadata") if isinstance(item, Mapping) else getattr(
+        item, "metadata", None)
     fact = metadata.get("fact") if isinstance(metadata, Mapping) else None
     if isinstance(fact, str):
         try:
@@ -255,6 +260,45 @@ def check(document: Mapping[str, Any], code: Mapping[str, Any],
             finding("error", "privacy", "the note names another patient")
     return {"passed": not any(f["severity"] == "error" for f in findings),
             "findings": findings}
+
+
+def others(patient: str, visits: str = str(VISITS)) -> list[str]:
+    """The names of every other patient in the visits file (for the privacy rule)."""
+    with open(visits, encoding="utf-8") as lines:
+        names = {json.loads(line)["name"] for line in lines
+                 if line.strip() and json.loads(line)["patient"] != patient}
+    return sorted(names)
+
+
+def check_note(document: Mapping[str, Any], codes: Mapping[str, Any], patient: str,
+               visits: str = str(VISITS)) -> Json:
+    """`check`, with the other patients read from the visits file."""
+    return check(document, codes, others(patient, visits))
+
+
+async def remember(document: Mapping[str, Any], check: Mapping[str, Any], ctx: TaskContext,
+                   review: Any = None) -> Json:
+    """Keep the note's facts in the patient's memory, then promote them to trusted when the
+    compliance check passed or a clinician approved the note (the validation step: what an
+    agent writes is stored untrusted). Each fact is one durable step, so a re-run after a
+    crash does not write it twice."""
+    if ctx.memory is None:
+        raise RuntimeError("the remember task must declare memory: (the patient's namespace)")
+    memory = ctx.memory
+    approved = bool(check.get("passed")) or (
+        isinstance(review, Mapping) and review.get("approved") is True)
+    rule = RuleValidator("compliance-or-clinician", lambda _: (
+        approved, "the note passed compliance or a clinician approved it" if approved
+        else "the note failed compliance and was not approved"))
+    kept = []
+    for number, item in enumerate(facts(document)):
+        async def write(item: Json = item) -> Json:
+            stored = await memory.remember(item["text"], metadata={"fact": item["fact"]})
+            verdict = await memory.promote(stored.id, rule)
+            return {"id": stored.id, "trusted": verdict.accepted}
+        kept.append(await ctx.step("memory", f"remember {number}", write))
+    return {"namespace": memory.namespace, "kept": kept,
+            "trusted": sum(1 for k in kept if k["trusted"])}
 
 
 def facts(document: Mapping[str, Any]) -> list[Json]:

@@ -45,8 +45,8 @@ runs_app = typer.Typer(no_args_is_help=True, help="Look at runs in the journal."
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(memory_app, name="memory")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Console(highlight=False, soft_wrap=True, markup=False)
 
 DbOption = Annotated[str | None, typer.Option(
     "--db", help="Journal: a SQLite file (default: $PODIUM_HOME/podium.db or the user data "
@@ -58,7 +58,7 @@ PolicyOption = Annotated[Path | None, typer.Option(
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     return typer.Exit(code)
 
 
@@ -92,7 +92,7 @@ def _run_async(make: Callable[[Store], Coroutine[Any, Any, T]], db: str | None) 
         raise typer.Exit(130) from None
     except WorkflowError as e:
         for problem in e.problems:
-            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
         raise typer.Exit(2) from None
     except UserError as e:
         raise _fail(str(e), 2) from None
@@ -158,14 +158,15 @@ def _progress(event: Event, state: RunState) -> None:
             _say(f"  {_MARKS[event.type]} {key} by {d['agent']}: {d['error']} → {after}",
                       markup=True, highlight=False)
         case "agent_skipped":
-            _say(f"  {_MARKS[event.type]} {key}: {d['agent']} skipped ({d['reason']})",
+            _say(f"  {_MARKS[event.type]} {key}: {d['agent']} skipped ({escape(str(d['reason']))})",
                       markup=True)
         case "task_waiting":
-            _say(f"  {_MARKS[event.type]} {key} waits for a human: {d.get('prompt')}",
+            _say(f"  {_MARKS[event.type]} {key} waits for a human: {escape(str(d.get('prompt')))}",
                       markup=True, highlight=False)
         case "task_failed" | "task_skipped":
             why = d.get("error") or d.get("reason") or ""
-            _say(f"  {_MARKS[event.type]} {key}: {why}", markup=True, highlight=False)
+            _say(f"  {_MARKS[event.type]} {key}: {escape(str(why))}", markup=True,
+                 highlight=False)
         case "tool_call":
             outcome = f"error: {d['error']}" if d.get("error") else f"→ {_short(d.get('result'))}"
             _say(f"  [dim]· {key}: tool {d.get('name')}({_short(d.get('arguments'))}) "
@@ -231,7 +232,7 @@ def _ask(state: RunState, engine: Engine, principal: Principal) -> Awaitable[boo
     async def ask() -> bool:
         answered = False
         for task in state.waiting():
-            err.print(f"\n[bold]{task.key}[/bold]: {task.prompt}", markup=True,
+            err.print(f"\n[bold]{task.key}[/bold]: {escape(str(task.prompt))}", markup=True,
                       highlight=False)
             answer = typer.prompt("approve? [y]es / [n]o / [l]ater", default="l").strip()
             if answer.lower().startswith("y"):
@@ -392,7 +393,7 @@ def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) 
         workflow = load_workflow(file)
     except WorkflowError as e:
         for problem in e.problems:
-            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
         noun = "problem" if len(e.problems) == 1 else "problems"
         err.print(f"{len(e.problems)} {noun} in {file}")
         raise typer.Exit(2) from None
@@ -464,7 +465,8 @@ def runs_show(
     record = state.record()
     out.print(f"[bold]run {state.run_id}[/bold] · {state.workflow} · {state.status}"
               f" · {record['duration']}s · tokens {record['tokens']['input']}→"
-              f"{record['tokens']['output']} · ${record['tokens']['cost_usd']:.4f}")
+              f"{record['tokens']['output']} · ${record['tokens']['cost_usd']:.4f}",
+              markup=True)
     if state.error:
         out.print(f"error: {state.error}", markup=False)
     if notice[0]:
@@ -573,7 +575,7 @@ def mcp_serve(
               transport="streamable-http" if http else "stdio", host=host, port=port)
     except WorkflowError as e:
         for problem in e.problems:
-            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
         raise typer.Exit(2) from None
     except UserError as e:
         raise _fail(str(e), 2) from None

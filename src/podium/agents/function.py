@@ -10,7 +10,7 @@ from typing import Any
 
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 
-_CONTEXT_NAMES = ("ctx", "item", "index", "prompt")
+_CONTEXT_NAMES = ("ctx", "item", "index", "prompt", "memories")
 
 
 Shape = tuple[list[inspect.Parameter], bool, bool]
@@ -42,7 +42,8 @@ class FunctionAgent(Agent):
 
     Each parameter is filled from, in order: the task's `with:` values; the output of the
     upstream task of that name; the run input of that name; `ctx` (the TaskContext), `item`
-    and `index` (for `for_each` tasks) and `prompt` (the rendered prompt). A parameter that
+    and `index` (for `for_each` tasks), `prompt` (the rendered prompt) and `memories` (what
+    the task's declared `memory:` retrieval found, best first). A parameter that
     none of these supply keeps its default. A `**kwargs` parameter receives every `with:`
     value. Sync functions run in a worker thread so they never block other tasks.
     """
@@ -62,7 +63,8 @@ class FunctionAgent(Agent):
                 and p.name not in _CONTEXT_NAMES]
 
     def _arguments(self, task: TaskInput, ctx: TaskContext) -> dict[str, Any]:
-        context = {"ctx": ctx, "item": ctx.item, "index": ctx.index, "prompt": task.prompt}
+        context = {"ctx": ctx, "item": ctx.item, "index": ctx.index, "prompt": task.prompt,
+                   "memories": list(task.memories)}
         kwargs: dict[str, Any] = dict(task.args) if self._var_kw else {}
         for p in self._params:
             name = p.name

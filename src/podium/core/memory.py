@@ -118,6 +118,10 @@ class MemoryAccess(Protocol):
 
     async def forget(self, id: str) -> bool: ...
 
+    async def promote(self, id: str, validator: Any) -> Any:
+        """Ask `validator` (`podium.memory.trust`) whether an untrusted memory of this
+        namespace may become trusted, and promote it if so; returns the verdict."""
+
 
 def memory_line(memory: Memory) -> str:
     """One retrieved memory as a line of a prompt, marked as data with its id, trust and

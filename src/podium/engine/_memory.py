@@ -20,6 +20,7 @@ from podium.memory._access import authorize
 
 if TYPE_CHECKING:
     from podium.memory.store import MemoryStore
+    from podium.memory.trust import Validator, Verdict
 
 
 class BoundMemory:
@@ -50,6 +51,10 @@ class BoundMemory:
     async def forget(self, id: str) -> bool:
         await authorize(self.ctx, "memory:forget", self.namespace)
         return await self.store.forget(self.namespace, id)
+
+    async def promote(self, id: str, validator: Validator) -> Verdict:
+        await authorize(self.ctx, "memory:write", self.namespace)
+        return await self.store.promote(self.namespace, id, validator)
 
 
 def needs_memory(workflow: Workflow, store: MemoryStore | None) -> None:

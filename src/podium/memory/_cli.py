@@ -23,8 +23,8 @@ from podium.errors import PodiumError, UserError
 
 T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, help="Long-term memory: add, search, list, forget.")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 MemoryDb = Annotated[Path | None, typer.Option(
     "--memory-db", help="Memory database (default: $PODIUM_HOME/memory.db).",
