@@ -86,6 +86,42 @@ def test_agents_names_problems_by_file_and_line(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no agents/ folder here" in missing.stderr
 
 
+def test_brackets_in_names_and_descriptions_are_printed_as_written(tmp_path: Path) -> None:
+    """Rich markup in user text must not crash the CLI nor eat the text it names."""
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "a.yaml").write_text(textwrap.dedent("""\
+        agents:
+          beta:
+            function: "string:capwords"
+            description: "Translates [bold] text [/x]"
+        """), encoding="utf-8")
+    (tmp_path / "wf.yaml").write_text(textwrap.dedent("""\
+        name: w
+        registry: bad/
+        tasks:
+          a: {description: x}
+        """), encoding="utf-8")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "b.yaml").write_text(textwrap.dedent("""\
+        agents:
+          beta:
+            function: "string:capwords"
+            "[/x]": 1
+        """), encoding="utf-8")
+
+    listed = podium("agents", cwd=tmp_path)
+    agents = podium("agents", "bad", cwd=tmp_path)
+    checked = podium("validate", "wf.yaml", cwd=tmp_path)
+
+    assert listed.returncode == 0, listed.stderr
+    assert "[bold]" in listed.stdout and "[/x]" in listed.stdout  # the table may wrap
+    for done in (agents, checked):
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert f"{Path('bad') / 'b.yaml'}:4: agents.beta.[/x]: unknown field '[/x]'" \
+            in done.stderr, done.stderr
+
+
 def test_a_routed_decision_is_journaled_and_shown(tmp_path: Path) -> None:
     (tmp_path / "agents").mkdir()
     (tmp_path / "agents" / "text.yaml").write_text(REGISTRY, encoding="utf-8")

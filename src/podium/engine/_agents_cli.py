@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from podium.core.registry import Registry
@@ -52,10 +53,10 @@ def agents_command(path: Path | None, as_json: bool) -> int:
         registry = registry_at(path)
     except WorkflowError as e:
         for problem in e.problems:
-            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
         return 2
     except UserError as e:
-        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)
         return 2
     out = Console(highlight=False, soft_wrap=True)
     if as_json:
@@ -63,9 +64,10 @@ def agents_command(path: Path | None, as_json: bool) -> int:
         return 0
     table = Table("agent", "kind", "skills", "cost", "latency", "description")
     for card in registry.cards():
-        table.add_row(str(card["name"]), str(card["kind"]), ", ".join(card["skills"]),
+        table.add_row(escape(str(card["name"])), escape(str(card["kind"])),
+                      escape(", ".join(card["skills"])),
                       "" if card["cost"] is None else f"{card['cost']:g}",
                       "" if card["latency"] is None else f"{card['latency']:g}s",
-                      str(card["description"]))
+                      escape(str(card["description"])))
     out.print(table)
     return 0
