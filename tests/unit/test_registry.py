@@ -192,6 +192,28 @@ def test_skill_beside_an_agent_is_an_error() -> None:
     assert (problem.line, problem.field) == (5, "tasks.t.skill")
 
 
+def test_a_router_model_that_names_no_model_is_named_at_the_check() -> None:
+    """Else the router would reject every choice at run time and quietly rank by score."""
+    problems = problems_of(lambda: parse_workflow(textwrap.dedent("""
+        name: w
+        router: {model: gtp-4o}
+        agents:
+          cap: {function: "string:capwords", skills: [caps]}
+        tasks:
+          t:
+            skill: caps
+            with: {s: x}
+            router: {model: "openai:"}
+          u: {skill: caps, with: {s: y}, router: {model: "anthropic:claude-3-5-haiku-latest"}}
+    """).lstrip(), "wf.yaml"))
+
+    assert [(p.line, p.field, p.message) for p in problems] == [
+        (2, "router.model", "unknown model 'gtp-4o': use 'local' or 'openai:NAME' or "
+                            "'anthropic:NAME' (provider:model)"),
+        (9, "tasks.t.router.model", "model 'openai:' names no model: use 'openai:NAME'"),
+    ]
+
+
 def test_duplicate_names_across_registry_files_name_both_places(tmp_path: Path) -> None:
     write(tmp_path / "agents", "a.yaml", TEXT_AGENTS)
     write(tmp_path / "agents", "b.yaml", """

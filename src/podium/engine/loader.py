@@ -25,7 +25,13 @@ from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.engine._mcp_docs import mcp_servers
-from podium.engine.registry import add_registry, apply_hints, registry_refs, router_policy
+from podium.engine.registry import (
+    add_registry,
+    apply_hints,
+    registry_refs,
+    router_model_problems,
+    router_policy,
+)
 from podium.errors import Problem, UserError, WorkflowError
 from podium.patterns._yaml import build_pattern_agents, split_patterns
 from podium.security.masking import MaskingPolicy
@@ -620,6 +626,7 @@ def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,
             description=task.description, skill=task.skill,
             router=router_policy(task.router),
             memory=MemoryQuery(**task.memory.model_dump()) if task.memory else None)
+        problems.extend(router_model_problems(workflow, task.router, f"tasks.{task_id}.router"))
 
 
 def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = None
@@ -650,6 +657,7 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
                         source=source, goal=doc.goal)
     workflow.lines = lines
     workflow.router = router_policy(doc.router) or workflow.router
+    problems += router_model_problems(workflow, doc.router, "router")
     with _importable(Path.cwd(), *([base] if base else [])):
         servers, server_problems = mcp_servers(doc.mcp_servers, lines, source, base)
         workflow.mcp_servers.update(servers)

@@ -212,6 +212,17 @@ def router_policy(doc: Any) -> RouterPolicy | None:
                         min_score=doc.min_score)
 
 
+def router_model_problems(workflow: Workflow, doc: Any, field: str) -> list[Problem]:
+    """The problem with the model a `router:` document (at `field`) names, if it names one
+    that does not exist: at run time the router would reject every choice and fall back to
+    the best score without a word at the check."""
+    from podium.models import model_spec_problem
+
+    spec = getattr(doc, "model", None)
+    problem = model_spec_problem(spec) if isinstance(spec, str) else None
+    return [] if problem is None else [workflow.problem(f"{field}.model", problem)]
+
+
 def registry_refs(doc: Any) -> list[tuple[str, str]]:
     """The registry paths a workflow document names (its `registry:`, and `agents:` when
     that is a path rather than a mapping), each with the field it was given at."""

@@ -141,9 +141,23 @@ def resolve_model(
             api_key_env=api_key_env or settings.anthropic_api_key_env,
             **opts,
         )
+    raise UserError(model_spec_problem(spec) or f"unknown model {spec!r}: use {_ACCEPTED}")
+
+
+def model_spec_problem(spec: str) -> str | None:
+    """Why `spec` names no model `resolve_model` accepts, or None when it does.
+
+    Only the form is checked (nothing is loaded or contacted), so a workflow's check can
+    name a misspelt model before a run silently does without it.
+    """
+    provider, _, name = spec.partition(":")
+    if spec == "local" or (provider in ("openai", "anthropic") and name.strip()):
+        return None
+    if provider in ("openai", "anthropic"):
+        return f"model {spec!r} names no model: use '{provider}:NAME'"
     guess = next((p for prefix, p in _GUESSES if spec.lower().startswith(prefix)), None)
     hint = f"; did you mean {f'{guess}:{spec}'!r}?" if guess and ":" not in spec else ""
-    raise UserError(f"unknown model {spec!r}: use {_ACCEPTED}{hint}")
+    return f"unknown model {spec!r}: use {_ACCEPTED}{hint}"
 
 
 def _model_name(spec: str, name: str, example: str) -> str:
