@@ -157,7 +157,13 @@ async def test_nothing_fits_then_the_fallback_or_default_applies(engine: Engine)
     state = await engine.start(wf)
 
     assert state.status == "completed" and state.outputs() == {"job": "nobody"}
-    assert "below min_score 0.99" in state.tasks["job"].routing["filtered"][0]["reason"]  # type: ignore[index]
+    routing = state.tasks["job"].routing
+    assert routing is not None
+    assert routing["filtered"][0]["reason"] == "score below min_score 0.99"
+    assert isinstance(routing["filtered"][0]["score"], float)
+    assert routing["error"].startswith(
+        "no agent fits task 'job': none is available; nearest: 'poet' (score 0."), routing
+    assert routing["error"].endswith(", score below min_score 0.99)"), routing
 
 
 async def test_tied_scores_go_to_the_cheaper_then_the_faster(engine: Engine) -> None:

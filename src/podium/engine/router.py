@@ -206,8 +206,9 @@ class Router:
                          for n, a in eligible.items()), key=lambda c: -(c.score or 0.0))
         if policy.min_score is not None:
             low = [c for c in ranked if c.score is not None and c.score < policy.min_score]
-            filtered += [(c.agent, f"score {c.score:.3f} below min_score "
-                                   f"{policy.min_score:g}") for c in low]
+            # The score is listed beside the reason already (journal and error alike).
+            filtered += [(c.agent, f"score below min_score {policy.min_score:g}")
+                         for c in low]
             ranked = [c for c in ranked if c not in low]
         decision["filtered"] = [
             {"agent": n, "reason": r, "score": _round(scores.get(n))}
@@ -255,12 +256,12 @@ class Router:
     @staticmethod
     def _nothing_fits(task: Task, filtered: list[tuple[str, str]],
                       scores: Mapping[str, float | None]) -> str:
-        wanted = f"with skill {task.skill!r}" if task.skill else "for it"
+        wanted = f" with skill {task.skill!r}" if task.skill else ""
         nearest = sorted(filtered, key=lambda f: -(scores.get(f[0]) or 0.0))[:3]
         listed = "; ".join(
             f"{n!r} ({'' if scores.get(n) is None else f'score {scores[n]:.3f}, '}{r})"
             for n, r in nearest) or "none declared"
-        return (f"no agent fits task {task.id!r}: none {wanted} is available; nearest: "
+        return (f"no agent fits task {task.id!r}: none{wanted} is available; nearest: "
                 f"{listed}")
 
     async def _ask_model(
