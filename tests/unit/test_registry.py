@@ -214,6 +214,27 @@ def test_a_router_model_that_names_no_model_is_named_at_the_check() -> None:
     ]
 
 
+def test_a_model_s_name_alone_is_short_for_router_model() -> None:
+    text = textwrap.dedent("""
+        name: w
+        router: local
+        agents:
+          cap: {function: "string:capwords", skills: [caps]}
+        tasks:
+          t: {skill: caps, with: {s: x}, router: "openai:gpt-4o"}
+    """).lstrip()
+
+    workflow = parse_workflow(text, "wf.yaml")
+    (problem,) = problems_of(lambda: parse_workflow(
+        text.replace("router: local", "router: model"), "wf.yaml"))
+
+    assert workflow.router.model == "local"
+    assert workflow.tasks["t"].router is not None
+    assert workflow.tasks["t"].router.model == "openai:gpt-4o"
+    assert (problem.line, problem.field) == (2, "router.model")
+    assert problem.message.startswith("unknown model 'model': use 'local' or")
+
+
 def test_duplicate_names_across_registry_files_name_both_places(tmp_path: Path) -> None:
     write(tmp_path / "agents", "a.yaml", TEXT_AGENTS)
     write(tmp_path / "agents", "b.yaml", """

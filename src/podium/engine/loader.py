@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from podium.agents.context import ContextOptions
 from podium.agents.llm import LLMAgent
@@ -162,6 +169,12 @@ class RouterDoc(_Doc):
     top: int = Field(3, ge=1)
     epsilon: float = Field(0.02, ge=0)
     min_score: float | None = Field(None, ge=-1, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_alone(cls, data: Any) -> Any:
+        # `router: local` (a model's name alone) is short for `router: {model: local}`.
+        return {"model": data} if isinstance(data, str) else data
 
 
 class TaskDoc(_Doc):
