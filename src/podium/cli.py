@@ -387,6 +387,31 @@ def reject(
 
 
 @app.command()
+def cancel(
+    run: Annotated[str, typer.Argument(help="Run id (or its unique start).")],
+    reason: Annotated[str, typer.Option(help="Why; recorded in the journal.")] = "",
+    as_json: JsonOption = False,
+    db: DbOption = None,
+    policy: PolicyOption = None,
+) -> None:
+    """Cancel a run: at once if it waits; a process executing it stops at its next step."""
+
+    async def go(store: Store) -> RunState:
+        with open_access(db, policy) as access:
+            return await access.engine(store).cancel(await store.find_run(run), reason,
+                                                     principal=access.principal)
+
+    state = _run_async(go, db)
+    if as_json:
+        out.print_json(json.dumps(state.record()))
+    else:
+        err.print(f"[bold]cancelled[/bold] · run {state.run_id}", markup=True)
+        if state.tasks and any(t.status == "running" for t in state.tasks.values()):
+            err.print("  a process executing it stops at its next step; what it was doing "
+                      "may still finish", highlight=False)
+
+
+@app.command()
 def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) -> None:
     """Check a workflow without running it; prints every problem found."""
     try:
@@ -422,16 +447,20 @@ def runs_list(
     db: DbOption = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    policy: PolicyOption = None,
 ) -> None:
-    """Runs with their status, start and duration."""
+    """Runs with their status, start and duration (those of workflows you may view)."""
 
     async def go(store: Store) -> list[dict[str, Any]]:
+        with open_access(db, policy) as access:
+            found = await access.engine(store).runs(principal=access.principal, limit=limit,
+                                                    status=status)
         return [{
             "run_id": r.run_id, "workflow": r.workflow, "status": r.status,
             "started_at": iso(r.started_at), "finished_at": iso(r.finished_at),
             "duration": round((r.finished_at or r.updated_at) - r.started_at, 6),
             "events": r.events,
-        } for r in await store.runs(limit, status)]
+        } for r in found]
 
     rows = _run_async(go, db)
     if as_json:
@@ -449,6 +478,7 @@ def runs_show(
     run: Annotated[str, typer.Argument(help="Run id (or its unique start).")],
     as_json: JsonOption = False,
     db: DbOption = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Every task of a run: agent, status, attempts, duration, error, tokens."""
 
@@ -456,7 +486,9 @@ def runs_show(
 
     async def go(store: Store) -> RunState:
         notice.append(unencrypted_notice(store, store.location))
-        return await Engine(store).state(await store.find_run(run))
+        with open_access(db, policy) as access:
+            return await access.engine(store).view(await store.find_run(run),
+                                                   principal=access.principal)
 
     state = _run_async(go, db)
     if as_json:

@@ -8,6 +8,7 @@ The tree::
     │   ├── UnknownRun            no run with that id
     │   ├── NotWaiting            approve/reject on a task that is not waiting for a human
     │   ├── RunBusy               the run is being executed by another live process
+    │   ├── RunEnded              cancel on a run that already completed, failed or was cancelled
     │   ├── PermissionDenied      the policy does not let the principal do that (`.decision`)
     │   └── PolicyFileError       an invalid access policy file; carries every problem found
     └── RunError                  a run, or a task within it, failed
@@ -88,6 +89,10 @@ class NotWaiting(UserError):
 
 class RunBusy(UserError):
     """The run is being executed by another live process."""
+
+
+class RunEnded(UserError):
+    """The run already ended (completed, failed or cancelled): there is nothing to cancel."""
 
 
 class PermissionDenied(UserError):

@@ -103,12 +103,13 @@ def test_run_and_approve_are_refused_without_the_permission(tmp_path: Path) -> N
 
     trail = [(r["actor"], r["action"], r["outcome"]) for r in podium.audit()]
     assert trail == [
-        ("rita", "policy.deny", "denied"), ("ann", "run.start", "ok"),
+        ("rita", "policy.deny", "denied"), ("rita", "run.list", "ok"),
+        ("ann", "run.start", "ok"),
         ("ann", "policy.deny", "denied"), ("bob", "task.approve", "ok"),
         ("ann", "run.end", "completed")]
     verified = podium("ann", "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "OK: 5 records" in verified.stdout
+    assert "OK: 6 records" in verified.stdout
 
 
 def test_the_policy_in_podium_home_applies_by_default(tmp_path: Path) -> None:

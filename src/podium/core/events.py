@@ -29,7 +29,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | run_waiting | | tasks |
 | run_completed | | |
 | run_failed | | error, reason |
-| run_cancelled | | reason |
+| run_cancelled | | reason (`cancelled`), error, by, was (the status it had) |
 
 A `step_completed` of kind `agent` is a sub-agent call a pattern's composite agent made
 (`name` is the sub-agent); `scope` places steps taken inside another step (`/3`).

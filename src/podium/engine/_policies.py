@@ -40,6 +40,7 @@ from podium.errors import (
 )
 from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
+from podium.store.base import LeaseLost
 
 Journal = Callable[..., Awaitable[None]]
 Outcome = Literal["done", "waiting", "gave_up"]
@@ -239,7 +240,8 @@ class TaskRunner:
                     "error_type": "Escalate", "decision": "escalate"}))
                 await self._wait_for_human(task, key, scope, "escalation", why)
                 return "waiting"
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, LeaseLost):
+                # Stopped from outside (cancelled, taken over): not the agent's failure.
                 self.breakers.abandon(self._circuit_key(name))
                 raise
             except TimeoutError:

@@ -26,6 +26,7 @@ from podium.core.principal import ANONYMOUS, Principal
 from podium.core.state import DONE, RunState
 from podium.core.templates import TemplateProblem, evaluate
 from podium.core.workflow import Task, Workflow
+from podium.engine import _control
 from podium.engine._inputs import coerce_inputs
 from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
@@ -38,7 +39,7 @@ from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
 from podium.security.rbac import Policy
-from podium.store.base import Conflict, Store
+from podium.store.base import Conflict, LeaseLost, RunSummary, Store
 from podium.store.sqlite import new_owner
 
 T = TypeVar("T")
@@ -152,8 +153,9 @@ class Engine:
         if holder is not None:
             raise RunBusy(f"run {run_id!r} is being executed by process {holder.pid} on "
                           f"{holder.host!r}; it will pick up approvals by itself")
-        await self.store.append(run_id, [NewEvent(type="run_resumed",
-                                                  data={"pid": os.getpid()})], self.owner)
+        cancelled = await _control.resumed(self, run_id)
+        if cancelled is not None:
+            return cancelled
         for event in await self.store.events(run_id, after=state.last_seq):
             state.apply(event)
         if self.guard is not None and principal is not None:
@@ -161,8 +163,47 @@ class Engine:
         return self._ended(await _Run(self, workflow, state, on_event, on_token).drive())
 
     async def state(self, run_id: str) -> RunState:
-        """The run's state, folded from its journal."""
+        """The run's state, folded from its journal (unchecked: see `view`)."""
         return RunState.of(run_id, await self.store.events(run_id))
+
+    async def view(self, run_id: str, *, principal: Principal | None = None) -> RunState:
+        """The run's state, for `principal`: with a policy, it needs `workflow:view` on the
+        run's workflow; the view is audited (`run.view`).
+
+        Raises:
+            UnknownRun: no such run.
+            PermissionDenied: the policy does not let the principal view the run.
+        """
+        return await _control.view(self, run_id, principal)
+
+    async def runs(self, *, principal: Principal | None = None, limit: int = 50,
+                   status: str | None = None) -> list[RunSummary]:
+        """The newest runs (up to `limit`, of `status` if given) that `principal` may view
+        (`workflow:view`); runs of other workflows are left out, and the listing is audited
+        (`run.list`, with how many were shown and hidden)."""
+        return await _control.runs(self, principal, limit, status)
+
+    async def cancel(self, run_id: str, reason: str = "", *,
+                     principal: Principal | None = None) -> RunState:
+        """Cancel a run on behalf of `principal` (with a policy, it needs `workflow:cancel`);
+        audited as `run.cancel`.
+
+        `run_cancelled` is journaled at once, and the run's lease is taken in the same
+        transaction: a run waiting for a human, or whose process is gone, is cancelled then
+        and there; a live process executing it can no longer write to it, and stops at its
+        next scheduling point (a task starting or finishing, a model or tool call journaled,
+        or its next lease renewal). A call already under way may still finish.
+
+        Returns:
+            The run's state, `cancelled`.
+
+        Raises:
+            UnknownRun: no such run.
+            RunEnded: the run already completed, failed or was cancelled.
+            PermissionDenied: the policy does not let the principal cancel it (nothing is
+                journaled).
+        """
+        return await _control.cancel(self, run_id, reason, principal)
 
     async def approve(self, run_id: str, task: str, data: Any = None, *, by: str = "",
                       principal: Principal | None = None) -> None:
@@ -207,6 +248,8 @@ class Engine:
         # one task; when the run's owner appends in between, look again.
         while True:
             state = await self.state(run_id)
+            if state.status == "cancelled":  # its tasks may still show as waiting
+                raise NotWaiting(f"run {run_id!r} is cancelled: its tasks wait for nobody")
             waiting = [t.key for t in state.waiting()]
             ts = state.tasks.get(task)
             if ts is None or ts.status != "waiting":
@@ -268,6 +311,8 @@ class _Run:
                 spent.model_calls += ts.model_calls
                 spent.tool_calls += len(ts.tool_calls)
         self._over_budget: str | None = None
+        self._lost: LeaseLost | None = None
+        """Set when the heartbeat found the lease gone (the run cancelled, or taken over)."""
         self._main: asyncio.Task[Any] | None = None
 
     def _index(self, workflow: Workflow) -> None:
@@ -356,33 +401,16 @@ class _Run:
         writer = asyncio.create_task(self._writer())
         self._main = asyncio.current_task()
         try:
-            limits = [t for t in (self.workflow.timeout, self.workflow.budget.seconds)
-                      if t is not None]
-            remaining = max(0.0, min(limits) - self.state.active_seconds) if limits else None
-            try:
-                async with asyncio.timeout(remaining):
-                    if await self.planning.prepare():
-                        self._index(self.planning.workflow())
-                        await self._schedule()
-            except TimeoutError:
-                by_budget = self.workflow.timeout is None or (
-                    self.workflow.budget.seconds is not None
-                    and self.workflow.budget.seconds <= self.workflow.timeout)
-                await self.journal(NewEvent(type="run_failed", data={
-                    "reason": "budget_exceeded" if by_budget else "timeout",
-                    "error": f"seconds budget of {self.workflow.budget.seconds} exceeded"
-                    if by_budget else
-                    f"the run took longer than its timeout of {self.workflow.timeout}s"}))
-            except asyncio.CancelledError:
-                if self._over_budget is None or self._main is None:
-                    raise
-                self._main.uncancel()
-                await self.journal(NewEvent(type="run_failed", data={
-                    "reason": "budget_exceeded", "error": self._over_budget}))
+            await self._within_limits()
         except BaseExceptionGroup as group:
             # One task's engine failure (a lost lease, a broken store) ends the drive; show
             # it as itself, not wrapped.
-            raise group.exceptions[0] from None
+            error = group.exceptions[0]
+            if not (isinstance(error, LeaseLost) and await self._cancelled()):
+                raise error from None
+        except LeaseLost:
+            if not await self._cancelled():
+                raise
         finally:
             heartbeat.cancel()
             writer.cancel()
@@ -393,10 +421,54 @@ class _Run:
             await self.store.release(self.run_id, self.owner)
         return self.state
 
+    async def _within_limits(self) -> None:
+        limits = [t for t in (self.workflow.timeout, self.workflow.budget.seconds)
+                  if t is not None]
+        remaining = max(0.0, min(limits) - self.state.active_seconds) if limits else None
+        try:
+            async with asyncio.timeout(remaining):
+                if await self.planning.prepare():
+                    self._index(self.planning.workflow())
+                    await self._schedule()
+        except TimeoutError:
+            by_budget = self.workflow.timeout is None or (
+                self.workflow.budget.seconds is not None
+                and self.workflow.budget.seconds <= self.workflow.timeout)
+            await self.journal(NewEvent(type="run_failed", data={
+                "reason": "budget_exceeded" if by_budget else "timeout",
+                "error": f"seconds budget of {self.workflow.budget.seconds} exceeded"
+                if by_budget else
+                f"the run took longer than its timeout of {self.workflow.timeout}s"}))
+        except asyncio.CancelledError:
+            if self._main is None or (self._over_budget is None and self._lost is None):
+                raise
+            self._main.uncancel()
+            if self._lost is not None:
+                raise self._lost from None
+            await self.journal(NewEvent(type="run_failed", data={
+                "reason": "budget_exceeded", "error": self._over_budget}))
+
+    async def _cancelled(self) -> bool:
+        """Whether the lease went to `Engine.cancel`; then the drive ends with the journal's
+        state, `cancelled`, rather than with `LeaseLost`."""
+        state = RunState.of(self.run_id, await self.store.events(self.run_id))
+        if state.status != "cancelled":
+            return False
+        self.state = state
+        return True
+
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.engine.lease / 3)
-            await self.store.renew(self.run_id, self.owner, self.engine.lease)
+            try:
+                await self.store.renew(self.run_id, self.owner, self.engine.lease)
+            except LeaseLost as e:
+                # Cancelled or taken over while a task runs: stop now, not at its next write.
+                # (A lease this drive gave up itself, on waiting or ending, is not news.)
+                if self.state.status == "running" and self._main is not None:
+                    self._lost = e
+                    self._main.cancel()
+                return
 
     def _unmet(self, task: Task) -> int:
         return sum(1 for need in task.needs

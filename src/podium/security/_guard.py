@@ -12,6 +12,7 @@ Audit records written (actor: the principal; no inputs, outputs or arguments, ev
 | `tool.call` | `run/task/tool` | `held`, `denied` | tool mediation's decisions (`mediation: …`) |
 | `task.approve`, `task.reject` | `run/task` | `ok` | a human answered a waiting task |
 | `policy.deny` | the resource | `denied` | any other denial (detail: the action) |
+| `run.view`, `run.list`, `run.cancel` | run id, `runs` | `ok` | see `engine/_control.py` |
 """
 
 from __future__ import annotations

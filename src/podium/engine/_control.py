@@ -1,0 +1,126 @@
+"""What a principal may do to runs from outside them: view, list, cancel.
+
+The engine's `view`, `runs` and `cancel` are here, checked against the access policy
+(`workflow:view`, `workflow:cancel`) and audited:
+
+| action | subject | outcome | detail |
+| --- | --- | --- | --- |
+| `run.view` | run id | `ok` | |
+| `run.list` | `runs` | `ok` | how many runs were shown and how many hidden |
+| `run.cancel` | run id | `ok` | the status the run had, and whether a live process was told |
+| `policy.deny` | run id | `denied` | `workflow:view` or `workflow:cancel` |
+
+A cancel is one journal append: `run_cancelled` (data: `reason` `cancelled`, `error`, `by`,
+`was`) with the run's lease released in the same transaction, under `expect_last`, so that
+it never lands after the run ended. The process that was executing the run finds its lease
+gone at its next write or renewal, reads the journal, sees the cancel, and stops (see
+`_Run.drive`). The reason given is journaled, not audited: it is free text, and the audit
+log holds no personal values.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from podium.core.events import NewEvent
+from podium.core.principal import ANONYMOUS, Principal
+from podium.core.state import RunState
+from podium.errors import RunEnded
+from podium.store.base import Conflict, LeaseLost, RunSummary
+
+if TYPE_CHECKING:
+    from podium.engine.runtime import Engine
+
+ENDED = frozenset({"completed", "failed", "cancelled"})
+
+
+async def view(engine: Engine, run_id: str, principal: Principal | None) -> RunState:
+    """`Engine.view`."""
+    state = await engine.state(run_id)
+    if engine.guard is not None:
+        engine.guard.check(principal or ANONYMOUS, "workflow:view", state.workflow,
+                           subject=run_id)
+        engine.guard.record(principal, "run.view", run_id)
+    return state
+
+
+async def runs(engine: Engine, principal: Principal | None, limit: int, status: str | None
+               ) -> list[RunSummary]:
+    """`Engine.runs`: reads more of the newest runs until `limit` visible ones are found."""
+    guard = engine.guard
+    if guard is None:
+        return await engine.store.runs(limit, status)
+    who = principal or ANONYMOUS
+    asked = limit
+    while True:
+        found = await engine.store.runs(asked, status)
+        shown: list[RunSummary] = []
+        hidden = 0
+        for r in found:
+            if len(shown) == limit:
+                break
+            if guard.policy.allows(who, "workflow:view", r.workflow).allowed:
+                shown.append(r)
+            else:
+                hidden += 1
+        if len(shown) == limit or len(found) < asked:
+            break
+        asked *= 4
+    guard.record(principal, "run.list", "runs", detail=f"shown={len(shown)} hidden={hidden}")
+    return shown
+
+
+async def cancel(engine: Engine, run_id: str, reason: str, principal: Principal | None
+                 ) -> RunState:
+    """`Engine.cancel`."""
+    state = await engine.state(run_id)
+    if engine.guard is not None:
+        engine.guard.check(principal or ANONYMOUS, "workflow:cancel", state.workflow,
+                           subject=run_id)
+    by = (principal or ANONYMOUS).id if engine.guard is not None or principal else ""
+    while True:
+        if state.status in ENDED:
+            await engine.store.release(run_id, engine.owner)
+            raise RunEnded(f"run {run_id!r} already {_ended(state.status)}; there is "
+                           "nothing to cancel")
+        holder = await engine.store.acquire(run_id, engine.owner, engine.lease)
+        error = f"cancelled by {by!r}" if by else "cancelled"
+        event = NewEvent(type="run_cancelled", data={
+            "reason": "cancelled", "error": f"{error}: {reason}" if reason else error,
+            "by": by, "was": state.status})
+        try:
+            # Without the lease (a live process holds it) the append takes it away.
+            await engine.store.append(run_id, [event], engine.owner if holder is None else None,
+                                      expect_last=state.last_seq, release=True)
+            break
+        except (Conflict, LeaseLost):  # the journal grew meanwhile: look again
+            state = await engine.state(run_id)
+    if engine.guard is not None:
+        told = f"; process {holder.pid} executing it stops" if holder is not None else ""
+        engine.guard.record(principal, "run.cancel", run_id, detail=f"was {state.status}{told}")
+    return await engine.state(run_id)
+
+
+def _ended(status: str) -> str:
+    return "was cancelled" if status == "cancelled" else status
+
+
+async def resumed(engine: Engine, run_id: str) -> RunState | None:
+    """Journal `run_resumed`, once `engine` holds the run's lease; unless the run was
+    cancelled meanwhile: then release the lease and return the cancelled state.
+
+    Raises:
+        LeaseLost: another process took the run over.
+    """
+    try:
+        if (await engine.state(run_id)).status != "cancelled":
+            await engine.store.append(run_id, [NewEvent(type="run_resumed", data={
+                "pid": engine.owner.pid})], engine.owner)
+            return None
+    except LeaseLost:  # a cancel took the lease after we looked
+        pass
+    await engine.store.release(run_id, engine.owner)
+    state = await engine.state(run_id)
+    if state.status != "cancelled":
+        raise LeaseLost(f"run {run_id!r} was taken over by another process")
+    return state
