@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -161,9 +160,10 @@ async def test_a_long_task_is_interrupted_when_the_lease_is_renewed(
 async def test_a_run_whose_process_died_is_cancelled_at_once(
         stores: tuple[SQLiteStore, SQLiteStore]) -> None:
     store, _ = stores
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    dead = Owner(token="dead", pid=int(gone.stdout), host=socket.gethostname())
+    gone = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import os; print(os.getpid())", stdout=asyncio.subprocess.PIPE)
+    out, _ = await gone.communicate()
+    dead = Owner(token="dead", pid=int(out), host=socket.gethostname())
     await store.create_run("r-1", "job", NewEvent(type="run_started", data={
         "workflow": "job", "inputs": {}}), dead)
     await store.append("r-1", [NewEvent(type="task_started", task="first",
