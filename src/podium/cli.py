@@ -397,7 +397,7 @@ def cancel(
     """Cancel a run: at once if it waits; a process executing it stops at its next step."""
 
     async def go(store: Store) -> RunState:
-        with open_access(db, policy) as access:
+        with open_access(_audit_db(db), policy) as access:
             return await access.engine(store).cancel(await store.find_run(run), reason,
                                                      principal=access.principal)
 
@@ -452,7 +452,7 @@ def runs_list(
     """Runs with their status, start and duration (those of workflows you may view)."""
 
     async def go(store: Store) -> list[dict[str, Any]]:
-        with open_access(db, policy) as access:
+        with open_access(_audit_db(db), policy) as access:
             found = await access.engine(store).runs(principal=access.principal, limit=limit,
                                                     status=status)
         return [{
@@ -486,7 +486,7 @@ def runs_show(
 
     async def go(store: Store) -> RunState:
         notice.append(unencrypted_notice(store, store.location))
-        with open_access(db, policy) as access:
+        with open_access(_audit_db(db), policy) as access:
             return await access.engine(store).view(await store.find_run(run),
                                                    principal=access.principal)
 

@@ -8,6 +8,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podium import SQLiteStore, UnknownRun
+from podium.security import AuditLog
+from podium.security.crypto import context
 
 PODIUM = str(Path(sys.executable).with_name("podium"))
 CANARY = "quokka-canary-4411"
@@ -104,3 +111,59 @@ def test_rotating_to_a_given_key_file(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     unkeyed = _podium("keys", "rotate", home=home)
     assert unkeyed.returncode == 2 and "no master key is configured" in unkeyed.stderr
+
+
+def _audit(home: Path) -> list[dict[str, Any]]:
+    verified = _podium("audit", "verify", home=home)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    exported = _podium("audit", "export", home=home)
+    assert exported.returncode == 0, exported.stderr
+    return [json.loads(line) for line in exported.stdout.splitlines()]
+
+
+async def test_key_init_rotation_and_shredding_are_audited(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = _setup(tmp_path)
+    env = {"PODIUM_PRINCIPAL": "keeper"}
+    assert _podium("keys", "init", home=home, **env).returncode == 0
+    first = _podium("keys", "status", "--json", home=home)
+    old = json.loads(first.stdout)["process_keys"][0]
+    made = _audit(home)[-1]
+    assert (made["actor"], made["action"], made["subject"], made["detail"]) == (
+        "keeper", "key.init", f"master_key/0x{old}", "PODIUM_HOME")
+
+    _, run_id = _run(home)
+    assert _podium("keys", "rotate", home=home, **env).returncode == 0
+    new = json.loads(_podium("keys", "status", "--json", home=home).stdout)["current"]
+    rotated = _audit(home)[-1]
+    assert (rotated["actor"], rotated["action"], rotated["subject"], rotated["detail"]) == (
+        "keeper", "key.rotate", f"master_key/0x{new}", f"rewrapped=1 previous=0x{old}")
+
+    # Shredding through the store's Python API, with the command's audit log.
+    monkeypatch.setenv("PODIUM_HOME", str(home))
+    for name in [k for k in os.environ if k.startswith("PODIUM_MASTER_KEY")]:
+        monkeypatch.delenv(name)
+    with AuditLog(home / "podium.db") as log:
+        store = SQLiteStore(home / "podium.db", audit=log, actor="dpo")
+        try:
+            await store.vault_put(run_id, {"<EMAIL_1>": "ada@example.org",
+                                           "<CARD_1>": "4111 1111 1111 1111"})
+            await store.seal(b"notes", where=context("notes", "1", "text"), subject="cust-42")
+            await store.shred_run(run_id)
+            assert [r["data_classes"] for r in _audit(home)[-1:]] == [["CARD", "EMAIL"]]
+            assert await store.shred_subject("cust-42") == 1
+            assert _audit(home)[-1]["subject"].startswith("subject#")
+            with pytest.raises(UnknownRun):
+                await store.shred_run("no-such-run")
+        finally:
+            await store.close()
+    trail = _audit(home)
+    shreds = [(r["actor"], r["action"], r["subject"], r["outcome"], r["detail"],
+               r["data_classes"]) for r in trail if r["action"] == "key.shred"]
+    assert shreds == [
+        ("dpo", "key.shred", f"run/{run_id}", "ok", "keys=1 vault", ["CARD", "EMAIL"]),
+        ("dpo", "key.shred", trail[-2]["subject"], "ok", "keys=1", ["SUBJECT"]),
+        ("dpo", "key.shred", "run/no-such-run", "error", "UnknownRun", [])]
+    exported = json.dumps(trail)
+    for value in ("ada@example.org", "4111", "cust-42", CANARY):
+        assert value not in exported

@@ -13,8 +13,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from podium import config
 from podium.errors import PodiumError
+from podium.security import key_audit
 from podium.security._audit_keys import _create_private
+from podium.security.audit import AuditLog
 from podium.security.crypto import (
     KEY_ENV,
     KEY_FILE_ENV,
@@ -24,7 +27,7 @@ from podium.security.crypto import (
     load_keyring,
     read_key_file,
 )
-from podium.store._open import open_store
+from podium.store._open import is_url, open_store
 from podium.store.base import KeyStatus, Store
 
 keys_app = typer.Typer(no_args_is_help=True,
@@ -46,6 +49,20 @@ def unencrypted_notice(store: Store, path: str | Path) -> str | None:
             "makes one")
 
 
+def _audit(db: str | None) -> AuditLog | None:
+    """The audit log the command records in, as `podium run` finds it (beside a SQLite
+    journal; the default file with a PostgreSQL one); None if off."""
+    if config.audit_off():
+        return None
+    return AuditLog(config.audit_path(None if db is None or is_url(db) else Path(db)))
+
+
+def _actor() -> str:
+    from podium._cli_access import local_user
+
+    return local_user()
+
+
 def _fail(message: str) -> typer.Exit:
     _err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(2)
@@ -63,6 +80,15 @@ def keys_init(
         raise _fail(f"{path} exists already; `podium keys rotate` replaces a key")
     key = MasterKey.generate()
     _create_private(path, (key.text() + "\n").encode())
+    try:
+        log = _audit(None)
+        if log is not None:
+            with log:
+                key_audit.record_init(log, _actor(), key.key_id,
+                                      "--out" if out_file else "PODIUM_HOME")
+    except (PodiumError, OSError) as e:
+        raise _fail(f"master key {key.key_id} written to {path}, but not audited: {e}"
+                    ) from None
     _out.print(f"master key {key.key_id} written to {escape(str(path))}")
 
 
@@ -137,8 +163,11 @@ def keys_rotate(
 
 
 async def _rotate(db: str | None, keyring: Keyring, new: MasterKey) -> int:
-    store = open_store(db, keys=keyring)
+    log = _audit(db)
+    store = open_store(db, keys=keyring, audit=log, actor=_actor())
     try:
         return await store.rotate_master_key(new)
     finally:
         await store.close()
+        if log is not None:
+            log.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 from podium.core.events import Event, NewEvent
 from podium.errors import PodiumError
+from podium.security.audit import AuditLog
 from podium.security.crypto import MasterKey
 
 
@@ -77,6 +78,12 @@ class KeyStatus:
 
 class Store(ABC):
     """Durable, append-only journal of runs."""
+
+    audit: AuditLog | None = None
+    """Where key rotations and crypto-shredding are recorded (`podium.security.key_audit`);
+    None: nowhere. The store does not close it."""
+    actor: str = "engine"
+    """Who those records name as having acted."""
 
     @property
     def location(self) -> str:

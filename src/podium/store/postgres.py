@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from podium.core.events import ERASED, RUN_ENDS, Event, NewEvent
 from podium.errors import RunBusy, UnknownRun
+from podium.security import key_audit
+from podium.security.audit import AuditLog
 from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
 from podium.store._common import RUN_STATUS, busy, dumps, holds
 from podium.store._keys import run_owner, subject_owner
@@ -96,11 +98,16 @@ class PostgresStore(Store):
             environment (`load_keyring`); None stores data unencrypted.
         max_connections: the most connections this store holds open at once.
         connect_timeout: seconds to wait for the server before giving up.
+        audit: where key rotations and crypto-shredding are recorded
+            (`podium.security.key_audit`); None: nowhere. The store does not close it.
+        actor: who those records name as having acted.
     """
 
     def __init__(self, url: str, *, keys: Keyring | Literal["env"] | None = "env",
-                 max_connections: int = 4, connect_timeout: float = 10.0) -> None:
+                 max_connections: int = 4, connect_timeout: float = 10.0,
+                 audit: AuditLog | None = None, actor: str = "engine") -> None:
         self.url = url
+        self.audit, self.actor = audit, actor
         self.keyring = load_keyring() if keys == "env" else keys
         self._keys = PgDataKeys(self.keyring)
         self._max = max_connections
@@ -408,6 +415,9 @@ class PostgresStore(Store):
             return await self._keys.open(conn, blob, where, "a sealed value")
 
     async def shred_run(self, run_id: str) -> None:
+        await key_audit.audited_shred_run(self, run_id, lambda: self._shred_run(run_id))
+
+    async def _shred_run(self, run_id: str) -> tuple[int, bool]:
         async with self._tx() as conn:
             cur = await conn.execute("SELECT owner_pid, owner_host, lease_until FROM"
                                      " podium_runs WHERE run_id = %s FOR UPDATE", (run_id,))
@@ -418,25 +428,30 @@ class PostgresStore(Store):
             if until is not None and until > time.time() and busy(pid, host):
                 raise RunBusy(f"run {run_id!r} is being executed by process {pid} on "
                               f"{host!r}; erase it once it stopped")
-            clear = await self._keys.shred(conn, run_owner(run_id)) == 0
-            if clear:
+            keys = await self._keys.shred(conn, run_owner(run_id))
+            if keys == 0:
                 # Written with no master key: overwrite the payloads themselves.
                 await conn.execute("UPDATE podium_events SET data = %s WHERE run_id = %s"
                                    " AND data IS NOT NULL", (dumps({ERASED: "run"}), run_id))
-            await conn.execute("DELETE FROM podium_vaults WHERE run_id = %s", (run_id,))
+            cur = await conn.execute("DELETE FROM podium_vaults WHERE run_id = %s", (run_id,))
+            vault = cur.rowcount > 0
         await self._vacuum("podium_data_keys", "podium_vaults",
-                           *(["podium_events"] if clear else []))
+                           *(["podium_events"] if keys == 0 else []))
+        return keys, vault
 
     async def shred_subject(self, subject: str) -> int:
-        if self.keyring is None:
-            raise KeyConfigError(
-                f"cannot erase subject {subject!r} by crypto-shredding: this journal is not "
-                "encrypted (no master key configured), so payloads tagged with a subject were "
-                "stored in clear; configure a master key (podium keys init)")
-        async with self._tx() as conn:
-            shredded = await self._keys.shred(conn, subject_owner(subject))
-        await self._vacuum("podium_data_keys")
-        return shredded
+        async def shred() -> int:
+            if self.keyring is None:
+                raise KeyConfigError(
+                    f"cannot erase subject {subject!r} by crypto-shredding: this journal is "
+                    "not encrypted (no master key configured), so payloads tagged with a "
+                    "subject were stored in clear; configure a master key (podium keys init)")
+            async with self._tx() as conn:
+                shredded = await self._keys.shred(conn, subject_owner(subject))
+            await self._vacuum("podium_data_keys")
+            return shredded
+
+        return await key_audit.audited_shred_subject(self, subject, shred)
 
     async def key_status(self) -> KeyStatus:
         async with self._conn() as conn:
@@ -454,6 +469,11 @@ class PostgresStore(Store):
             KeyConfigError: no keys, `new` not among them, or a data key under a master key
                 that is not among them.
         """
+        previous = [k for k in self.keyring.ids() if k != new.key_id] if self.keyring else []
+        return await key_audit.audited_rotation(self, new, previous,
+                                                lambda: self._rotate(new, batch))
+
+    async def _rotate(self, new: MasterKey, batch: int) -> int:
         if self.keyring is None or self.keyring.get(new.key_id) is None:
             raise KeyConfigError("rotating needs a store opened with the new master key and "
                                  "the current one")

@@ -30,6 +30,8 @@ from typing import Any, Literal, TypeVar
 from podium._sqlite import retrying, write
 from podium.core.events import ERASED, RUN_ENDS, Event, NewEvent
 from podium.errors import PodiumError, RunBusy, UnknownRun
+from podium.security import key_audit
+from podium.security.audit import AuditLog
 from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
 from podium.store._common import RUN_STATUS, busy, holds
 from podium.store._common import dumps as _dumps
@@ -95,11 +97,16 @@ class SQLiteStore(Store):
         lock_patience: seconds of retries after which a lock is reported as an error.
         keys: the master keys to encrypt with; by default those configured in the
             environment (`load_keyring`); None stores data unencrypted.
+        audit: where key rotations and crypto-shredding are recorded
+            (`podium.security.key_audit`); None: nowhere. The store does not close it.
+        actor: who those records name as having acted.
     """
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0,
                  lock_patience: float = 120.0,
-                 keys: Keyring | Literal["env"] | None = "env") -> None:
+                 keys: Keyring | Literal["env"] | None = "env",
+                 audit: AuditLog | None = None, actor: str = "engine") -> None:
+        self.audit, self.actor = audit, actor
         self.keyring = load_keyring() if keys == "env" else keys
         self._keys = DataKeys(self.keyring)
         self.path = Path(path)
@@ -382,7 +389,15 @@ class SQLiteStore(Store):
         return self._keys.open(self._db, blob, where, "a sealed value")
 
     async def shred_run(self, run_id: str) -> None:
-        def shred(db: sqlite3.Connection) -> None:
+        async def shred() -> tuple[int, bool]:
+            done = self._write(self._shred_run(run_id))
+            self._checkpoint()
+            return done
+
+        await key_audit.audited_shred_run(self, run_id, shred)
+
+    def _shred_run(self, run_id: str) -> Callable[[sqlite3.Connection], tuple[int, bool]]:
+        def shred(db: sqlite3.Connection) -> tuple[int, bool]:
             row = db.execute("SELECT owner_pid, owner_host, lease_until FROM runs WHERE"
                              " run_id = ?", (run_id,)).fetchone()
             if row is None:
@@ -391,24 +406,28 @@ class SQLiteStore(Store):
             if until is not None and until > time.time() and busy(pid, host):
                 raise RunBusy(f"run {run_id!r} is being executed by process {pid} on "
                               f"{host!r}; erase it once it stopped")
-            if self._keys.shred(db, run_owner(run_id)) == 0:
+            keys = self._keys.shred(db, run_owner(run_id))
+            if keys == 0:
                 # Written with no master key: overwrite the payloads themselves.
                 db.execute("UPDATE events SET data = ? WHERE run_id = ? AND typeof(data) ="
                            " 'text'", (_dumps({ERASED: "run"}), run_id))
-            db.execute("DELETE FROM vaults WHERE run_id = ?", (run_id,))
+            vault = db.execute("DELETE FROM vaults WHERE run_id = ?", (run_id,)).rowcount
+            return keys, vault > 0
 
-        self._write(shred)
-        self._checkpoint()
+        return shred
 
     async def shred_subject(self, subject: str) -> int:
-        if self.keyring is None:
-            raise KeyConfigError(
-                f"cannot erase subject {subject!r} by crypto-shredding: this journal is not "
-                "encrypted (no master key configured), so payloads tagged with a subject were "
-                "stored in clear; configure a master key (podium keys init)")
-        shredded = self._write(lambda db: self._keys.shred(db, subject_owner(subject)))
-        self._checkpoint()
-        return shredded
+        async def shred() -> int:
+            if self.keyring is None:
+                raise KeyConfigError(
+                    f"cannot erase subject {subject!r} by crypto-shredding: this journal is "
+                    "not encrypted (no master key configured), so payloads tagged with a "
+                    "subject were stored in clear; configure a master key (podium keys init)")
+            shredded = self._write(lambda db: self._keys.shred(db, subject_owner(subject)))
+            self._checkpoint()
+            return shredded
+
+        return await key_audit.audited_shred_subject(self, subject, shred)
 
     async def key_status(self) -> KeyStatus:
         return self._keys.status(self._db)
@@ -425,15 +444,19 @@ class SQLiteStore(Store):
             KeyConfigError: no keys, `new` not among them, or a data key under a master key
                 that is not among them.
         """
-        if self.keyring is None or self.keyring.get(new.key_id) is None:
-            raise KeyConfigError("rotating needs a store opened with the new master key and "
-                                 "the current one")
-        self._write(lambda db: self._keys.start_rotation(db, new))
-        total = 0
-        while n := self._write(lambda db: self._keys.rewrap(db, new, batch)):
-            total += n
-        self._checkpoint()
-        return total
+        async def rotate() -> int:
+            if self.keyring is None or self.keyring.get(new.key_id) is None:
+                raise KeyConfigError("rotating needs a store opened with the new master key "
+                                     "and the current one")
+            self._write(lambda db: self._keys.start_rotation(db, new))
+            total = 0
+            while n := self._write(lambda db: self._keys.rewrap(db, new, batch)):
+                total += n
+            self._checkpoint()
+            return total
+
+        previous = [k for k in self.keyring.ids() if k != new.key_id] if self.keyring else []
+        return await key_audit.audited_rotation(self, new, previous, rotate)
 
     def _checkpoint(self) -> None:
         """Move the WAL into the file and empty it, so that destroyed keys leave no copy in
