@@ -12,7 +12,7 @@ one, data keys destroyed (crypto-shredding).
 
 A failed shred is recorded too, outcome `error`, detail the error's type.
 Key ids are written `0x<16 hex digits>` (a bare run of digits could pass for a personal
-number, which the audit log refuses); a data subject by a keyed digest of its id, never the
+number, which the audit log refuses); a data subject by a BLAKE2b digest of its id, never the
 id itself (`subject_ref`, the same digest the memory room's erasure records name it by).
 The stores write these records when given an audit log (`SQLiteStore(audit=...)`,
 `PostgresStore(audit=...)`, `open_store(audit=...)`), through the `audited_*` helpers
