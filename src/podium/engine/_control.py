@@ -20,6 +20,7 @@ log holds no personal values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from podium.core.events import NewEvent
@@ -42,6 +43,14 @@ async def view(engine: Engine, run_id: str, principal: Principal | None) -> RunS
                            subject=run_id)
         engine.guard.record(principal, "run.view", run_id)
     return state
+
+
+def viewer(engine: Engine, principal: Principal | None) -> Callable[[str], bool] | None:
+    """Whether `principal` may view runs of a workflow (by name); None with no policy."""
+    if engine.guard is None or not engine.guard.policy.enforced:
+        return None
+    policy, who = engine.guard.policy, principal or ANONYMOUS
+    return lambda workflow: policy.allows(who, "workflow:view", workflow).allowed
 
 
 async def runs(engine: Engine, principal: Principal | None, limit: int, status: str | None

@@ -289,7 +289,8 @@ class _Run:
                 ANONYMOUS if engine.guard is not None else None),
             router_policy=workflow.router,
             session=state.session, session_thread=SessionThread(
-                engine.store, state.session, self.run_id) if state.session else None,
+                engine.store, state.session, self.run_id, _control.viewer(
+                    engine, state.principal)) if state.session else None,
             untrusted_inputs=frozenset(n for n, s in workflow.inputs.items() if not s.is_trusted),
             memory=engine.memory, subjects=tuple(workflow.subjects(state.inputs)),
             circuits={name: getattr(a, "circuit", None) or workflow.circuit

@@ -1,5 +1,5 @@
-"""Cancelling runs, and viewing and listing them under an access policy, on real SQLite
-journals and audit logs. Two engines on one journal file stand for two processes: each has
+"""Cancelling runs, and viewing and listing them under an access policy (a session's thread
+included), on real SQLite journals and audit logs. Two engines on one journal file stand for two processes: each has
 its own owner token, and the one driving a run holds its lease."""
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podium import (
     HUMAN,
+    ContextOptions,
     Engine,
+    InputSpec,
+    LLMAgent,
     NotWaiting,
     PermissionDenied,
     Principal,
@@ -29,6 +32,7 @@ from podium import (
 from podium.core.events import NewEvent
 from podium.security import AuditLog
 from podium.store.base import Owner
+from podium.testing import ScriptedModel
 
 POLICY = parse_policy(yaml.safe_dump({
     "roles": {
@@ -239,3 +243,29 @@ async def test_runs_lists_only_what_the_principal_may_view(
     assert listed == ["shown=3 hidden=5", "shown=2 hidden=5", "shown=3 hidden=0",
                       "shown=0 hidden=0"]
     assert [r.run_id for r in await Engine(store).runs(limit=100)] == (others + jobs)[::-1]
+
+
+async def test_a_session_thread_holds_only_runs_the_principal_may_view(
+        stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+    store, _ = stores
+    policy = parse_policy(yaml.safe_dump({"roles": {
+        "chatter": {"workflows": {"chat": ["run", "view"]}, "agents": ["*"]},
+        "guest": {"workflows": {"chat": ["run"]}, "agents": ["*"]}}}), "chat.yaml")
+    alice = Principal(id="alice", roles=frozenset({"chatter"}))
+    eve = Principal(id="eve", roles=frozenset({"guest"}))
+    model = ScriptedModel(["Your code word is PAPAYA.", "no idea", "PAPAYA"])
+    wf = Workflow("chat", inputs={"question": InputSpec(type="string")})
+    wf.add_agent("bot", LLMAgent(model, name="bot", instructions="Answer.",
+                                 context=ContextOptions()))
+    wf.add_task("answer", agent="bot", prompt="{{ inputs.question }}")
+    engine = Engine(store, policy=policy)
+
+    first = await engine.start(wf, {"question": "A code word?"}, session="s", principal=alice)
+    await engine.start(wf, {"question": "Alice's code word?"}, session="s", principal=eve)
+    await engine.start(wf, {"question": "My code word?"}, session="s", principal=alice)
+
+    systems = [str(call.messages[0].content) for call in model.calls]
+    assert systems[1] == "Answer."  # eve may run chats, not view them: no thread
+    assert "PAPAYA" not in "".join(str(m.content) for m in model.calls[1].messages)
+    assert f"[run {first.run_id} · chat · " in systems[2]
+    assert "Alice's code word?" in systems[2]  # alice may view every chat, eve's too
