@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podium import PostgresStore, SQLiteStore, Store, UnknownRun
 from podium.core.events import ERASED, NewEvent
 from podium.errors import RunBusy
+from podium.security import AuditLog
 from podium.security.crypto import DecryptError, KeyConfigError, Keyring, MasterKey, context
+from podium.security.key_audit import subject_ref
 from podium.store.base import CircuitState, Conflict, LeaseLost, Owner
 from tests.integration._postgres import PostgresServer
 
@@ -347,3 +350,35 @@ async def test_key_status_counts_data_keys(store: Store) -> None:
         assert status.clear_runs == 0
     else:
         assert (status.current, status.data_keys, status.clear_runs) == (None, {}, 1)
+
+
+async def test_shredding_and_rotation_are_audited(store: Store, tmp_path: Path) -> None:
+    me = owner("a")
+    await store.create_run("r", "w", START, me)
+    await store.release("r", me)
+    await store.vault_put("r", {"<EMAIL_1>": "ada@example.com", "<EMAIL_2>": "b@example.org"})
+    await store.seal(b"fact", where=context("memory", "row", 1, "text"), subject="s-1")
+    with AuditLog(tmp_path / "audit.db", key=b"k" * 32, sign_every=None,
+                  signing_key=Ed25519PrivateKey.generate()) as log:
+        store.audit, store.actor = log, "dpo"
+        await store.shred_run("r")
+        with pytest.raises(UnknownRun):
+            await store.shred_run("nope")
+        if store.encrypted:
+            assert await store.shred_subject("s-1") == 1
+        else:
+            with pytest.raises(KeyConfigError):
+                await store.shred_subject("s-1")
+        with pytest.raises(KeyConfigError):  # the store does not hold the new key
+            await store.rotate_master_key(MasterKey(secret=b"n" * 32, source="test"))
+        records = [(r.actor, r.action, r.subject, r.outcome, r.detail, r.data_classes)
+                   for r in log.records()]
+        assert log.verify().ok
+    keys = 1 if store.encrypted else 0
+    new_id = MasterKey(secret=b"n" * 32, source="test").key_id
+    assert records == [
+        ("dpo", "key.shred", "run/r", "ok", f"keys={keys} vault", ("EMAIL",)),
+        ("dpo", "key.shred", "run/nope", "error", "UnknownRun", ()),
+        ("dpo", "key.shred", subject_ref("s-1"), "ok" if keys else "error",
+         "keys=1" if keys else "KeyConfigError", ("SUBJECT",)),
+        ("dpo", "key.rotate", f"master_key/0x{new_id}", "error", "KeyConfigError", ())]
