@@ -21,6 +21,7 @@ from podium.memory import (
     UntrustedSource,
 )
 from podium.memory.embeddings import Embedder, Vectors, default_embedder
+from podium.security.crypto import Keyring, MasterKey
 from tests.integration._pgvector import pgvector_server
 
 FACTS = [
@@ -48,7 +49,10 @@ async def _fresh_postgres(url: str, embedder: Embedder) -> PostgresMemoryStore:
 Make = Callable[..., Awaitable[MemoryStore]]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+_KEYS = Keyring(keys=(MasterKey.generate(),))
+
+
+@pytest.fixture(params=["sqlite", "sqlite-encrypted", "postgres"])
 async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Make]:
     """A factory of stores of one backend, all on one fresh database: `await make()`."""
     opened: list[MemoryStore] = []
@@ -58,7 +62,9 @@ async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         embedder = embedder or default_embedder()
         store: MemoryStore
         if request.param == "sqlite":
-            store = SQLiteMemoryStore(tmp_path / "memory.db", embedder)
+            store = SQLiteMemoryStore(tmp_path / "memory.db", embedder, keys=None)
+        elif request.param == "sqlite-encrypted":
+            store = SQLiteMemoryStore(tmp_path / "memory.db", embedder, keys=_KEYS)
         elif not opened:
             store = await _fresh_postgres(url, embedder)
         else:

@@ -8,6 +8,12 @@ Python's own `sqlite3` often cannot do (see `benchmarks/memory.py` for both).
 
 Deletes overwrite the freed bytes (`secure_delete`), and erasure checkpoints the WAL, so a
 forgotten memory's text is not left in the file.
+
+With a master key configured (as for the journal: `PODIUM_MASTER_KEY`,
+`PODIUM_MASTER_KEY_FILE` or `$PODIUM_HOME/master.key`), each memory's text, metadata and
+vector are sealed with AES-256-GCM under its subject's (else its namespace's) data key,
+kept wrapped in the same file (`podium.memory._sealing`). Ids, namespaces, sources, trust,
+subjects and times stay in clear, for filtering.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from podium._sqlite import retrying, write
 from podium.core.memory import Memory, Trust
+from podium.memory import _sealing
+from podium.memory._sealing import MemoryKeys, owner_of
 from podium.memory.store import Filter, MemoryStore, scored
+from podium.security.crypto import KeyConfigError, Keyring, MasterKey, load_keyring
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,10 +80,13 @@ class SQLiteMemoryStore(MemoryStore):
     Args:
         path: the database file (created with its folder).
         embedder: the embedding model; the local MiniLM by default.
+        keys: the master keys; `"env"` (default) loads them from the environment
+            (`load_keyring`); None stores memories unencrypted.
     """
 
     def __init__(self, path: str | Path, embedder: Embedder | None = None, *,
-                 busy_timeout: float = 5.0, lock_patience: float = 120.0) -> None:
+                 busy_timeout: float = 5.0, lock_patience: float = 120.0,
+                 keys: Keyring | Literal["env"] | None = "env") -> None:
         super().__init__(embedder)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +101,14 @@ class SQLiteMemoryStore(MemoryStore):
         self._seen: tuple[int, int] = (-1, -1)
         self._writes = 0
         self._lock = asyncio.Lock()
-        self._write(lambda db: [db.execute(s) for s in _SCHEMA.split(";") if s.strip()])
+        self._keys = MemoryKeys(load_keyring() if keys == "env" else keys, str(self.path))
+        self._write(lambda db: [db.execute(s) for s in (_SCHEMA + ";" + _sealing.SCHEMA)
+                                .split(";") if s.strip()])
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether memories written by this store are encrypted (a master key is held)."""
+        return self._keys.encrypted
 
     def _write(self, fn: Any) -> Any:
         self._writes += 1
@@ -105,13 +124,29 @@ class SQLiteMemoryStore(MemoryStore):
     async def _insert(self, memories: Sequence[Memory], vectors: Vectors) -> None:
         import numpy as np
 
-        rows = [(m.id, m.namespace, m.text, m.source, m.trust, m.subject, m.validated_by,
-                 m.created, m.expires, json.dumps(dict(m.metadata), ensure_ascii=False),
-                 m.model, np.ascontiguousarray(v, dtype=np.float32).tobytes())
-                for m, v in zip(memories, vectors, strict=True)]
-        self._write(lambda db: db.executemany(
-            f"INSERT INTO memories ({_COLUMNS}, vector) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
+        plain = [(m, m.text.encode(), json.dumps(dict(m.metadata), ensure_ascii=False).encode(),
+                  np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                 for m, v in zip(memories, vectors, strict=True)]
+
+        def insert(db: sqlite3.Connection) -> None:
+            keys = self._keys
+            if not keys.encrypted:
+                keys.refuse_clear(db)
+            rows = []
+            for m, text, metadata, vector in plain:
+                fields: tuple[Any, Any, Any] = (text.decode(), metadata.decode(), vector)
+                if keys.encrypted:
+                    owner = owner_of(m.namespace, m.subject)
+                    fields = (keys.seal(db, owner, m.id, "text", text),
+                              keys.seal(db, owner, m.id, "metadata", metadata),
+                              keys.seal(db, owner, m.id, "vector", vector))
+                rows.append((m.id, m.namespace, fields[0], m.source, m.trust, m.subject,
+                             m.validated_by, m.created, m.expires, fields[1], m.model,
+                             fields[2]))
+            db.executemany(f"INSERT INTO memories ({_COLUMNS}, vector) VALUES "
+                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+        self._write(insert)
 
     async def _get(self, namespace: str, ids: Sequence[str]) -> list[Memory]:
         if not ids:
@@ -120,7 +155,30 @@ class SQLiteMemoryStore(MemoryStore):
         # `+namespace`: look the ids up by primary key, not by scanning the namespace's index.
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM memories WHERE id IN ({marks}) "
                                 "AND +namespace = ?", (*ids, namespace)).fetchall()
-        return [_memory(row) for row in rows]
+        return self._memories(rows)
+
+    def _memories(self, rows: Sequence[Sequence[Any]]) -> list[Memory]:
+        """Rows as memories, sealed fields opened; rows whose key was destroyed left out."""
+        found = []
+        for row in rows:
+            text = self._keys.open(self._db, row[0], "text", row[2])
+            metadata = self._keys.open(self._db, row[0], "metadata", row[9])
+            if text is None or metadata is None:
+                continue
+            found.append(_memory((*row[:2], text.decode(), *row[3:9], metadata.decode(),
+                                  row[10])))
+        return found
+
+    def _vectors(self, rows: Sequence[Sequence[Any]]) -> tuple[list[Sequence[Any]], bytes]:
+        """The rows whose vectors can be read, and those vectors joined."""
+        kept, blobs = [], []
+        for row in rows:
+            vector = row[5] if not row[6] else self._keys.open(self._db, row[0], "vector",
+                                                                 row[5])
+            if vector is not None:
+                kept.append(row)
+                blobs.append(vector)
+        return kept, b"".join(blobs)
 
     def _matrix(self, namespace: str) -> _Matrix:
         import numpy as np
@@ -129,10 +187,12 @@ class SQLiteMemoryStore(MemoryStore):
         found = self._matrices.get(namespace)
         if found is None:
             rows = self._db.execute(
-                "SELECT id, trust, expires, subject, source, vector FROM memories "
-                "WHERE namespace = ? AND model = ?", (namespace, self.embedder.name)).fetchall()
+                "SELECT id, trust, expires, subject, source, vector, typeof(text) = 'blob' "
+                "FROM memories WHERE namespace = ? AND model = ?",
+                (namespace, self.embedder.name)).fetchall()
             dim = self.embedder.dim
-            vectors = (np.frombuffer(b"".join(r[5] for r in rows), dtype=np.float32)
+            rows, joined = self._vectors(rows)
+            vectors = (np.frombuffer(joined, dtype=np.float32)
                        .reshape(len(rows), -1) if rows else np.zeros((0, dim), np.float32))
             found = _Matrix(ids=[r[0] for r in rows], vectors=vectors,
                             trusted=np.array([r[1] == "trusted" for r in rows], dtype=bool),
@@ -186,11 +246,17 @@ class SQLiteMemoryStore(MemoryStore):
                 params.append(value)
         if where.trusted_only:
             sql += " AND trust = 'trusted'"
+        if self.encrypted and where.metadata:
+            # Sealed metadata cannot be filtered in SQL: filter the opened rows instead.
+            sql += " ORDER BY created DESC, id DESC"
+            rows = self._db.execute(sql, params).fetchall()
+            return [m for m in self._memories(rows) if where.keeps(m)][:limit]
         for key, value in where.metadata.items():
-            sql += " AND json_extract(metadata, ?) IS json_extract(?, '$')"
+            sql += (" AND typeof(metadata) = 'text' AND"
+                    " json_extract(metadata, ?) IS json_extract(?, '$')")
             params += [f"$.{json.dumps(key)}", json.dumps(value)]
         sql += " ORDER BY created DESC, id DESC LIMIT ?"
-        return [_memory(row) for row in self._db.execute(sql, (*params, limit)).fetchall()]
+        return self._memories(self._db.execute(sql, (*params, limit)).fetchall())
 
     async def _set_trust(self, namespace: str, id: str, trust: Trust,
                          validated_by: str | None) -> None:
@@ -204,10 +270,36 @@ class SQLiteMemoryStore(MemoryStore):
         return count
 
     async def _delete_subject(self, subject: str) -> int:
-        count: int = self._write(lambda db: db.execute(
-            "DELETE FROM memories WHERE subject = ?", (subject,)).rowcount)
+        def erase(db: sqlite3.Connection) -> int:
+            count: int = db.execute("DELETE FROM memories WHERE subject = ?",
+                                    (subject,)).rowcount
+            # Crypto-shredding too: whatever copy of the rows survives (a restored page, a
+            # row copied back) no longer decrypts with this file's keys.
+            self._keys.shred_subject(db, subject)
+            return count
+
+        count: int = self._write(erase)
         self.checkpoint()
         return count
+
+    async def rotate_master_key(self, new: MasterKey, *, batch: int = 100) -> int:
+        """Re-wrap every memory data key under `new` (held in this store's keyring), a
+        batch per transaction; how many. No memory is re-encrypted.
+
+        Raises:
+            KeyConfigError: this store holds no master key, or not `new`, or not the
+                current one it rotates away from.
+        """
+        keyring = self._keys.keys.keyring
+        if keyring is None or keyring.get(new.key_id) is None:
+            raise KeyConfigError(f"rotating {self.path} to master key {new.key_id} needs "
+                                 "that key in the store's keyring")
+        self._write(lambda db: self._keys.start_rotation(db, new))
+        total = 0
+        while n := int(self._write(lambda db: self._keys.rewrap(db, new, batch))):
+            total += n
+        self.checkpoint()
+        return total
 
     async def _purge(self, now: float) -> int:
         count: int = self._write(lambda db: db.execute(
