@@ -46,7 +46,18 @@ def memory_for(workflow: Any) -> Any:
         return None
     from podium.memory.sqlite import SQLiteMemoryStore
 
-    return SQLiteMemoryStore(memory_path())
+    store = SQLiteMemoryStore(memory_path())
+    notice(store)
+    return store
+
+
+def notice(store: Any) -> None:
+    """Say on stderr, in one line, when memories are stored unencrypted."""
+    if not store.encrypted:
+        err.print(f"note: memories are stored unencrypted in {store.path}: no master key is "
+                  "configured (PODIUM_MASTER_KEY, PODIUM_MASTER_KEY_FILE or "
+                  "$PODIUM_HOME/master.key); `podium keys init` makes one",
+                  markup=False, highlight=False)
 
 
 def _run(make: Callable[[Any], Coroutine[Any, Any, T]], db: Path | None) -> T:
@@ -54,6 +65,7 @@ def _run(make: Callable[[Any], Coroutine[Any, Any, T]], db: Path | None) -> T:
 
     async def main() -> T:
         store = SQLiteMemoryStore(db or memory_path())
+        notice(store)
         try:
             return await make(store)
         finally:

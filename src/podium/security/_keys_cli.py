@@ -134,8 +134,9 @@ def keys_rotate(
                                "$PODIUM_HOME/master.key.new until the rotation is done).")
     ] = None,
 ) -> None:
-    """Re-wrap every data key under a new master key. Runs go on meanwhile: only wrapped
-    keys are rewritten, a few per transaction. Afterwards the old key reads nothing."""
+    """Re-wrap every data key under a new master key, the journal's and the memory
+    database's ($PODIUM_MEMORY_DB or $PODIUM_HOME/memory.db). Runs go on meanwhile: only
+    wrapped keys are rewritten, a few per transaction. Afterwards the old key reads nothing."""
     try:
         current = load_keyring()
         if current is None:
@@ -148,9 +149,13 @@ def keys_rotate(
         new = read_key_file(path).primary
         keyring = Keyring(keys=(new, *(k for k in current.keys if k.key_id != new.key_id)))
         n = asyncio.run(_rotate(db, keyring, new))
+        memory = config.memory_path()
+        m = asyncio.run(_rotate_memory(memory, keyring, new)) if memory.exists() else None
     except PodiumError as e:
         raise _fail(str(e)) from None
     _out.print(f"{n} data key(s) re-wrapped under master key {new.key_id}")
+    if m is not None:
+        _out.print(f"{m} memory data key(s) re-wrapped in {escape(str(memory))}")
     old = [k.key_id for k in current.keys if k.key_id != new.key_id]
     uses_default = not (os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV))
     if generated and uses_default:
@@ -160,6 +165,16 @@ def keys_rotate(
     else:
         _out.print(f"configure the new key everywhere ({KEY_FILE_ENV}={escape(str(path))}), "
                    f"then destroy the old one ({', '.join(old) or 'none'}): it reads nothing now")
+
+
+async def _rotate_memory(path: Path, keyring: Keyring, new: MasterKey) -> int:
+    from podium.memory.sqlite import SQLiteMemoryStore
+
+    store = SQLiteMemoryStore(path, keys=keyring)
+    try:
+        return await store.rotate_master_key(new)
+    finally:
+        await store.close()
 
 
 async def _rotate(db: str | None, keyring: Keyring, new: MasterKey) -> int:
