@@ -119,9 +119,11 @@ def test_forget_subject_erases_memories_and_runs_and_other_runs_still_resume(
                                home=home)
     assert [m["subject"] for m in listed] == [TARGET]  # the run's subject, by default
     before = _bytes(home)
-    assert TARGET_TEXT.encode() in before and TARGET.encode() in before
-    # The journal is encrypted or not; memories are kept in clear in memory.db.
+    assert TARGET.encode() in before
+    # With a master key, the journal and memory.db both keep the texts encrypted.
+    assert (TARGET_TEXT.encode() in before) is not encrypted
     assert (OTHER_TEXT.encode() in _bytes(home, "podium.db")) is not encrypted
+    assert (OTHER_TEXT.encode() in _bytes(home, "memory.db")) is not encrypted
 
     code, erased = podium_json("memory", "forget", "--subject", TARGET, "--json", home=home)
     assert code == 0, erased
@@ -140,7 +142,9 @@ def test_forget_subject_erases_memories_and_runs_and_other_runs_still_resume(
         assert secret.encode() not in after, secret
     # An encrypted journal keeps the subject's pseudonymous id as its (shredded) key's owner.
     assert (TARGET.encode() in after) is encrypted
-    assert OTHER_TEXT.encode() in after
+    assert (OTHER_TEXT.encode() in after) is not encrypted
+    code, kept = podium_json("memory", "list", "-n", f"patients/{OTHER}", "--json", home=home)
+    assert [m["text"] for m in kept] == [f"Complained of {OTHER_TEXT}"]
     code, found = podium_json("memory", "search", TARGET_TEXT, "-n", f"patients/{TARGET}",
                               "--json", home=home)
     assert found == []
