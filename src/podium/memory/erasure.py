@@ -2,7 +2,8 @@
 
 `erase_subject(subject, memory=..., journal=...)`:
 
-1. deletes every long-term memory whose `subject` is it, in every namespace;
+1. deletes every long-term memory whose `subject` is it, in every namespace, and in an
+   encrypted SQLite memory store destroys the subject's memory data key too;
 2. in an encrypted journal (a master key configured, `docs/encryption.md`), destroys the
    subject's data key (`Store.shred_subject`): the engine seals every event of a run whose
    workflow marks an input `subject: true` under that subject's key, so all those payloads
