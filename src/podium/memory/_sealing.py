@@ -18,11 +18,13 @@ import sqlite3
 from typing import Any
 
 from podium.security.crypto import (
+    DataKey,
     DecryptError,
     KeyConfigError,
     Keyring,
     MasterKey,
     context,
+    seal,
 )
 from podium.store._keys import DataKeys, subject_owner
 
@@ -61,12 +63,17 @@ class MemoryKeys:
     def encrypted(self) -> bool:
         return self.keys.keyring is not None
 
-    def seal(self, db: sqlite3.Connection, owner: str, memory_id: str, field: str,
-             plain: bytes) -> bytes:
-        """`plain` sealed under `owner`'s key (made in the caller's transaction)."""
-        sealed = self.keys.seal_for(db, owner, plain, where(memory_id, field))
-        assert sealed is not None
-        return sealed
+    def key(self, db: sqlite3.Connection, owner: str) -> DataKey:
+        """`owner`'s live data key, made in the caller's transaction if it has none (a
+        subject's is looked up again each time: another process may have shredded it)."""
+        key = self.keys.for_owner(db, owner, create=True)
+        assert key is not None
+        return key
+
+    @staticmethod
+    def seal(key: DataKey, memory_id: str, field: str, plain: bytes) -> bytes:
+        """`plain` sealed under `key`, bound to its memory and field."""
+        return seal(key, plain, where(memory_id, field))
 
     def open(self, db: sqlite3.Connection, memory_id: str, field: str, value: Any
              ) -> bytes | None:

@@ -31,7 +31,7 @@ from podium.core.memory import Memory, Trust
 from podium.memory import _sealing
 from podium.memory._sealing import MemoryKeys, owner_of
 from podium.memory.store import Filter, MemoryStore, scored
-from podium.security.crypto import KeyConfigError, Keyring, MasterKey, load_keyring
+from podium.security.crypto import DataKey, KeyConfigError, Keyring, MasterKey, load_keyring
 
 if TYPE_CHECKING:
     import numpy as np
@@ -132,14 +132,16 @@ class SQLiteMemoryStore(MemoryStore):
             keys = self._keys
             if not keys.encrypted:
                 keys.refuse_clear(db)
-            rows = []
+            rows: list[tuple[Any, ...]] = []
+            held: dict[str, DataKey] = {}
             for m, text, metadata, vector in plain:
                 fields: tuple[Any, Any, Any] = (text.decode(), metadata.decode(), vector)
                 if keys.encrypted:
                     owner = owner_of(m.namespace, m.subject)
-                    fields = (keys.seal(db, owner, m.id, "text", text),
-                              keys.seal(db, owner, m.id, "metadata", metadata),
-                              keys.seal(db, owner, m.id, "vector", vector))
+                    key = held.get(owner) or held.setdefault(owner, keys.key(db, owner))
+                    fields = (keys.seal(key, m.id, "text", text),
+                              keys.seal(key, m.id, "metadata", metadata),
+                              keys.seal(key, m.id, "vector", vector))
                 rows.append((m.id, m.namespace, fields[0], m.source, m.trust, m.subject,
                              m.validated_by, m.created, m.expires, fields[1], m.model,
                              fields[2]))
