@@ -7,7 +7,9 @@
   after a change, which reads the namespace's vectors from the file, is `cold_ms`), and the
   same for the `sqlite-vec` extension's `vec0` table (loaded through `sqlean-py`, since
   Python's own sqlite3 here cannot load extensions). `recall_at_10` compares each with an
-  exact brute-force numpy search over the same vectors.
+  exact brute-force numpy search over the same vectors. `podium_sqlite_encrypted` is the
+  same store with a master key: text, metadata and vector sealed (AES-256-GCM); its
+  `cold_ms` includes decrypting the namespace's vectors.
 - The 10,000 memories are real embeddings of generated, realistic texts (patients' notes,
   customers' preferences, decisions). The 100,000 are those 10,000 plus 90,000 vectors made
   by perturbing them (Gaussian noise, renormalised), since embedding 100,000 texts takes
@@ -36,6 +38,7 @@ from _bench import environment, package_version
 from podium.core.memory import Memory, render_memories
 from podium.memory import NewMemory, SQLiteMemoryStore
 from podium.memory.embeddings import LocalEmbedder
+from podium.security.crypto import Keyring, MasterKey
 
 NAMES = ["Ada", "Bruno", "Chen", "Dara", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas",
          "Kemi", "Luca", "Mina", "Nils", "Olga", "Pavel", "Quinn", "Rosa", "Sami", "Tove"]
@@ -119,9 +122,10 @@ def exact_top(vectors: np.ndarray, query: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in top[np.argsort(-scores[top])]]
 
 
-async def podium_search(vectors: np.ndarray, queries: np.ndarray, folder: Path
-                        ) -> dict[str, Any]:
-    store = SQLiteMemoryStore(folder / f"memory-{len(vectors)}.db", LocalEmbedder())
+async def podium_search(vectors: np.ndarray, queries: np.ndarray, folder: Path,
+                        keys: Keyring | None = None) -> dict[str, Any]:
+    name = f"memory-{len(vectors)}{'-sealed' if keys else ''}.db"
+    store = SQLiteMemoryStore(folder / name, LocalEmbedder(), keys=keys)
     try:
         started = time.perf_counter()
         step = 5000
@@ -204,6 +208,9 @@ async def main() -> None:
             vectors = perturbed(real, n)
             search[str(n)] = {"podium_sqlite": await podium_search(vectors, queries,
                                                                    Path(folder)),
+                              "podium_sqlite_encrypted": await podium_search(
+                                  vectors, queries, Path(folder),
+                                  Keyring(keys=(MasterKey.generate(),))),
                               "sqlite_vec": sqlite_vec_search(vectors, queries, Path(folder))}
     report["search"] = search
     memories = [Memory(id=f"m-{i}", namespace="bench", text=t, source="system")
