@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from podium._yaml import YAMLSyntaxError, compose
 from podium.agents.context import ContextOptions
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
@@ -247,33 +247,10 @@ class WorkflowDoc(_Doc):
 def _compose(text: str, source: str) -> tuple[Any, dict[str, int]]:
     """Parse YAML into plain data, and the line of every mapping key by dotted path."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        line = mark.line + 1 if mark else None
+        return compose(text)
+    except YAMLSyntaxError as e:
         raise WorkflowError([Problem(message=f"not valid YAML: {e.problem}", file=source,
-                                     line=line)]) from None
-    lines: dict[str, int] = {}
-    constructor = yaml.SafeLoader("")
-
-    def build(node: yaml.Node, path: str) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = str(constructor.construct_object(key_node, deep=True))
-                child = f"{path}.{key}" if path else key
-                lines[child] = key_node.start_mark.line + 1
-                out[key] = build(value_node, child)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            items = []
-            for i, item in enumerate(node.value):
-                lines[f"{path}.{i}"] = item.start_mark.line + 1
-                items.append(build(item, f"{path}.{i}"))
-            return items
-        return constructor.construct_object(node, deep=True)
-
-    return (None if root is None else build(root, "")), lines
+                                     line=e.line)]) from None
 
 
 # -- from documents to objects ------------------------------------------------------------
