@@ -7,6 +7,7 @@ import os
 import socket
 from pathlib import Path
 
+from podium.errors import UnknownRun
 from podium.store.base import Owner
 
 RUN_STATUS = {"run_started": "running", "run_resumed": "running", "run_waiting": "waiting",
@@ -45,3 +46,24 @@ def busy(pid: int | None, host: str | None) -> bool:
 def new_owner() -> Owner:
     """An owner token for this process."""
     return Owner(token=os.urandom(8).hex(), pid=os.getpid(), host=socket.gethostname())
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching what starts with `prefix` (escape character `\\`)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def one_run(prefix: str, ids: set[str], location: object) -> str:
+    """The run a prefix names, given the ids (at most 3) that equal it or start with it.
+
+    Raises:
+        UnknownRun: none does, or several do.
+    """
+    if prefix in ids:
+        return prefix
+    if len(ids) == 1:
+        return ids.pop()
+    if not ids:
+        raise UnknownRun(f"no run {prefix!r} in the journal at {location}; "
+                         "`podium runs list` shows the runs")
+    raise UnknownRun(f"run id {prefix!r} is ambiguous; give more of it")

@@ -41,7 +41,7 @@ from podium.errors import RunBusy, UnknownRun
 from podium.security import key_audit
 from podium.security.audit import AuditLog
 from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
-from podium.store._common import RUN_STATUS, busy, dumps, holds
+from podium.store._common import RUN_STATUS, busy, dumps, holds, like_prefix, one_run
 from podium.store._keys import run_owner, subject_owner
 from podium.store._pg import SCHEMA_VERSION as SCHEMA_VERSION
 from podium.store._pg import URL_SCHEMES as URL_SCHEMES
@@ -278,19 +278,11 @@ class PostgresStore(Store):
             return [r[0] for r in await cur.fetchall()]
 
     async def find_run(self, prefix: str) -> str:
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         async with self._conn() as conn:
             cur = await conn.execute("SELECT run_id FROM podium_runs WHERE run_id = %s OR"
-                                     " run_id LIKE %s LIMIT 3", (prefix, pattern))
-            ids = {r[0] for r in await cur.fetchall()}
-        if prefix in ids:
-            return prefix
-        if len(ids) == 1:
-            return str(ids.pop())
-        if not ids:
-            raise UnknownRun(f"no run {prefix!r} in the journal at {self.location}; "
-                             "`podium runs list` shows the runs")
-        raise UnknownRun(f"run id {prefix!r} is ambiguous; give more of it")
+                                     " run_id LIKE %s LIMIT 3", (prefix, like_prefix(prefix)))
+            ids = {str(r[0]) for r in await cur.fetchall()}
+        return one_run(prefix, ids, self.location)
 
     # -- leases -----------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from podium.errors import PodiumError, RunBusy, UnknownRun
 from podium.security import key_audit
 from podium.security.audit import AuditLog
 from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
-from podium.store._common import RUN_STATUS, busy, holds
+from podium.store._common import RUN_STATUS, busy, holds, like_prefix, one_run
 from podium.store._common import dumps as _dumps
 from podium.store._common import new_owner as new_owner
 from podium.store._keys import SCHEMA as KEYS_SCHEMA
@@ -256,17 +256,8 @@ class SQLiteStore(Store):
     async def find_run(self, prefix: str) -> str:
         rows = self._db.execute(
             "SELECT run_id FROM runs WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\' LIMIT 3",
-            (prefix, prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-             + "%")).fetchall()
-        ids = {r[0] for r in rows}
-        if prefix in ids:
-            return prefix
-        if len(ids) == 1:
-            return str(ids.pop())
-        if not ids:
-            raise UnknownRun(f"no run {prefix!r} in the journal at {self.path}; "
-                             "`podium runs list` shows the runs")
-        raise UnknownRun(f"run id {prefix!r} is ambiguous; give more of it")
+            (prefix, like_prefix(prefix))).fetchall()
+        return one_run(prefix, {str(r[0]) for r in rows}, self.path)
 
     # -- leases -----------------------------------------------------------------------
 
