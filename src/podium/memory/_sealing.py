@@ -26,18 +26,9 @@ from podium.security.crypto import (
     context,
     seal,
 )
-from podium.store._keys import DataKeys, subject_owner
+from podium.store._keys import DATA_KEYS_SCHEMA, DataKeys, subject_owner
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS data_keys (
-    id INTEGER PRIMARY KEY,
-    owner TEXT NOT NULL,
-    wrapped BLOB,
-    master_id TEXT,
-    created REAL NOT NULL,
-    shredded REAL
-);
-CREATE INDEX IF NOT EXISTS data_keys_owner ON data_keys (owner);
+SCHEMA = DATA_KEYS_SCHEMA + """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
 

@@ -33,7 +33,7 @@ from podium.security.crypto import (
 )
 from podium.store.base import KeyStatus
 
-SCHEMA = """
+DATA_KEYS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS data_keys (
     id INTEGER PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS data_keys (
     shredded REAL
 );
 CREATE INDEX IF NOT EXISTS data_keys_owner ON data_keys (owner);
+"""
+"""The wrapped data keys, in any SQLite file that seals data (the journal, memory.db)."""
+SCHEMA = DATA_KEYS_SCHEMA + """
 CREATE TABLE IF NOT EXISTS vaults (
     run_id TEXT PRIMARY KEY,
     data BLOB NOT NULL,
