@@ -33,6 +33,7 @@ from podium.memory._cli import app as memory_app
 from podium.memory._cli import memory_for
 from podium.models.pricing import check_prices
 from podium.security._keys_cli import keys_app, unencrypted_notice
+from podium.security._tokens_cli import tokens_app
 from podium.security.rbac import Policy
 from podium.store._open import is_url, open_store
 from podium.store.base import Store
@@ -46,6 +47,7 @@ runs_app = typer.Typer(no_args_is_help=True, help="Look at runs in the journal."
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(memory_app, name="memory")
+app.add_typer(tokens_app, name="tokens")
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 out = Console(highlight=False, soft_wrap=True, markup=False)
 
@@ -607,19 +609,24 @@ def mcp_serve(
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on with --http.")] = 8000,
     db: DbOption = None,
+    policy: PolicyOption = None,
 ) -> None:
-    """Serve a workflow as an MCP tool for other agents; each call is a durable run."""
+    """Serve a workflow as an MCP tool for other agents; each call is a durable run, for
+    you over stdio, for the principal of the caller's token over HTTP (podium tokens)."""
     from podium.tools.mcp_serve import serve
 
+    journal = _sqlite_only(db, "podium mcp serve") or database_path()
     try:
-        serve(file, _sqlite_only(db, "podium mcp serve") or database_path(),
-              transport="streamable-http" if http else "stdio", host=host, port=port)
-    except WorkflowError as e:
-        for problem in e.problems:
-            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
-    except UserError as e:
-        raise _fail(str(e), 2) from None
+        with acting(journal, policy) as access:
+            workflow = load_workflow(file, policy=access.policy)
+            access.check("workflow:serve", workflow.name)
+            if access.policy is None:
+                err.print(f"warning: {NO_POLICY}: "
+                          + ("every caller holding a token" if http else
+                             f"you ({access.principal.id})")
+                          + f" may run {workflow.name!r} here", highlight=False)
+            serve(file, journal, transport="streamable-http" if http else "stdio",
+                  host=host, port=port, access=access)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 

@@ -33,23 +33,23 @@ STEPS = """\
 def draft() -> str:
     return "the report"
 """
-POLICY = """\
+POLICY = f"""\
 roles:
   author:
-    workflows: {review: [run, view]}
+    workflows: {{review: [run, view]}}
     agents: [drafter]
   approver:
-    workflows: {"*": [approve]}
+    workflows: {{"*": [approve]}}
   reader:
-    workflows: {"*": [view]}
+    workflows: {{"*": [view]}}
   tester:
     act_as: ["*"]
 principals:
   ann: [author]
   bob: [approver]
   rita: [reader]
-  %s: [tester]
-""" % os_user()
+  {os_user()}: [tester]
+"""
 
 
 class Podium:
