@@ -292,7 +292,10 @@ async def _journal(db: Path, run_id: str) -> dict[str, object]:
 async def test_serve_a_workflow_over_stdio(tmp_path: Path) -> None:
     db = tmp_path / "journal.db"
     command = _serve_command(db)
-    params = StdioServerParameters(command=command[0], args=command[1:], cwd=str(tmp_path))
+    # The environment as it is (the SDK's default keeps only a few variables): the server
+    # imports the Podium under test.
+    params = StdioServerParameters(command=command[0], args=command[1:], cwd=str(tmp_path),
+                                   env=dict(os.environ))
     async with Client(params) as client:
         (tool,) = (await client.list_tools()).tools
         assert tool.name == "greet"
