@@ -25,9 +25,9 @@ pytest.importorskip("mcp", reason="the MCP tests need: pip install 'podium[mcp]'
 from mcp import Client, StdioServerParameters
 
 from podium import Engine, SQLiteStore, UserError
+from podium.security.tokens import TokenStore
 from podium.tools import Tool, ToolArgumentsInvalid, ToolFailed
 from podium.tools.mcp import MCPConnection, MCPServer, MCPUnavailable
-from podium.security.tokens import TokenStore
 from podium.tools.mcp_serve import build_server
 
 HERE = Path(__file__).parent / "mcp_servers"
