@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from podium.errors import UserError
+from podium.core.workflow import Workflow
+from podium.errors import UserError, WorkflowError
 from podium.security.rbac import Policy
 
 _POLICY: ContextVar[Policy | None] = ContextVar("podium_functions_policy", default=None)
@@ -43,3 +44,29 @@ def check_module(ref: str, module: str) -> None:
     raise UserError(f"{ref!r}: module {module!r} is not allowed by the access policy "
                     f"{policy.source!r} (functions.allow: {allowed}); name code from an "
                     "allowed module, or ask the policy's administrator to allow it")
+
+
+def module_of(ref: str) -> str:
+    """The module of `module:name` (or `module.name`)."""
+    module, sep, _ = ref.partition(":")
+    return module if sep else ref.rpartition(".")[0]
+
+
+def check_code(workflow: Workflow, policy: Policy | None) -> None:
+    """At a run's start or resumption: the code the workflow's file named (`Workflow.code`)
+    must come from modules the policy allows, even if it was loaded without the policy.
+
+    Raises:
+        WorkflowError: every field naming code from another module, with file and line.
+    """
+    if policy is None or policy.functions is None:
+        return
+    problems = []
+    for field, ref in workflow.code.items():
+        try:
+            with functions_allowed(policy):
+                check_module(ref, module_of(ref))
+        except UserError as e:
+            problems.append(workflow.problem(field, str(e)))
+    if problems:
+        raise WorkflowError(problems)

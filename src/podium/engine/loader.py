@@ -327,6 +327,7 @@ def _planner(doc: PlannerDoc, workflow: Workflow, problems: list[Problem]) -> Pl
     provider = doc.model.partition(":")[0]
     if doc.model != "local" and provider not in ("openai", "anthropic"):
         try:
+            workflow.code["planner.model"] = doc.model
             model = import_ref(doc.model)
         except UserError as e:
             problems.append(workflow.problem("planner.model", f"{e}; or use 'local', "
@@ -477,6 +478,7 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
             selected.setdefault(server, []).append(pattern or "*")
             continue
         try:
+            workflow.code[f"{at}.tools.{i}"] = ref
             found = import_ref(ref)
             tools.append(found if isinstance(found, Tool) else make_tool(found))
         except (UserError, TypeError, ValueError) as e:
@@ -511,12 +513,14 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
     output: Any = agent.output if isinstance(agent.output, dict) else None
     if isinstance(agent.output, str):
         try:
+            workflow.code[f"{at}.output"] = agent.output
             output = import_ref(agent.output)
         except UserError as e:
             problems.append(workflow.problem(f"{at}.output", str(e)))
     circuit = (CircuitPolicy(**agent.circuit.model_dump()) if agent.circuit else None)
     if agent.function is not None:
         try:
+            workflow.code[f"{at}.function"] = agent.function
             ref = import_ref(agent.function)
         except UserError as e:
             problems.append(workflow.problem(f"{at}.function", str(e)))
@@ -602,6 +606,7 @@ def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,
         output: Any = task.output
         if isinstance(task.output, str):
             try:
+                workflow.code[f"tasks.{task_id}.output"] = task.output
                 output = import_ref(task.output)
             except UserError as e:
                 problems.append(workflow.problem(f"tasks.{task_id}.output", str(e)))
