@@ -12,6 +12,11 @@
   model with a 2 KB prompt holding personal data (a new value in each, so the run's vault
   grows and is kept in the journal every call), with and without a masking policy.
 - `audit`: the audit log's durable append rate and its verification rate.
+- `access_matrix`: the size of the command x role matrix of
+  `tests/e2e/test_access_matrix.py` (every `podium` command, and its variants that need
+  another permission, as every role of its policy); the full run also walks it through
+  the real command and reports the cells whose outcome was not the expected one (must be
+  0) and the time taken.
 
 Medians and minima of several runs after a warm-up, interleaved so that load drift falls
 on both sides alike.
@@ -23,9 +28,11 @@ on both sides alike.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -200,6 +207,37 @@ def audit(folder: Path, records: int, synchronous: Literal["NORMAL", "FULL"]) ->
                 p.stat().st_size for p in folder.glob(f"{db.name}-*"))}
 
 
+def access_matrix(walk: bool) -> dict[str, Any]:
+    """The command x role matrix's size; walked through the real command if `walk`."""
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from tests.e2e import test_access_matrix as matrix
+
+    size: dict[str, Any] = matrix.matrix_size()
+    if not walk:
+        return size
+    saved, cwd = dict(os.environ), Path.cwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = matrix.make_home(Path(tmp))
+        for name in matrix.UNSET:
+            os.environ.pop(name, None)
+        os.environ["PODIUM_HOME"] = str(home.home)
+        os.chdir(tmp)
+        try:
+            started = time.perf_counter()
+            cells = matrix.walk(home)
+            took = time.perf_counter() - started
+        finally:
+            os.chdir(cwd)
+            os.environ.clear()
+            os.environ.update(saved)
+    return {**size, "walked": len(cells),
+            "refused": sum(1 for c in cells if c.role not in matrix.MAY[c.row][0]),
+            "mismatches": len(matrix.mismatches(cells)), "seconds": round(took, 2),
+            "ms_per_cell": round(took / len(cells) * 1000, 1)}
+
+
 async def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
@@ -219,6 +257,8 @@ async def main() -> dict[str, Any]:
                         "model_call": await masking_per_call(tmp, 10 if quick else 100,
                                                              repeat)},
             "audit": [audit(Path(tmp), 500 if quick else 10_000, s) for s in SYNCHRONOUS],
+            # In a thread: the commands it runs start event loops of their own.
+            "access_matrix": await asyncio.to_thread(access_matrix, not quick),
         }
 
 

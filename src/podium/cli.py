@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from podium._cli_access import NO_POLICY, open_access
+from podium._cli_access import NO_POLICY, PolicyOption, acting, open_access
 from podium._cli_plan import plan_lines, plan_progress
 from podium.agents._context_show import context_lines, context_summary, session_lines
 from podium.config import database_path
@@ -33,6 +33,8 @@ from podium.memory._cli import app as memory_app
 from podium.memory._cli import memory_for
 from podium.models.pricing import check_prices
 from podium.security._keys_cli import keys_app, unencrypted_notice
+from podium.security._tokens_cli import tokens_app
+from podium.security.rbac import Policy
 from podium.store._open import is_url, open_store
 from podium.store.base import Store
 
@@ -45,6 +47,7 @@ runs_app = typer.Typer(no_args_is_help=True, help="Look at runs in the journal."
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(memory_app, name="memory")
+app.add_typer(tokens_app, name="tokens")
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 out = Console(highlight=False, soft_wrap=True, markup=False)
 
@@ -52,9 +55,6 @@ DbOption = Annotated[str | None, typer.Option(
     "--db", help="Journal: a SQLite file (default: $PODIUM_HOME/podium.db or the user data "
     "folder) or a postgresql://USER:PASSWORD@HOST/DB URL.", envvar="PODIUM_DB")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")]
-PolicyOption = Annotated[Path | None, typer.Option(
-    "--policy", help="Access policy file (default: $PODIUM_HOME/policy.yaml, if there).",
-    envvar="PODIUM_POLICY")]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -272,11 +272,11 @@ def run(
     interactive = not (as_json or no_input) and sys.stdin.isatty()
 
     async def go(store: Store) -> RunState:
-        workflow = load_workflow(file)
-        check_prices()  # a broken price file fails now, not after a model was paid for
-        if notice := unencrypted_notice(store, store.location):
-            err.print(notice, markup=False)
         with open_access(_audit_db(db), policy) as access:
+            workflow = load_workflow(file, policy=access.policy)
+            check_prices()  # a broken price file fails now, not after a model was paid for
+            if notice := unencrypted_notice(store, store.location):
+                err.print(notice, markup=False)
             if access.policy is None:
                 err.print(f"[dim]note: {NO_POLICY}[/dim]", markup=True, highlight=False)
             engine, me = access.engine(store), access.principal
@@ -305,13 +305,13 @@ def resume(
     async def go(store: Store) -> RunState:
         with open_access(_audit_db(db), policy) as access:
             return await _resume(access.engine(store), await store.find_run(run), as_json,
-                                 access.principal)
+                                 access.principal, access.policy)
 
     _finish(_run_async(go, db), as_json)
 
 
-async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Principal | None
-                  ) -> RunState:
+async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Principal | None,
+                  policy: Policy | None) -> RunState:
     state = await engine.state(run_id)
     if state.status in ("completed", "failed", "cancelled"):
         return state
@@ -321,7 +321,7 @@ async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Princip
     if state.cwd and os.path.isdir(state.cwd):  # noqa: ASYNC240 - once, before the run
         # Relative paths in the run's inputs and imports meant the folder it started in.
         os.chdir(state.cwd)
-    workflow = load_workflow(state.source)
+    workflow = load_workflow(state.source, policy=policy)
     engine.memory = memory_for(workflow)
     return await engine.resume(workflow, run_id, on_event=None if as_json else _progress,
                                on_token=None if as_json else _token, principal=principal)
@@ -339,7 +339,7 @@ def _answer(run: str, task: str, as_json: bool, db: str | None, approve: bool,
                 await engine.reject(run_id, task, payload, principal=me)
             try:
                 # Going on after an answer needs only the permission to answer.
-                return await _resume(engine, run_id, as_json, None)
+                return await _resume(engine, run_id, as_json, None, access.policy)
             except RunBusy as e:
                 # The answer is journaled; the live owner acts on it before it waits or ends.
                 err.print(f"recorded; {e}")
@@ -412,10 +412,12 @@ def cancel(
 
 
 @app.command()
-def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) -> None:
+def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+             policy: PolicyOption = None) -> None:
     """Check a workflow without running it; prints every problem found."""
     try:
-        workflow = load_workflow(file)
+        with open_access(None, policy) as access:
+            workflow = load_workflow(file, policy=access.policy)
     except WorkflowError as e:
         for problem in e.problems:
             err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
@@ -434,11 +436,14 @@ def agents(
         help="A registry file or folder, or a workflow file (default: ./agents/).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the agents as JSON.")
                        ] = False,
+    policy: PolicyOption = None,
 ) -> None:
     """List agents: name, skills, cost and latency hints, description."""
     from podium.engine._agents_cli import agents_command
 
-    raise typer.Exit(agents_command(path, as_json))
+    with acting(None, policy) as access:
+        code = agents_command(path, as_json, access.policy)
+    raise typer.Exit(code)
 
 
 @runs_app.command("list")
@@ -565,10 +570,13 @@ def audit_verify(
     public_key: Annotated[Path | None, typer.Option(
         "--public-key", help="Pinned Ed25519 public key (PEM) the heads must be signed with.")
     ] = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Check the audit chain and its signed heads; exit 1 if anything was tampered with."""
-    from podium.security._audit_cli import audit_verify_command
+    from podium.security._audit_cli import audit_verify_command, log_path
 
+    with acting(_audit_db(db), policy) as access:
+        access.check("audit:verify", str(log_path(_audit_db(db))))
     raise typer.Exit(audit_verify_command(_audit_db(db), public_key))
 
 
@@ -577,10 +585,13 @@ def audit_export(
     db: DbOption = None,
     out_file: Annotated[Path | None, typer.Option(
         "--out", help="JSON-lines file (default: standard output).")] = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Write the audit log as JSON lines for a SIEM."""
-    from podium.security._audit_cli import audit_export_command
+    from podium.security._audit_cli import audit_export_command, log_path
 
+    with acting(_audit_db(db), policy) as access:
+        access.check("audit:export", str(log_path(_audit_db(db))))
     raise typer.Exit(audit_export_command(_audit_db(db), out_file))
 
 
@@ -598,19 +609,24 @@ def mcp_serve(
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on with --http.")] = 8000,
     db: DbOption = None,
+    policy: PolicyOption = None,
 ) -> None:
-    """Serve a workflow as an MCP tool for other agents; each call is a durable run."""
+    """Serve a workflow as an MCP tool for other agents; each call is a durable run, for
+    you over stdio, for the principal of the caller's token over HTTP (podium tokens)."""
     from podium.tools.mcp_serve import serve
 
+    journal = _sqlite_only(db, "podium mcp serve") or database_path()
     try:
-        serve(file, _sqlite_only(db, "podium mcp serve") or database_path(),
-              transport="streamable-http" if http else "stdio", host=host, port=port)
-    except WorkflowError as e:
-        for problem in e.problems:
-            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
-    except UserError as e:
-        raise _fail(str(e), 2) from None
+        with acting(journal, policy) as access:
+            workflow = load_workflow(file, policy=access.policy)
+            access.check("workflow:serve", workflow.name)
+            if access.policy is None:
+                err.print(f"warning: {NO_POLICY}: "
+                          + ("every caller holding a token" if http else
+                             f"you ({access.principal.id})")
+                          + f" may run {workflow.name!r} here", highlight=False)
+            serve(file, journal, transport="streamable-http" if http else "stdio",
+                  host=host, port=port, access=access)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 

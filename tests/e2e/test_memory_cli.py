@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from podium._cli_access import os_user
 from tests.e2e._cli import ROOT, podium_json
 
 PODIUM = str(Path(sys.executable).with_name("podium"))
@@ -56,7 +57,8 @@ def test_add_search_list_forget_and_promote(tmp_path: Path) -> None:
     code, added = podium_json("memory", "add", "Allergic to penicillin.", "--namespace",
                               "patients/p-1", "--subject", "p-1", "--json", home=tmp_path)
     assert code == 0 and added["trust"] == "untrusted"
-    assert added["source"] == f"operator:{os.environ.get('USER') or 'local'}"
+    # The operator is the OS user the process runs as, not whatever $USER says.
+    assert added["source"] == f"operator:{os_user()}"
     podium_json("memory", "add", "Likes the window seat.", "-n", "patients/p-1", "--trusted",
                 "--json", home=tmp_path)
     podium_json("memory", "add", "Allergic to latex.", "-n", "patients/p-2", "--json",

@@ -1,7 +1,8 @@
-"""The `podium` command under an access policy: it acts as the local user
-(`$PODIUM_PRINCIPAL`), finds the policy (`--policy`, `$PODIUM_POLICY`,
-`$PODIUM_HOME/policy.yaml`), refuses what the policy does not allow with exit status 2 and
-an audit record, and `podium audit verify` checks what the runs wrote."""
+"""The `podium` command under an access policy: it acts as the local user, or as
+`$PODIUM_PRINCIPAL` when the policy lets the OS user act as them (here the role `tester`),
+finds the policy (`--policy`, `$PODIUM_POLICY`, `$PODIUM_HOME/policy.yaml`), refuses what
+the policy does not allow with exit status 2 and an audit record, and `podium audit
+verify` checks what the runs wrote."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from podium._cli_access import os_user
 
 PODIUM = str(Path(sys.executable).with_name("podium"))
 
@@ -30,19 +33,22 @@ STEPS = """\
 def draft() -> str:
     return "the report"
 """
-POLICY = """\
+POLICY = f"""\
 roles:
   author:
-    workflows: {review: [run, view]}
+    workflows: {{review: [run, view]}}
     agents: [drafter]
   approver:
-    workflows: {"*": [approve]}
+    workflows: {{"*": [approve]}}
   reader:
-    workflows: {"*": [view]}
+    workflows: {{"*": [view]}}
+  tester:
+    act_as: ["*"]
 principals:
   ann: [author]
   bob: [approver]
   rita: [reader]
+  {os_user()}: [tester]
 """
 
 
@@ -64,9 +70,12 @@ class Podium:
                                                 "PODIUM_PRINCIPAL": user, **env})
 
     def audit(self) -> list[dict[str, Any]]:
+        """The audit log, less the records of the OS user acting as the test's users."""
         done = self("ann", "audit", "export")
         assert done.returncode == 0, done.stderr
-        return [json.loads(line) for line in done.stdout.splitlines()]
+        records = [json.loads(line) for line in done.stdout.splitlines()]
+        assert all(r["actor"] == os_user() for r in records if r["action"] == "principal.act_as")
+        return [r for r in records if r["action"] != "principal.act_as"]
 
 
 def test_run_and_approve_are_refused_without_the_permission(tmp_path: Path) -> None:
@@ -109,7 +118,8 @@ def test_run_and_approve_are_refused_without_the_permission(tmp_path: Path) -> N
         ("ann", "run.end", "completed")]
     verified = podium("ann", "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "OK: 6 records" in verified.stdout
+    # The 6 above, and the OS user acting as someone in each of the 7 commands.
+    assert "OK: 13 records" in verified.stdout
 
 
 def test_the_policy_in_podium_home_applies_by_default(tmp_path: Path) -> None:

@@ -14,20 +14,26 @@ from pathlib import Path
 
 import pytest
 
+from podium._cli_access import os_user
 from tests.integration.test_human_wait import PODIUM, BusyOwner, Podium
 
-POLICY = """\
+POLICY = f"""\
 roles:
   author:
-    workflows: {review: [run, view]}
+    workflows: {{review: [run, view]}}
     agents: ["*"]
   operator:
-    workflows: {"*": [view, cancel]}
+    workflows: {{"*": [view, cancel]}}
+    audit: [verify, export]
+  tester:
+    act_as: ["*"]
 principals:
   ann: [author]
   ops: [operator]
   eve: []
+  {os_user()}: [tester]
 """
+"""The OS user (`tester`) runs the commands as ann, ops and eve ($PODIUM_PRINCIPAL)."""
 
 
 @pytest.fixture
@@ -111,8 +117,11 @@ def test_view_list_and_cancel_under_a_policy(tmp_path: Path) -> None:
     assert record["error"] == "cancelled by 'ops': duplicate"
 
     exported = users("ops", "audit", "export")
+    records = list(map(json.loads, exported.stdout.splitlines()))
+    # Less the records of the OS user acting as ann, eve and ops, one a command.
+    assert {r["actor"] for r in records if r["action"] == "principal.act_as"} == {os_user()}
     trail = [(r["actor"], r["action"], r["outcome"], r["detail"])
-             for r in map(json.loads, exported.stdout.splitlines())]
+             for r in records if r["action"] != "principal.act_as"]
     assert trail == [
         ("ann", "run.start", "ok", "review"),
         ("ann", "run.list", "ok", "shown=1 hidden=0"),
@@ -124,4 +133,5 @@ def test_view_list_and_cancel_under_a_policy(tmp_path: Path) -> None:
     assert "duplicate" not in exported.stdout  # free text stays in the journal
     verified = users("ops", "audit", "verify")
     assert verified.returncode == 0, verified.stdout
-    assert "OK: 7 records" in verified.stdout
+    # The 7 above, and the OS user acting as someone in each of the 9 commands.
+    assert "OK: 16 records" in verified.stdout

@@ -25,6 +25,7 @@ pytest.importorskip("mcp", reason="the MCP tests need: pip install 'podium[mcp]'
 from mcp import Client, StdioServerParameters
 
 from podium import Engine, SQLiteStore, UserError
+from podium.security.tokens import TokenStore
 from podium.tools import Tool, ToolArgumentsInvalid, ToolFailed
 from podium.tools.mcp import MCPConnection, MCPServer, MCPUnavailable
 from podium.tools.mcp_serve import build_server
@@ -271,9 +272,12 @@ async def test_published_time_server() -> None:
 # -- a workflow served as an MCP tool ------------------------------------------------------
 
 
-def _serve_command(db: Path, transport: str = "stdio", port: int = 0) -> list[str]:
+def _serve_command(db: Path, transport: str = "stdio", port: int = 0,
+                   tokens: Path | None = None) -> list[str]:
     code = ("from podium.tools.mcp_serve import serve; "
-            f"serve({GREET!r}, {str(db)!r}, transport={transport!r}, port={port})")
+            "from podium.security.tokens import TokenStore; "
+            f"serve({GREET!r}, {str(db)!r}, transport={transport!r}, port={port}, "
+            f"tokens=TokenStore({str(tokens)!r}) if {tokens is not None} else None)")
     return [sys.executable, "-c", code]
 
 
@@ -288,7 +292,10 @@ async def _journal(db: Path, run_id: str) -> dict[str, object]:
 async def test_serve_a_workflow_over_stdio(tmp_path: Path) -> None:
     db = tmp_path / "journal.db"
     command = _serve_command(db)
-    params = StdioServerParameters(command=command[0], args=command[1:], cwd=str(tmp_path))
+    # The environment as it is (the SDK's default keeps only a few variables): the server
+    # imports the Podium under test.
+    params = StdioServerParameters(command=command[0], args=command[1:], cwd=str(tmp_path),
+                                   env=dict(os.environ))
     async with Client(params) as client:
         (tool,) = (await client.list_tools()).tools
         assert tool.name == "greet"
@@ -334,13 +341,17 @@ async def test_serve_a_workflow_over_stdio(tmp_path: Path) -> None:
 
 
 async def test_podium_calls_a_served_workflow_over_http(tmp_path: Path) -> None:
-    """Podium's own client, calling a workflow another Podium process serves."""
+    """Podium's own client, calling a workflow another Podium process serves; it
+    authenticates with a token (`podium tokens issue`)."""
     db, port = tmp_path / "journal.db", _free_port()
-    served = _http_server(_serve_command(db, "streamable-http", port), port,
+    tokens = TokenStore(tmp_path / "tokens.db")
+    _, token = tokens.issue("flows-client", kind="service", by="test")
+    served = _http_server(_serve_command(db, "streamable-http", port, tokens.path), port,
                           tmp_path / "serve.log")
     url = next(served)
     try:
-        async with MCPConnection(MCPServer(name="flows", url=url)) as conn:
+        async with MCPConnection(MCPServer(name="flows", url=url, headers={
+                "Authorization": f"Bearer {token}"})) as conn:
             (greet,) = await conn.tools()
             assert greet.name == "flows.greet"
             with pytest.raises(ToolArgumentsInvalid, match=r"'name' is a required property"):
@@ -357,6 +368,7 @@ async def test_podium_calls_a_served_workflow_over_http(tmp_path: Path) -> None:
     finally:
         served.close()
     assert (await _journal(db, body["run_id"]))["status"] == "completed"
+    assert (await _journal(db, body["run_id"]))["principal"]["id"] == "flows-client"
 
 
 async def test_build_server_schema_for_every_input_type(tmp_path: Path) -> None:

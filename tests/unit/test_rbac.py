@@ -24,14 +24,17 @@ from podium.security.rbac import ACTIONS, VERBS
 
 GRANTS: dict[str, dict[str, Any]] = {
     "admin": {"workflows": {"*": ["*"]}, "agents": ["*"], "tools": {"*": ["call"]},
-              "memory": {"*": ["*"]}},
+              "memory": {"*": ["*"]}, "subjects": ["*"], "act_as": ["*"],
+              "tokens": {"*": ["*"]}, "keys": ["*"], "audit": ["verify", "export"]},
     "analyst": {"workflows": {"report_*": ["run", "view"]}, "agents": ["writer", "fin_*"],
                 "tools": {"search": ["call"], "tag:read": ["call"]},
-                "memory": {"reports/*": ["read", "write"]}},
-    "approver": {"workflows": {"report_*": ["view", "approve"], "payments": ["approve"]}},
+                "memory": {"reports/*": ["read", "write"]}, "keys": ["status"]},
+    "approver": {"workflows": {"report_*": ["view", "approve"], "payments": ["approve"]},
+                 "audit": ["verify"], "act_as": ["bot-*"]},
     "operator": {"workflows": {"payments": ["run", "cancel"]}, "agents": {"payer": ["use"]},
                  "tools": {"tag:pay*": ["call"], "wire": ["call"]},
-                 "memory": {"ledger/*": ["read", "forget"]}},
+                 "memory": {"ledger/*": ["read", "forget", "trust"]},
+                 "subjects": {"cust-*": ["erase"]}, "tokens": {"bot-*": ["issue"]}},
     "viewer": {"workflows": {"*": ["view"]}},
     "nobody": {},
 }
@@ -44,13 +47,20 @@ TOOLS: dict[str, frozenset[str]] = {
     "email": frozenset({"send", "high_risk"}), "shell": frozenset(),
 }
 MEMORY = ["reports/2026", "reports", "ledger/acme", "hr/alice"]
-RESOURCES = {"workflow": WORKFLOWS, "agent": AGENTS, "tool": list(TOOLS), "memory": MEMORY}
-SECTIONS = {"workflow": "workflows", "agent": "agents", "tool": "tools", "memory": "memory"}
+PRINCIPALS = ["bot-1", "ada", "root"]
+RESOURCES = {"workflow": WORKFLOWS, "agent": AGENTS, "tool": list(TOOLS), "memory": MEMORY,
+             "subject": ["cust-42", "pt-7"], "principal": PRINCIPALS, "token": PRINCIPALS,
+             "keys": ["master key"], "audit": ["podium.db"]}
+SECTIONS = {"workflow": "workflows", "agent": "agents", "tool": "tools", "memory": "memory",
+            "subject": "subjects", "principal": "act_as", "token": "tokens", "keys": "keys",
+            "audit": "audit"}
 
 
 def _expected(role: str, kind: str, verb: str, resource: str) -> bool:
     """What GRANTS say, read independently of the policy's code."""
     section = GRANTS[role].get(SECTIONS[kind], {})
+    if kind in ("keys", "audit"):  # one resource each: the section lists verbs
+        return verb in section or "*" in section
     if isinstance(section, list):  # a list of names: the kind's only verb
         section = {name: [VERBS[kind][0]] for name in section}
     for pattern, verbs in section.items():

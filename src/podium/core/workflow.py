@@ -143,6 +143,9 @@ class Workflow:
         self.tasks: dict[str, Task] = {}
         self.lines: dict[str, int] = {}
         """Line numbers in `source` by dotted field path, for error messages."""
+        self.code: dict[str, str] = {}
+        """The Python code `source` names (`module:name`), by dotted field path; an engine
+        with an access policy checks it against the policy's `functions.allow`."""
         self.goal = goal
         """What a planner model turns into tasks (a template over the inputs), beside or
         instead of `tasks`; see `podium.core.plan`."""

@@ -11,9 +11,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from podium.core.registry import Registry
+from podium.engine._functions import functions_allowed
 from podium.engine.loader import load_workflow
 from podium.engine.registry import load_registry, workflow_registry
 from podium.errors import UserError, WorkflowError
+from podium.security.rbac import Policy
 
 DEFAULT = Path("agents")
 """Where `podium agents` looks when given no path: the `agents/` folder here."""
@@ -46,11 +48,13 @@ def registry_at(path: Path | None) -> Registry:
     return load_registry(path)
 
 
-def agents_command(path: Path | None, as_json: bool) -> int:
-    """Print the agents found at `path`. Returns the exit status (2 on problems)."""
+def agents_command(path: Path | None, as_json: bool, policy: Policy | None = None) -> int:
+    """Print the agents found at `path`, naming Python code only from modules `policy`
+    allows (`functions.allow`). Returns the exit status (2 on problems)."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        registry = registry_at(path)
+        with functions_allowed(policy):
+            registry = registry_at(path)
     except WorkflowError as e:
         for problem in e.problems:
             err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)

@@ -31,6 +31,7 @@ from podium.core.memory import MemoryQuery
 from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
+from podium.engine._functions import check_module, functions_allowed
 from podium.engine._mcp_docs import mcp_servers
 from podium.engine.registry import (
     add_registry,
@@ -42,6 +43,7 @@ from podium.engine.registry import (
 from podium.errors import Problem, UserError, WorkflowError
 from podium.patterns._yaml import build_pattern_agents, split_patterns
 from podium.security.masking import MaskingPolicy
+from podium.security.rbac import Policy
 from podium.tools import Tool, make_tool
 from podium.tools.mediation import allowlist_problems
 from podium.tools.toolset import MCPTools
@@ -267,17 +269,21 @@ def _importable(*folders: Path) -> Iterator[None]:
             sys.path.remove(folder)
 
 
-def import_ref(ref: str) -> Any:
-    """The object named by `module:attr` (or `module.attr`).
+def import_ref(ref: str, *, checked: bool = True) -> Any:
+    """The object named by `module:attr` (or `module.attr`). `checked`: a workflow file
+    names it, so the access policy's `functions.allow` must allow its module
+    (`engine/_functions.py`).
 
     Raises:
-        UserError: it cannot be imported, with the reason.
+        UserError: it cannot be imported, or may not be, with the reason.
     """
     module_name, sep, attr = ref.partition(":")
     if not sep:
         module_name, _, attr = ref.rpartition(".")
     if not module_name or not attr:
         raise UserError(f"{ref!r} is not of the form 'module:name'")
+    if checked:
+        check_module(ref, module_name)
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # an import runs arbitrary code; report whatever it raised
@@ -321,6 +327,7 @@ def _planner(doc: PlannerDoc, workflow: Workflow, problems: list[Problem]) -> Pl
     provider = doc.model.partition(":")[0]
     if doc.model != "local" and provider not in ("openai", "anthropic"):
         try:
+            workflow.code["planner.model"] = doc.model
             model = import_ref(doc.model)
         except UserError as e:
             problems.append(workflow.problem("planner.model", f"{e}; or use 'local', "
@@ -436,7 +443,7 @@ def _build_builtin(name: str, kind: str, agent: AgentDoc, workflow: Workflow,
                    problems: list[Problem]) -> None:
     config: dict[str, Any] = getattr(agent, kind)
     at = f"agents.{name}.{kind}"
-    cls = import_ref(_BUILTIN[kind])
+    cls = import_ref(_BUILTIN[kind], checked=False)
     params = inspect.signature(cls).parameters
     unknown = [k for k in config if k not in params or k in ("name", "description", "skills")]
     for key in unknown:
@@ -471,6 +478,7 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
             selected.setdefault(server, []).append(pattern or "*")
             continue
         try:
+            workflow.code[f"{at}.tools.{i}"] = ref
             found = import_ref(ref)
             tools.append(found if isinstance(found, Tool) else make_tool(found))
         except (UserError, TypeError, ValueError) as e:
@@ -505,12 +513,14 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
     output: Any = agent.output if isinstance(agent.output, dict) else None
     if isinstance(agent.output, str):
         try:
+            workflow.code[f"{at}.output"] = agent.output
             output = import_ref(agent.output)
         except UserError as e:
             problems.append(workflow.problem(f"{at}.output", str(e)))
     circuit = (CircuitPolicy(**agent.circuit.model_dump()) if agent.circuit else None)
     if agent.function is not None:
         try:
+            workflow.code[f"{at}.function"] = agent.function
             ref = import_ref(agent.function)
         except UserError as e:
             problems.append(workflow.problem(f"{at}.function", str(e)))
@@ -596,6 +606,7 @@ def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,
         output: Any = task.output
         if isinstance(task.output, str):
             try:
+                workflow.code[f"tasks.{task_id}.output"] = task.output
                 output = import_ref(task.output)
             except UserError as e:
                 problems.append(workflow.problem(f"tasks.{task_id}.output", str(e)))
@@ -665,14 +676,18 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
     return workflow
 
 
-def load_workflow(path: str | Path) -> Workflow:
+def load_workflow(path: str | Path, *, policy: Policy | None = None) -> Workflow:
     """A workflow from a YAML file; its imports resolve from the current folder and the
-    file's own folder.
+    file's own folder. With a `policy`, the Python code the file names must come from
+    modules its `functions.allow` allows.
 
     Raises:
         WorkflowError: every problem found, each naming the file, line and field.
         UserError: the file cannot be read.
     """
+    if policy is not None:
+        with functions_allowed(policy):
+            return load_workflow(path)
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")

@@ -27,6 +27,7 @@ from podium.core.state import DONE, RunState
 from podium.core.templates import TemplateProblem, evaluate
 from podium.core.workflow import Task, Workflow
 from podium.engine import _control
+from podium.engine._functions import check_code
 from podium.engine._inputs import coerce_inputs
 from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
@@ -99,6 +100,7 @@ class Engine:
         if session is not None and (not isinstance(session, str) or not session.strip()):
             raise UserError(f"session must be a non-empty string, got {session!r}")
         check(workflow)
+        check_code(workflow, self.policy)
         needs_memory(workflow, self.memory)
         values = coerce_inputs(workflow, inputs or {})
         if self.guard is not None:
@@ -146,6 +148,7 @@ class Engine:
         if state.status in ("completed", "failed", "cancelled"):
             return state
         check(workflow)
+        check_code(workflow, self.policy)
         needs_memory(workflow, self.memory)
         if self.guard is not None and principal is not None:
             self.guard.check(principal, "workflow:run", state.workflow, subject=run_id)

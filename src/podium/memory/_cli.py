@@ -1,13 +1,19 @@
 """`podium memory add|search|list|forget|promote`: long-term memory from the terminal.
 
-Exit status: 0 done, 1 nothing found to forget or promote, 2 invalid input.
+Each command acts for the principal `podium._cli_access` resolves, under the access policy,
+and checks before it opens the memory database: `list` and `search` need `memory:read` on
+the namespace, `add` `memory:write` (and `memory:trust` with `--trusted`), `forget ID`
+`memory:forget`, `promote` `memory:trust`, and `forget --subject` `subject:erase` on the
+subject. Making a memory trusted is audited (`memory.trust`), as is an erasure
+(`memory.erase`).
+
+Exit status: 0 done, 1 nothing found to forget or promote, 2 invalid input or a denial.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -17,9 +23,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from podium.config import database_path, memory_path
+from podium._cli_access import Access, PolicyOption, acting
+from podium.config import memory_path
 from podium.core.memory import Memory
-from podium.errors import PodiumError, UserError
 
 T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, help="Long-term memory: add, search, list, forget.")
@@ -33,11 +39,6 @@ Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The namespace
                                         "(e.g. patients/p-102).")]
 Subject = Annotated[str | None, typer.Option("--subject", help="Whom the memory is about.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def principal() -> str:
-    """Who is at the terminal."""
-    return os.environ.get("USER") or os.environ.get("USERNAME") or "local"
 
 
 def memory_for(workflow: Any) -> Any:
@@ -60,25 +61,27 @@ def notice(store: Any) -> None:
                   markup=False, highlight=False)
 
 
-def _run(make: Callable[[Any], Coroutine[Any, Any, T]], db: Path | None) -> T:
+def _run(make: Callable[[Any, Access], Coroutine[Any, Any, T]], db: Path | None,
+         policy: Path | None, need: Sequence[tuple[str, str, str | None]], *,
+         journal: Path | None = None) -> T:
+    """Check each `(action, resource, audit subject)` of `need`, then open the memory store
+    and run `make(store, access)`; errors exit as the command's (2: bad input or a
+    denial)."""
     from podium.memory.sqlite import SQLiteMemoryStore
 
-    async def main() -> T:
-        store = SQLiteMemoryStore(db or memory_path())
-        notice(store)
-        try:
-            return await make(store)
-        finally:
-            await store.close()
+    with acting(journal, policy) as access:
+        for action, resource, subject in need:
+            access.check(action, resource, subject=subject)
 
-    try:
+        async def main() -> T:
+            store = SQLiteMemoryStore(db or memory_path())
+            notice(store)
+            try:
+                return await make(store, access)
+            finally:
+                await store.close()
+
         return asyncio.run(main())
-    except UserError as e:
-        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
-    except PodiumError as e:
-        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
-        raise typer.Exit(1) from None
 
 
 def _show(memories: Sequence[Memory], as_json: bool) -> None:
@@ -101,23 +104,29 @@ def add(
     namespace: Namespace,
     subject: Subject = None,
     source: Annotated[str | None, typer.Option(
-        help="Where it came from (default: operator:$USER).")] = None,
+        help="Where it came from (default: operator:PRINCIPAL).")] = None,
     trusted: Annotated[bool, typer.Option(
         "--trusted", help="Store it trusted (only for operator or system sources).")] = False,
     expires_in: Annotated[float | None, typer.Option(
         "--expires-in", help="Seconds until it stops being returned.")] = None,
     as_json: AsJson = False,
     db: MemoryDb = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Remember a text in a namespace."""
-    async def go(store: Any) -> Memory:
+    async def go(store: Any, access: Access) -> Memory:
         memory: Memory = await store.add(
-            namespace, text, source=source or f"operator:{principal()}", subject=subject,
-            trust="trusted" if trusted else "untrusted",
+            namespace, text, source=source or f"operator:{access.principal.id}",
+            subject=subject, trust="trusted" if trusted else "untrusted",
             expires=time.time() + expires_in if expires_in is not None else None)
+        if trusted:
+            access.record("memory.trust", namespace, detail=f"added {memory.id}")
         return memory
 
-    memory = _run(go, db)
+    need = [("memory:write", namespace, None)]
+    if trusted:
+        need.append(("memory:trust", namespace, None))
+    memory = _run(go, db, policy, need)
     if as_json:
         out.print_json(json.dumps(memory.to_json(), ensure_ascii=False))
     else:
@@ -133,14 +142,15 @@ def search(
     trusted_only: Annotated[bool, typer.Option("--trusted-only")] = False,
     as_json: AsJson = False,
     db: MemoryDb = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Find memories by meaning, best first."""
-    async def go(store: Any) -> list[Memory]:
+    async def go(store: Any, access: Access) -> list[Memory]:
         found: list[Memory] = await store.search(namespace, query, top_k=top_k,
                                                  trusted_only=trusted_only, subject=subject)
         return found
 
-    _show(_run(go, db), as_json)
+    _show(_run(go, db, policy, [("memory:read", namespace, None)]), as_json)
 
 
 @app.command("list")
@@ -151,14 +161,15 @@ def list_(
     trusted_only: Annotated[bool, typer.Option("--trusted-only")] = False,
     as_json: AsJson = False,
     db: MemoryDb = None,
+    policy: PolicyOption = None,
 ) -> None:
     """List a namespace's memories, newest first."""
-    async def go(store: Any) -> list[Memory]:
+    async def go(store: Any, access: Access) -> list[Memory]:
         found: list[Memory] = await store.recent(namespace, subject=subject, limit=limit,
                                                  trusted_only=trusted_only)
         return found
 
-    _show(_run(go, db), as_json)
+    _show(_run(go, db, policy, [("memory:read", namespace, None)]), as_json)
 
 
 @app.command("forget")
@@ -174,6 +185,7 @@ def forget(
         envvar="PODIUM_DB")] = None,
     as_json: AsJson = False,
     db: MemoryDb = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Delete one memory, or erase a subject."""
     if (memory_id is None) == (subject is None):
@@ -181,7 +193,7 @@ def forget(
                   markup=True)
         raise typer.Exit(2)
     if subject is not None:
-        _erase(subject, journal or database_path(), as_json, db)
+        _erase(subject, journal, as_json, db, policy)
         return
     if namespace is None:
         err.print("[red]error:[/red] forgetting a memory by id needs its --namespace",
@@ -189,11 +201,11 @@ def forget(
         raise typer.Exit(2)
     ns, mid = namespace, memory_id or ""
 
-    async def go(store: Any) -> bool:
+    async def go(store: Any, access: Access) -> bool:
         done: bool = await store.forget(ns, mid)
         return done
 
-    done = _run(go, db)
+    done = _run(go, db, policy, [("memory:forget", ns, None)])
     if as_json:
         out.print_json(json.dumps({"id": mid, "namespace": ns, "forgotten": done}))
     else:
@@ -201,18 +213,21 @@ def forget(
     raise typer.Exit(0 if done else 1)
 
 
-def _erase(subject: str, journal: Path, as_json: bool, db: Path | None) -> None:
-    from podium.memory.erasure import Erasure, erase_subject
-    from podium.security.audit import AuditLog
+def _erase(subject: str, journal: Path | None, as_json: bool, db: Path | None,
+           policy: Path | None) -> None:
+    from podium.config import database_path
+    from podium.memory.erasure import Erasure, erase_subject, subject_ref
 
-    runs = journal if journal.exists() else None
+    found = journal or database_path()
+    runs = found if found.exists() else None
 
-    async def go(store: Any) -> Erasure:
-        with AuditLog(journal) as audit:
-            return await erase_subject(subject, memory=store, journal=runs, audit=audit,
-                                       actor=principal())
+    async def go(store: Any, access: Access) -> Erasure:
+        return await erase_subject(subject, memory=store, journal=runs, audit=access.audit,
+                                   actor=access.principal.id)
 
-    done = _run(go, db)
+    # The audit log names the subject by its digest, as the erasure does.
+    done = _run(go, db, policy, [("subject:erase", subject, subject_ref(subject))],
+                journal=journal)
     if as_json:
         out.print_json(json.dumps({"subject_ref": done.subject_ref, "memories": done.memories,
                                    "runs": list(done.runs), "events": done.events,
@@ -231,16 +246,19 @@ def promote(
     reason: Annotated[str, typer.Option(help="Why it can be trusted.")] = "",
     as_json: AsJson = False,
     db: MemoryDb = None,
+    policy: PolicyOption = None,
 ) -> None:
-    """Trust an untrusted memory, as the person at the terminal (human:$USER)."""
+    """Trust an untrusted memory, as the principal at the terminal (human:PRINCIPAL)."""
     from podium.memory.trust import HumanApproval, Verdict
 
-    async def go(store: Any) -> Verdict:
+    async def go(store: Any, access: Access) -> Verdict:
         verdict: Verdict = await store.promote(
-            namespace, memory_id, HumanApproval(principal(), approved=True, reason=reason))
+            namespace, memory_id, HumanApproval(access.principal.id, approved=True,
+                                                reason=reason))
+        access.record("memory.trust", namespace, detail=f"promoted {memory_id}")
         return verdict
 
-    verdict = _run(go, db)
+    verdict = _run(go, db, policy, [("memory:trust", namespace, None)])
     if as_json:
         out.print_json(json.dumps({"id": memory_id, "trust": "trusted", "by": verdict.by}))
     else:

@@ -13,6 +13,12 @@ from podium.errors import PodiumError
 from podium.security.audit import AuditLog
 
 
+def log_path(db: Path | None) -> Path:
+    """The audit log's file, as the commands find it: `$PODIUM_AUDIT`, else `db`, else the
+    default journal's."""
+    return config.audit_path(db) or config.database_path()
+
+
 def audit_verify_command(db: Path | None, public_key: Path | None = None) -> int:
     """Verify the audit log in `$PODIUM_AUDIT`, else `db`, else the journal's database (where
     the engine writes it), and print a report.

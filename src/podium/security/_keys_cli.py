@@ -1,10 +1,16 @@
-"""`podium keys init|status|rotate`: the master key of encryption at rest."""
+"""`podium keys init|status|rotate`: the master key of encryption at rest.
+
+Under the access policy: `status` needs `keys:status`; `init` and `rotate` need
+`keys:manage`. The principal and the audit log are the command's (`podium._cli_access`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +20,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from podium import config
+from podium._cli_access import Access, PolicyOption, acting
 from podium.errors import PodiumError
 from podium.security import key_audit
 from podium.security._audit_keys import _create_private
-from podium.security.audit import AuditLog
 from podium.security.crypto import (
     KEY_ENV,
     KEY_FILE_ENV,
@@ -49,18 +55,18 @@ def unencrypted_notice(store: Store, path: str | Path) -> str | None:
             "makes one")
 
 
-def _audit(db: str | None) -> AuditLog | None:
-    """The audit log the command records in, as `podium run` finds it (beside a SQLite
-    journal; the default file with a PostgreSQL one); None if off."""
-    if config.audit_off():
-        return None
-    return AuditLog(config.audit_path(None if db is None or is_url(db) else Path(db)))
+def _audit_db(db: str | None) -> Path | None:
+    """The journal file whose audit log the command records in, as `podium run` finds it
+    (a SQLite journal's own; the default file with a PostgreSQL one)."""
+    return None if db is None or is_url(db) else Path(db)
 
 
-def _actor() -> str:
-    from podium._cli_access import local_user
-
-    return local_user()
+@contextmanager
+def _keys(db: str | None, policy: Path | None, action: str) -> Iterator[Access]:
+    """The command's access, once the policy allows `action` on the journal's keys."""
+    with acting(_audit_db(db), policy) as access:
+        access.check(action, db or str(config.database_path()))
+        yield access
 
 
 def _fail(message: str) -> typer.Exit:
@@ -72,23 +78,24 @@ def _fail(message: str) -> typer.Exit:
 def keys_init(
     out_file: Annotated[Path | None, typer.Option(
         "--out", help="Write the key here (default: $PODIUM_HOME/master.key).")] = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Make a master key file (readable by its owner only); data written from then on is
     encrypted. Keep a copy somewhere safe: without it the data cannot be read."""
     path = out_file or default_key_file()
-    if path.exists():
-        raise _fail(f"{path} exists already; `podium keys rotate` replaces a key")
-    key = MasterKey.generate()
-    _create_private(path, (key.text() + "\n").encode())
-    try:
-        log = _audit(None)
-        if log is not None:
-            with log:
-                key_audit.record_init(log, _actor(), key.key_id,
+    with _keys(None, policy, "keys:manage") as access:
+        if path.exists():
+            raise _fail(f"{path} exists already; `podium keys rotate` replaces a key")
+        key = MasterKey.generate()
+        _create_private(path, (key.text() + "\n").encode())
+        try:
+            log = access.audit
+            if log is not None:
+                key_audit.record_init(log, access.principal.id, key.key_id,
                                       "--out" if out_file else "PODIUM_HOME")
-    except (PodiumError, OSError) as e:
-        raise _fail(f"master key {key.key_id} written to {path}, but not audited: {e}"
-                    ) from None
+        except (PodiumError, OSError) as e:
+            raise _fail(f"master key {key.key_id} written to {path}, but not audited: {e}"
+                        ) from None
     _out.print(f"master key {key.key_id} written to {escape(str(path))}")
 
 
@@ -96,12 +103,11 @@ def keys_init(
 def keys_status(
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    policy: PolicyOption = None,
 ) -> None:
     """Whether encryption is on, and how many data keys each master key wraps."""
-    try:
+    with _keys(db, policy, "keys:status"):
         status = asyncio.run(_status(db))
-    except PodiumError as e:
-        raise _fail(str(e)) from None
     if as_json:
         _out.print_json(json.dumps(asdict(status)))
         return
@@ -133,10 +139,16 @@ def keys_rotate(
         "--new-key-file", help="The new master key (default: make one, kept in "
                                "$PODIUM_HOME/master.key.new until the rotation is done).")
     ] = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Re-wrap every data key under a new master key, the journal's and the memory
     database's ($PODIUM_MEMORY_DB or $PODIUM_HOME/memory.db). Runs go on meanwhile: only
     wrapped keys are rewritten, a few per transaction. Afterwards the old key reads nothing."""
+    with _keys(db, policy, "keys:manage") as access:
+        _rotate_all(db, new_key_file, access)
+
+
+def _rotate_all(db: str | None, new_key_file: Path | None, access: Access) -> None:
     try:
         current = load_keyring()
         if current is None:
@@ -148,7 +160,7 @@ def keys_rotate(
             _create_private(path, (MasterKey.generate().text() + "\n").encode())
         new = read_key_file(path).primary
         keyring = Keyring(keys=(new, *(k for k in current.keys if k.key_id != new.key_id)))
-        n = asyncio.run(_rotate(db, keyring, new))
+        n = asyncio.run(_rotate(db, keyring, new, access))
         memory = config.memory_path()
         m = asyncio.run(_rotate_memory(memory, keyring, new)) if memory.exists() else None
     except PodiumError as e:
@@ -177,12 +189,9 @@ async def _rotate_memory(path: Path, keyring: Keyring, new: MasterKey) -> int:
         await store.close()
 
 
-async def _rotate(db: str | None, keyring: Keyring, new: MasterKey) -> int:
-    log = _audit(db)
-    store = open_store(db, keys=keyring, audit=log, actor=_actor())
+async def _rotate(db: str | None, keyring: Keyring, new: MasterKey, access: Access) -> int:
+    store = open_store(db, keys=keyring, audit=access.audit, actor=access.principal.id)
     try:
         return await store.rotate_master_key(new)
     finally:
         await store.close()
-        if log is not None:
-            log.close()

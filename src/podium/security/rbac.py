@@ -9,24 +9,34 @@ The policy file (YAML)::
 
     roles:
       analyst:
-        workflows: {"monthly_*": [run, view]}   # run, view, approve, cancel, or "*"
+        workflows: {"monthly_*": [run, view]}   # run, view, approve, cancel, serve, or "*"
         agents: [writer, "fin_*"]                # a list: may use these agents
         tools:
           search: [call]
           "tag:read": [call]                      # every tool tagged `read`
-        memory: {"reports/*": [read, write]}      # read, write, forget
+        memory: {"reports/*": [read, write]}      # read, write, forget, trust
       approver:
         workflows: {"*": [view, approve]}
+      operator:
+        subjects: ["*"]                           # erase everything about a subject
+        act_as: ["report-bot"]                    # act as these principals
+        tokens: {"report-bot": [issue, revoke]}   # API tokens for these principals
+        keys: [status, manage]                    # the master key
+        audit: [verify, export]                   # the audit log
     principals:                                   # who holds which roles
       ada: [analyst, approver]
       report-bot: {kind: service, roles: [analyst]}
     everyone: []                                  # roles every principal holds
+    functions:                                    # modules a workflow file may name
+      allow: ["examples.*", "mypkg.*"]
 
 Patterns are shell globs (`fnmatch`, case-sensitive; `*` also matches `/`). A tool pattern
 `tag:NAME` matches the tools carrying that permission tag (`@tool(tags={"high_risk"})`).
 
 Actions are `kind:verb`: `workflow:run`, `workflow:view`, `workflow:approve`,
-`workflow:cancel`, `agent:use`, `tool:call`, `memory:read`, `memory:write`, `memory:forget`.
+`workflow:cancel`, `workflow:serve`, `agent:use`, `tool:call`, `memory:read`,
+`memory:write`, `memory:forget`, `memory:trust`, `subject:erase`, `principal:act_as`,
+`token:issue`, `token:revoke`, `keys:status`, `keys:manage`, `audit:verify`, `audit:export`.
 
 For other rooms (memory, tools), two ways to ask::
 
@@ -56,15 +66,24 @@ from podium.core.principal import ANONYMOUS, Principal, PrincipalKind
 from podium.errors import PermissionDenied, PolicyFileError, Problem, UserError
 
 VERBS: Mapping[str, tuple[str, ...]] = {
-    "workflow": ("run", "view", "approve", "cancel"),
+    "workflow": ("run", "view", "approve", "cancel", "serve"),
     "agent": ("use",),
     "tool": ("call",),
-    "memory": ("read", "write", "forget"),
+    "memory": ("read", "write", "forget", "trust"),
+    "subject": ("erase",),
+    "principal": ("act_as",),
+    "token": ("issue", "revoke"),
+    "keys": ("status", "manage"),
+    "audit": ("verify", "export"),
 }
 """The verbs of each kind of resource."""
 ACTIONS: frozenset[str] = frozenset(f"{k}:{v}" for k, verbs in VERBS.items() for v in verbs)
 """Every action a policy can allow."""
-_SECTIONS = {"workflow": "workflows", "agent": "agents", "tool": "tools", "memory": "memory"}
+_SECTIONS = {"workflow": "workflows", "agent": "agents", "tool": "tools", "memory": "memory",
+             "subject": "subjects", "principal": "act_as", "token": "tokens", "keys": "keys",
+             "audit": "audit"}
+_UNNAMED = frozenset({"keys", "audit"})
+"""Kinds with one resource each (the master key, the audit log): their sections list verbs."""
 _CACHE_LIMIT = 4096
 
 
@@ -103,7 +122,10 @@ class Rule:
 
     @property
     def name(self) -> str:
-        """The rule's place in the file: `roles.ROLE.SECTION.PATTERN`."""
+        """The rule's place in the file: `roles.ROLE.SECTION.PATTERN` (`roles.ROLE.SECTION`
+        for `keys` and `audit`)."""
+        if self.kind in _UNNAMED:
+            return f"roles.{self.role}.{_SECTIONS[self.kind]}"
         return f"roles.{self.role}.{_SECTIONS[self.kind]}.{self.pattern}"
 
     def __str__(self) -> str:
@@ -138,12 +160,15 @@ class Policy:
     def __init__(self, rules: Collection[Rule] = (), *,
                  principals: Mapping[str, Principal] | None = None,
                  everyone: Collection[str] = (), source: str = "<policy>",
-                 enforced: bool = True) -> None:
+                 enforced: bool = True, functions: Collection[str] | None = None) -> None:
         self.rules = tuple(rules)
         self.principals = dict(principals or {})
         self.everyone = frozenset(everyone)
         self.source = source
         self.enforced = enforced
+        self.functions = tuple(functions) if functions is not None else None
+        """Globs on the modules Python code named in a workflow file may come from
+        (`functions: {allow: [...]}`); None: any module."""
         self.roles = frozenset(r.role for r in self.rules)
         self._by_role: dict[tuple[str, str], list[Rule]] = {}
         for rule in self.rules:
@@ -198,6 +223,15 @@ class Policy:
                                    action=action, resource=resource)
         return decision
 
+    def function_allowed(self, module: str) -> bool:
+        """Whether a workflow file may name Python code from `module` (a dotted name):
+        a glob of `functions.allow` matches it or one of its parent packages."""
+        if self.functions is None:
+            return True
+        parts = module.split(".")
+        names = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        return any(fnmatchcase(name, pattern) for name in names for pattern in self.functions)
+
     def _grant(self, role: str, kind: str, verb: str, resource: str,
                tags: Collection[str]) -> Rule | None:
         for rule in self._by_role.get((role, kind), ()):
@@ -215,7 +249,8 @@ class Policy:
         would = sorted(r for r in self.roles - roles
                        if self._grant(r, kind, verb, resource, tags) is not None)
         held = ", ".join(sorted(roles)) or "none"
-        reason = f"{who.kind} {who.id!r} (roles: {held}) may not {verb} {kind} {resource!r}"
+        doing = verb.replace("_", " ")
+        reason = f"{who.kind} {who.id!r} (roles: {held}) may not {doing} {kind} {resource!r}"
         if tags:
             reason += f" (tags: {', '.join(sorted(tags))})"
         if would:
@@ -227,6 +262,7 @@ class Policy:
             reason += f" (roles {', '.join(map(repr, unknown))} grant nothing there)"
         if not who.roles and who.id not in self.principals:
             reason += f"; {who.id!r} is not listed under principals:"
+        reason += f"; needs permission {kind}:{verb}"
         return Decision(allowed=False, reason=reason)
 
     def __repr__(self) -> str:
@@ -249,8 +285,13 @@ def _names(value: Any) -> Any:
     return value
 
 
-WorkflowVerb = Literal["run", "view", "approve", "cancel", "*"]
-MemoryVerb = Literal["read", "write", "forget", "*"]
+WorkflowVerb = Literal["run", "view", "approve", "cancel", "serve", "*"]
+MemoryVerb = Literal["read", "write", "forget", "trust", "*"]
+
+
+def _verbs(value: Any) -> Any:
+    """`keys: [status]` as `{"*": [status]}`: a kind with one resource."""
+    return {"*": value} if isinstance(value, list) else value
 
 
 class _RoleDoc(_Doc):
@@ -259,8 +300,14 @@ class _RoleDoc(_Doc):
     agents: dict[str, list[Literal["use", "*"]]] = {}
     tools: dict[str, list[Literal["call", "*"]]] = {}
     memory: dict[str, list[MemoryVerb]] = {}
+    subjects: dict[str, list[Literal["erase", "*"]]] = {}
+    act_as: dict[str, list[Literal["act_as", "*"]]] = {}
+    tokens: dict[str, list[Literal["issue", "revoke", "*"]]] = {}
+    keys: dict[Literal["*"], list[Literal["status", "manage", "*"]]] = {}
+    audit: dict[Literal["*"], list[Literal["verify", "export", "*"]]] = {}
 
-    _lists = field_validator("agents", "tools", mode="before")(_names)
+    _lists = field_validator("agents", "tools", "subjects", "act_as", mode="before")(_names)
+    _single = field_validator("keys", "audit", mode="before")(_verbs)
 
 
 class _PrincipalDoc(_Doc):
@@ -272,12 +319,17 @@ def _as_principal(value: Any) -> Any:
     return {"roles": value} if isinstance(value, list) else value
 
 
+class _FunctionsDoc(_Doc):
+    allow: list[str]
+
+
 class _PolicyDoc(_Doc):
     # Each role is checked on its own (`_roles`), so that one bad role hides no problem
     # of the others, nor of the principals.
     roles: dict[str, Any] = {}
     principals: dict[str, _PrincipalDoc] = {}
     everyone: list[str] = []
+    functions: _FunctionsDoc | None = None
 
     @field_validator("principals", mode="before")
     @classmethod
@@ -377,7 +429,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     principals = {name: Principal(id=name, kind=p.kind, roles=frozenset(p.roles))
                   for name, p in doc.principals.items()}
     return Policy(_rules(roles, lines, source), principals=principals,
-                  everyone=doc.everyone, source=source)
+                  everyone=doc.everyone, source=source,
+                  functions=doc.functions.allow if doc.functions is not None else None)
 
 
 def load_policy(path: str | Path) -> Policy:

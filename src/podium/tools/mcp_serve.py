@@ -11,6 +11,16 @@ a human, with `status`, `run_id` and `outputs`; a waiting run also lists the
 whose text names the run and how to see its details. A run the caller abandons stays in
 the journal, and `podium resume RUN` finishes it.
 
+Every call is a run on behalf of an authenticated principal, under the access policy and
+the audit log the `podium` command resolves (`podium._cli_access`): over stdio the
+principal is whoever started the server (the OS user, or whom it may act as); over HTTP
+each request carries a bearer token (`podium tokens issue PRINCIPAL`) that names its
+principal, and a request without a valid one is refused (401) before it reaches a tool.
+The run needs `workflow:run` for that principal (a refusal is a tool error and a
+`policy.deny` record); it is journaled with the principal, and audited (`run.start`,
+`run.end`) like a run from the command line. Over HTTP, the server will not start before
+a token has been issued.
+
 Needs the `mcp` extra (`pip install 'podium[mcp]'`).
 """
 
@@ -28,16 +38,20 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ConfigDict, Field, create_model
 from pydantic_core import to_jsonable_python
 
+from podium._cli_access import Access, open_access
 from podium.config import database_path
+from podium.core.principal import Principal, PrincipalKind
 from podium.core.state import RunState
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.engine.check import check
 from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
-from podium.errors import PodiumError, UserError, WorkflowError
+from podium.errors import PermissionDenied, PodiumError, UserError, WorkflowError
+from podium.security.tokens import TokenStore
 from podium.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from mcp.server.auth.provider import AccessToken
     from mcp.server.mcpserver import MCPServer as SDKServer
     from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
     from mcp.types import CallToolResult
@@ -156,8 +170,11 @@ def _refusal(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-async def run_workflow(workflow: Workflow, db: Path, inputs: dict[str, Any]) -> CallToolResult:
-    """Start a durable run with these inputs and describe how it ended, as MCP replies."""
+async def run_workflow(workflow: Workflow, db: Path, inputs: dict[str, Any], *,
+                       access: Access | None = None, principal: Principal | None = None
+                       ) -> CallToolResult:
+    """Start a durable run with these inputs on behalf of `principal`, under `access`'s
+    policy and audit log, and describe how it ended, as MCP replies."""
     given = {k: v for k, v in inputs.items()
              if not (v is None and not workflow.inputs.get(k, InputSpec()).required)}
     try:
@@ -165,7 +182,10 @@ async def run_workflow(workflow: Workflow, db: Path, inputs: dict[str, Any]) -> 
     except (OSError, sqlite3.Error, PodiumError) as e:
         return _refusal(f"cannot open the journal {str(db)!r}: {e}")
     try:
-        state = await Engine(store).start(workflow, given)
+        engine = access.engine(store) if access is not None else Engine(store)
+        state = await engine.start(workflow, given, principal=principal)
+    except PermissionDenied as e:
+        return _refusal(f"refused: {e}")
     except WorkflowError as e:
         return _refusal("the inputs do not fit the workflow:\n"
                         + "\n".join(f"  {p.field or ''}: {p.message}" for p in e.problems))
@@ -179,16 +199,57 @@ async def run_workflow(workflow: Workflow, db: Path, inputs: dict[str, Any]) -> 
     return _result(state, db)
 
 
-def build_server(workflow_path: str | Path, db_path: str | Path | None = None) -> SDKServer:
+class _Tokens:
+    """The SDK's `TokenVerifier` over Podium's token store: a token's principal becomes the
+    access token's `client_id`."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self.store = store
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        from mcp.server.auth.provider import AccessToken
+
+        record = self.store.verify(token)
+        if record is None:
+            return None
+        return AccessToken(token=token, client_id=record.principal, scopes=[],
+                           claims={"kind": record.kind, "token_id": record.id})
+
+
+def _caller(access: Access, tokens: TokenStore | None) -> Principal:
+    """Who the current call is for: the token's principal over HTTP, else the server's."""
+    if tokens is None:
+        return access.principal
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    token = get_access_token()
+    if token is None:  # the SDK refuses unauthenticated requests before they get here
+        raise PermissionDenied("an unauthenticated call reached the tool",
+                               action="workflow:run")
+    kind: PrincipalKind = ("service" if (token.claims or {}).get("kind") == "service"
+                           else "user")
+    if access.policy is not None:
+        return access.policy.principal(token.client_id, kind=kind)
+    return Principal(id=token.client_id, kind=kind)
+
+
+def build_server(workflow_path: str | Path, db_path: str | Path | None = None, *,
+                 access: Access | None = None, tokens: TokenStore | None = None,
+                 url: str | None = None) -> SDKServer:
     """An MCP server (the SDK's `MCPServer`, formerly FastMCP) offering one tool that runs
     the workflow durably, journaling to `db_path`.
 
     Args:
         workflow_path: the workflow's YAML file; loaded and checked now.
         db_path: the journal; None for Podium's default (`podium.config.database_path()`).
+        access: the policy, audit log and principal calls run under; None for the `podium`
+            command's (`podium._cli_access.open_access`).
+        tokens: with HTTP, the store whose bearer tokens authenticate each request and name
+            its principal; None over stdio.
+        url: the server's endpoint, with `tokens`.
 
     Raises:
-        WorkflowError: the workflow is invalid.
+        WorkflowError: the workflow is invalid, or names code the policy does not allow.
         UserError: the file cannot be read, or the `mcp` SDK is not installed.
     """
     _sdk()
@@ -196,40 +257,71 @@ def build_server(workflow_path: str | Path, db_path: str | Path | None = None) -
     from mcp.server.mcpserver.tools import Tool
     from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 
-    workflow = load_workflow(workflow_path)
-    check(workflow)
     # Absolute: the commands a waiting run's reply gives may be typed anywhere.
     db = (Path(db_path) if db_path is not None else database_path()).resolve()
+    if access is None:
+        access = open_access(db, None)
+    workflow = load_workflow(workflow_path, policy=access.policy)
+    check(workflow)
     arguments = _arguments_model(workflow)
     parameters = arguments.model_json_schema(by_alias=True)
     parameters.pop("title", None)
 
     async def run(**inputs: Any) -> CallToolResult:
-        return await run_workflow(workflow, db, inputs)
+        return await run_workflow(workflow, db, inputs, access=access,
+                                  principal=_caller(access, tokens))
 
     tool = Tool(fn=run, name=_tool_name(workflow), title=workflow.name,
                 description=_description(workflow), parameters=parameters,
                 fn_metadata=FuncMetadata(arg_model=arguments, output_schema=_OUTPUT_SCHEMA),
                 is_async=True, context_kwarg=None, annotations=None)
+    auth: dict[str, Any] = {}
+    if tokens is not None:
+        from mcp.server.auth.settings import AuthSettings
+        from pydantic import AnyHttpUrl
+
+        endpoint = url or "http://127.0.0.1/mcp"
+        auth = {"token_verifier": _Tokens(tokens), "auth": AuthSettings(
+            issuer_url=AnyHttpUrl(endpoint.rpartition("/mcp")[0] or endpoint),
+            resource_server_url=AnyHttpUrl(endpoint), validate_token_resource=False)}
     return MCPServer(name=f"podium-{_tool_name(workflow)}", version=workflow.version,
-                     instructions=_description(workflow), tools=[tool])
+                     instructions=_description(workflow), tools=[tool], **auth)
 
 
 def serve(workflow_path: str | Path, db_path: str | Path | None = None, *,
           transport: Literal["stdio", "streamable-http"] = "stdio",
-          host: str = "127.0.0.1", port: int = 8000) -> None:
+          host: str = "127.0.0.1", port: int = 8000, access: Access | None = None,
+          tokens: TokenStore | None = None) -> None:
     """Serve the workflow as an MCP tool until stopped (blocking).
 
     Over stdio (the default) the MCP client starts this process and talks on its stdin and
-    stdout; what agents print goes to stderr. Over streamable HTTP the endpoint is
-    `http://HOST:PORT/mcp`.
+    stdout; what agents print goes to stderr; calls run for the server's principal. Over
+    streamable HTTP the endpoint is `http://HOST:PORT/mcp`, and every request must carry a
+    bearer token from `tokens` (default: `$PODIUM_HOME/tokens.db`).
+
+    Args:
+        access: the policy, audit log and principal; None: the `podium` command's.
+        tokens: over HTTP, the token store; None for the default one.
 
     Raises:
         WorkflowError: the workflow is invalid.
-        UserError: the file cannot be read, or the `mcp` SDK is not installed.
+        UserError: the file cannot be read, the `mcp` SDK is not installed, or, over HTTP,
+            no token was ever issued.
     """
-    server = build_server(workflow_path, db_path)
-    if transport == "stdio":
-        server.run("stdio")
-    else:
-        server.run("streamable-http", host=host, port=port)
+    db = (Path(db_path) if db_path is not None else database_path()).resolve()
+    own = access is None
+    access = access or open_access(db, None)
+    try:
+        if transport == "stdio":
+            build_server(workflow_path, db, access=access).run("stdio")
+            return
+        tokens = tokens or TokenStore()
+        if not tokens.list():
+            raise UserError(f"no API token in {str(tokens.path)!r}: nobody could call the "
+                            "server; issue one first with: podium tokens issue PRINCIPAL")
+        url = f"http://{host}:{port}/mcp"
+        build_server(workflow_path, db, access=access, tokens=tokens, url=url).run(
+            "streamable-http", host=host, port=port)
+    finally:
+        if own:
+            access.close()
