@@ -466,6 +466,7 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
     `server.tool` or `server.pattern*` of a server under `mcp_servers:`."""
     tools: list[Tool] = []
     selected: dict[str, list[str]] = {}
+    origins: dict[str, dict[str, Problem]] = {}
     for i, ref in enumerate(agent.tools):
         if ":" not in ref:
             server, _, pattern = ref.partition(".")
@@ -476,6 +477,9 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
                     f"Python tool, or a server under mcp_servers (declared: {declared})"))
                 continue
             selected.setdefault(server, []).append(pattern or "*")
+            # Where the name was written, for the check against the server's tools.
+            origins.setdefault(server, {})[pattern or "*"] = workflow.problem(
+                f"{at}.tools.{i}", "")
             continue
         try:
             found = import_ref(ref)
@@ -492,7 +496,8 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
                                              [f"{s}__" for s in selected]):
             problems.append(workflow.problem(f"{at}.allow_tools.{i}", problem))
 
-    return tools, [MCPTools(workflow.mcp_servers[s], p) for s, p in selected.items()]
+    return tools, [MCPTools(workflow.mcp_servers[s], p, origins[s])
+                   for s, p in selected.items()]
 
 
 def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,

@@ -32,9 +32,10 @@ from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
 from podium.engine._policies import TaskRunner
 from podium.engine._session import SessionThread
+from podium.engine._tool_check import tool_problems
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
-from podium.errors import NotWaiting, RunBusy, UserError
+from podium.errors import NotWaiting, RunBusy, UserError, WorkflowError
 from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
@@ -114,13 +115,19 @@ class Engine:
             **({"principal": principal.to_json()} if principal else {}),
             **({"session": session} if session is not None else {}),
             **({"subjects": subjects} if subjects else {})})
-        event = await self.store.create_run(run_id, workflow.name, first, self.owner)
+        resources = await _checked_tools(workflow)
+        try:
+            event = await self.store.create_run(run_id, workflow.name, first, self.owner)
+        except BaseException:
+            await resources.close()
+            raise
         state = RunState.of(run_id, [event])
         if self.guard is not None:
             self.guard.record(principal, "run.start", run_id, detail=workflow.name)
         if on_event:
             on_event(event, state)
-        return self._ended(await _Run(self, workflow, state, on_event, on_token).drive())
+        return self._ended(await _Run(self, workflow, state, on_event, on_token,
+                                      resources).drive())
 
     def _ended(self, state: RunState) -> RunState:
         if self.guard is not None and state.status in ("completed", "failed", "cancelled"):
@@ -158,9 +165,15 @@ class Engine:
             return cancelled
         for event in await self.store.events(run_id, after=state.last_seq):
             state.apply(event)
+        try:
+            resources = await _checked_tools(workflow)
+        except BaseException:
+            await self.store.release(run_id, self.owner)
+            raise
         if self.guard is not None and principal is not None:
             self.guard.record(principal, "run.resume", run_id)
-        return self._ended(await _Run(self, workflow, state, on_event, on_token).drive())
+        return self._ended(await _Run(self, workflow, state, on_event, on_token,
+                                      resources).drive())
 
     async def state(self, run_id: str) -> RunState:
         """The run's state, folded from its journal (unchecked: see `view`)."""
@@ -271,13 +284,14 @@ class _Run:
 
     def __init__(self, engine: Engine, workflow: Workflow, state: RunState,
                  on_event: EventHook | None,
-                 on_token: Callable[[str, str], None] | None = None) -> None:
+                 on_token: Callable[[str, str], None] | None = None,
+                 resources: _RunResources | None = None) -> None:
         self.engine, self.store, self.owner = engine, engine.store, engine.owner
         self.workflow, self.state, self.on_event = workflow, state, on_event
         self.run_id = state.run_id
         self.subject = next(iter(workflow.subjects(state.inputs)), None)
         """Whom the run is about (its first input marked `subject`): its events are tagged."""
-        self.resources = _RunResources()
+        self.resources = resources or _RunResources()
         agents: dict[str, Agent] = {
             name: as_agent(name, ref) for name, ref in workflow.agents.items()}
         self.runner = TaskRunner(
@@ -651,6 +665,26 @@ class _Outputs(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+async def _checked_tools(workflow: Workflow) -> _RunResources:
+    """The run's resources, with the MCP connections its agents' tools need opened and
+    the tool names they select checked against what the servers offer.
+
+    Raises:
+        WorkflowError: a name selects no tool its server offers (nothing is journaled). A
+            server that cannot be reached is the tasks' failure to handle, as before.
+    """
+    resources = _RunResources()
+    try:
+        problems, _ = await tool_problems(workflow, resources)
+    except BaseException:
+        await resources.close()
+        raise
+    if problems:
+        await resources.close()
+        raise WorkflowError(problems)
+    return resources
 
 
 class _RunResources:
