@@ -63,6 +63,12 @@ def hostile() -> Iterator[Hostile]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if state.mode == "refuse":
+                self.send_response(503)
+                self.end_headers()
+                self.wfile.write(b'{"error": "overloaded"}')
+                state.done.set()
+                return
             self.send_response(200)
             kind = "application/json" if state.mode == "json" else "text/event-stream"
             self.send_header("Content-Type", kind)
@@ -178,3 +184,15 @@ async def test_a_refused_reply_is_journaled_with_its_tokens_not_its_text(
 
 def _journal_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.glob("j.db*"))
+
+
+async def test_a_call_refused_outright_is_journaled_as_spending_nothing(
+        hostile: Hostile, tmp_path: Path) -> None:
+    hostile.mode = "refuse"
+
+    record = await _run(_workflow(hostile.base_url, Budget(tokens=100)), tmp_path / "j.db")
+
+    assert record["status"] == "failed" and record["reason"] != "budget_exceeded"
+    (call,) = record["model_calls"]  # type: ignore[misc]
+    assert call["error_type"] == "ModelError" and "HTTP 503" in call["error"]
+    assert (call["input_tokens"], call["output_tokens"]) == (0, 0)

@@ -291,11 +291,14 @@ class LLMAgent(Agent):
                     on_token=ctx.token if ctx.streaming and not masking else None))
                 self._check_size(model, response)
             except ModelError as e:
-                # The tokens a failed call spent count against budgets all the same.
-                partial = e.partial if isinstance(e.partial, ModelResponse) else ModelResponse(
-                    text="", model=model.name)
-                await self._record_call(ctx, model, outgoing, partial, started, {
-                    **marks, "error": str(e), "error_type": type(e).__name__})
+                # The tokens a failed call spent count against budgets all the same; one
+                # that produced nothing (refused, unreachable) is journaled as spending none.
+                failed = {**marks, "error": str(e), "error_type": type(e).__name__}
+                if isinstance(e.partial, ModelResponse):
+                    await self._record_call(ctx, model, outgoing, e.partial, started, failed)
+                else:
+                    await self._record_call(ctx, model, (), ModelResponse(
+                        text="", model=model.name), started, failed)
                 raise
             if masking:
                 response = masking.response(response)
