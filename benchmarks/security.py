@@ -13,8 +13,8 @@
   grows and is kept in the journal every call), with and without a masking policy.
 - `audit`: the audit log's durable append rate and its verification rate.
 - `runs_show_json`: `podium runs show RUN --json` on a run with a `for_each` of 10,000 and
-  100,000 items: the command's wall time and its peak resident memory (`os.wait4`'s
-  `ru_maxrss` for that child alone), and the bytes it printed (checked to parse, with one
+  100,000 items: the command's wall time, CPU time and peak resident memory (`os.wait4`'s
+  `ru_utime + ru_stime` and `ru_maxrss` for that child alone), and the bytes it printed (checked to parse, with one
   record per item). The runs are made first, in-process, and not timed.
 
 Medians and minima of several runs after a warm-up, interleaved so that load drift falls
@@ -245,6 +245,7 @@ def _runs_show_json(folder: Path, db: Path, run_id: str, items: int) -> dict[str
     record = json.loads(printed.read_text(encoding="utf-8"))
     assert len(record["tasks"]) == items + 1  # the items and their fan-out task
     return {"items": items, "seconds": round(seconds, 2),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "printed_mb": round(printed.stat().st_size / 1e6, 1)}
 
