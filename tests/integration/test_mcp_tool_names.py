@@ -106,3 +106,26 @@ async def test_engine_start_checks_names_and_journals_nothing(tmp_path: Path) ->
     assert (problem.field, problem.line) == ("agents.helper.tools.1", 6)
     assert "did you mean 'calc.echo'" in problem.message
     assert model.calls == []
+
+
+async def test_an_mcp_servers_max_result_bytes_bounds_its_tools_results(
+        tmp_path: Path) -> None:
+    text = _workflow("[calc.echo]").replace("args: [", "max_result_bytes: 50, args: [")
+    workflow = parse_workflow(text, str(tmp_path / "wf.yaml"))
+    declared = workflow.agents["helper"]
+    assert isinstance(declared, LLMAgent)
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "calc__echo", "arguments": {"text": "e" * 20}}]},
+        {"tool_calls": [{"name": "calc__echo", "arguments": {"text": "e" * 80}}]}, "done"])
+    workflow.add_agent("helper", LLMAgent(model, name="helper", toolsets=declared.toolsets))
+    store = SQLiteStore(tmp_path / "j.db")
+    try:
+        state = await Engine(store).start(workflow)
+    finally:
+        await store.close()
+    assert state.status == "completed", state.error
+    short, long = state.tasks["sum"].tool_calls
+    assert short["result"] == {"result": "e" * 20}
+    assert "result" not in long
+    assert "tool 'calc__echo' returned 94 bytes, more than its limit of 50 bytes " \
+           "(the tool's max_result_bytes)" in long["error"]
