@@ -9,6 +9,7 @@ encoded on its own and indented to its depth.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
@@ -89,7 +90,14 @@ def _write_array(elements: Iterator[Any], out: TextIO) -> None:
 
 
 def print_record(state: RunState, out: TextIO | None = None) -> None:
-    """Print the run record as JSON, streamed."""
+    """Print the run record as JSON, streamed. A reader that stops early (`| head`) ends
+    the output quietly."""
     stream = out or sys.stdout
-    write_items(state.record_items(), stream)
-    stream.flush()
+    try:
+        write_items(state.record_items(), stream)
+        stream.flush()
+    except BrokenPipeError:
+        # Python's own advice: point stdout at /dev/null so its flush at exit cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
