@@ -270,7 +270,7 @@ async def main() -> dict[str, Any]:
         os.environ["PODIUM_HOME"] = str(Path(tmp) / "home")
         for name in ("PODIUM_AUDIT_KEY", "PODIUM_MASTER_KEY", "PODIUM_MASTER_KEY_FILE"):
             os.environ.pop(name, None)
-        json_sizes = (1_000, 10_000) if quick else (10_000, 100_000)
+        json_sizes = (100, 1_000) if quick else (10_000, 100_000)
         if args.only == "runs_show_json":
             return {"benchmark": "security", "environment": environment(),
                     "runs_show_json": await runs_show_json(Path(tmp), json_sizes)}
