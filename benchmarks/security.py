@@ -14,8 +14,9 @@
 - `audit`: the audit log's durable append rate and its verification rate.
 - `runs_show_json`: `podium runs show RUN --json` on a run with a `for_each` of 10,000 and
   100,000 items: the command's wall time, CPU time and peak resident memory (`os.wait4`'s
-  `ru_utime + ru_stime` and `ru_maxrss` for that child alone), and the bytes it printed (checked to parse, with one
-  record per item). The runs are made first, in-process, and not timed.
+  `ru_utime + ru_stime` and `ru_maxrss` for that child alone), and the bytes it printed
+  (checked to parse, with one record per item). The runs are made first, in-process, and
+  not timed.
 
 Medians and minima of several runs after a warm-up, interleaved so that load drift falls
 on both sides alike.
