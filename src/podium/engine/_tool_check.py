@@ -3,6 +3,7 @@ validate` when it can start the servers, and when a run starts, before any task 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 from podium.core.agent import Resources
 from podium.core.workflow import Workflow
 from podium.engine.check import as_agent
-from podium.errors import PodiumError, Problem
+from podium.errors import PodiumError, Problem, WorkflowError
 from podium.tools.toolset import MCPTools
 
 T = TypeVar("T")
@@ -51,25 +52,49 @@ async def tool_problems(workflow: Workflow, resources: Resources
 
 async def check_tools(workflow: Workflow) -> tuple[list[Problem], list[str]]:
     """`tool_problems` with servers started for the check and stopped after it."""
-    async with OwnResources() as resources:
+    resources = RunResources()
+    try:
         return await tool_problems(workflow, resources)
+    finally:
+        await resources.close()
 
 
-class OwnResources:
-    """Resources opened for one check and closed with it: `async with OwnResources()`."""
+async def checked_tools(workflow: Workflow) -> RunResources:
+    """A run's resources, with the MCP connections its agents' tools need opened and the
+    tool names they select checked against what the servers offer.
+
+    Raises:
+        WorkflowError: a name selects no tool its server offers (nothing is journaled). A
+            server that cannot be reached is the tasks' failure to handle, as before.
+    """
+    resources = RunResources()
+    try:
+        problems, _ = await tool_problems(workflow, resources)
+    except BaseException:
+        await resources.close()
+        raise
+    if problems:
+        await resources.close()
+        raise WorkflowError(problems)
+    return resources
+
+
+class RunResources:
+    """Resources a run's agents share (MCP connections), opened on first use and closed,
+    in reverse order, when the drive ends."""
 
     def __init__(self) -> None:
         self._stack = AsyncExitStack()
         self._opened: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
 
     async def get(self, key: str, opener: Callable[[], AbstractAsyncContextManager[T]]) -> T:
-        if key not in self._opened:
-            self._opened[key] = await self._stack.enter_async_context(opener())
-        found: T = self._opened[key]
-        return found
+        async with self._lock:
+            if key not in self._opened:
+                self._opened[key] = await self._stack.enter_async_context(opener())
+            found: T = self._opened[key]
+            return found
 
-    async def __aenter__(self) -> OwnResources:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
+    async def close(self) -> None:
+        self._opened.clear()
         await self._stack.aclose()

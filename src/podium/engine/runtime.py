@@ -14,7 +14,6 @@ import os
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -32,10 +31,10 @@ from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
 from podium.engine._policies import TaskRunner
 from podium.engine._session import SessionThread
-from podium.engine._tool_check import tool_problems
+from podium.engine._tool_check import RunResources, checked_tools
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
-from podium.errors import NotWaiting, RunBusy, UserError, WorkflowError
+from podium.errors import NotWaiting, RunBusy, UserError
 from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
@@ -115,7 +114,7 @@ class Engine:
             **({"principal": principal.to_json()} if principal else {}),
             **({"session": session} if session is not None else {}),
             **({"subjects": subjects} if subjects else {})})
-        resources = await _checked_tools(workflow)
+        resources = await checked_tools(workflow)
         try:
             event = await self.store.create_run(run_id, workflow.name, first, self.owner)
         except BaseException:
@@ -166,7 +165,7 @@ class Engine:
         for event in await self.store.events(run_id, after=state.last_seq):
             state.apply(event)
         try:
-            resources = await _checked_tools(workflow)
+            resources = await checked_tools(workflow)
         except BaseException:
             await self.store.release(run_id, self.owner)
             raise
@@ -285,13 +284,13 @@ class _Run:
     def __init__(self, engine: Engine, workflow: Workflow, state: RunState,
                  on_event: EventHook | None,
                  on_token: Callable[[str, str], None] | None = None,
-                 resources: _RunResources | None = None) -> None:
+                 resources: RunResources | None = None) -> None:
         self.engine, self.store, self.owner = engine, engine.store, engine.owner
         self.workflow, self.state, self.on_event = workflow, state, on_event
         self.run_id = state.run_id
         self.subject = next(iter(workflow.subjects(state.inputs)), None)
         """Whom the run is about (its first input marked `subject`): its events are tagged."""
-        self.resources = resources or _RunResources()
+        self.resources = resources or RunResources()
         agents: dict[str, Agent] = {
             name: as_agent(name, ref) for name, ref in workflow.agents.items()}
         self.runner = TaskRunner(
@@ -665,44 +664,3 @@ class _Outputs(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
-
-
-async def _checked_tools(workflow: Workflow) -> _RunResources:
-    """The run's resources, with the MCP connections its agents' tools need opened and
-    the tool names they select checked against what the servers offer.
-
-    Raises:
-        WorkflowError: a name selects no tool its server offers (nothing is journaled). A
-            server that cannot be reached is the tasks' failure to handle, as before.
-    """
-    resources = _RunResources()
-    try:
-        problems, _ = await tool_problems(workflow, resources)
-    except BaseException:
-        await resources.close()
-        raise
-    if problems:
-        await resources.close()
-        raise WorkflowError(problems)
-    return resources
-
-
-class _RunResources:
-    """Resources a run's agents share (MCP connections), opened on first use and closed,
-    in reverse order, when the drive ends."""
-
-    def __init__(self) -> None:
-        self._stack = AsyncExitStack()
-        self._opened: dict[str, Any] = {}
-        self._lock = asyncio.Lock()
-
-    async def get(self, key: str, opener: Callable[[], AbstractAsyncContextManager[T]]) -> T:
-        async with self._lock:
-            if key not in self._opened:
-                self._opened[key] = await self._stack.enter_async_context(opener())
-            found: T = self._opened[key]
-            return found
-
-    async def close(self) -> None:
-        self._opened.clear()
-        await self._stack.aclose()
