@@ -6,8 +6,9 @@ limit is on the reply's text (its content and any tool calls' names and argument
 UTF-8 bytes:
 
 - `max_reply_bytes` when it is set: on the model (`OpenAICompatModel(max_reply_bytes=…)`,
-  a YAML agent's `options: {max_reply_bytes: …}`, `PODIUM_OPENAI_MAX_REPLY_BYTES`) or on
-  the agent (`LLMAgent(max_reply_bytes=…)`, a YAML agent's `max_reply_bytes:`);
+  a YAML agent's `options: {max_reply_bytes: …}`) or on the agent
+  (`LLMAgent(max_reply_bytes=…)`, a YAML agent's `max_reply_bytes:`, which also sets an
+  `openai:NAME` model's);
 - else, with `max_tokens`, `BYTES_PER_TOKEN` bytes a token plus `SLACK_BYTES`: no
   tokenizer's token is that long, so an honest reply never reaches it;
 - else `DEFAULT_MAX_REPLY_BYTES`.
