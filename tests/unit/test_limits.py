@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 
-from podium import Engine, LLMAgent, RunState, SQLiteStore, UserError, Workflow
+from podium import (
+    Engine,
+    LLMAgent,
+    RunState,
+    SQLiteStore,
+    UserError,
+    Workflow,
+    WorkflowError,
+    parse_workflow,
+)
+from podium.models import OpenAICompatModel
 from podium.models.limits import DEFAULT_MAX_REPLY_BYTES, reply_limit
 from podium.testing import ScriptedModel
 from podium.tools import DEFAULT_MAX_RESULT_BYTES, tool
@@ -119,3 +129,32 @@ def test_limits_must_be_positive(setting: str) -> None:
     kwargs: dict[str, Any] = {setting: 0}
     with pytest.raises(UserError, match=f"agent 'bot': {setting} must be >= 1, got 0"):
         LLMAgent(ScriptedModel([]), name="bot", **kwargs)
+
+
+def test_yaml_sets_the_limits_on_the_agent_and_its_model() -> None:
+    workflow = parse_workflow("""
+name: limited
+agents:
+  bot: {model: "openai:m", base_url: "http://127.0.0.1:9/v1", max_reply_bytes: 1000,
+        max_tool_result_bytes: 500}
+tasks:
+  t: {agent: bot, prompt: go}
+""", "limited.yaml")
+    agent = workflow.agents["bot"]
+    assert isinstance(agent, LLMAgent)
+    assert (agent.max_reply_bytes, agent.max_tool_result_bytes) == (1000, 500)
+    assert isinstance(agent.model, OpenAICompatModel) and agent.model.max_reply_bytes == 1000
+
+
+def test_only_model_agents_take_reply_limits() -> None:
+    with pytest.raises(WorkflowError) as caught:
+        parse_workflow("""
+name: limited
+agents:
+  f: {function: "os.path:basename", max_reply_bytes: 10}
+tasks:
+  t: {agent: f, with: {p: a}}
+""", "limited.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.field, problem.line) == ("agents.f.max_reply_bytes", 4)
+    assert "only model agents take max_reply_bytes" in problem.message
