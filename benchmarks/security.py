@@ -17,12 +17,18 @@
   another permission, as every role of its policy); the full run also walks it through
   the real command and reports the cells whose outcome was not the expected one (must be
   0) and the time taken.
+- `runs_show_json`: `podium runs show RUN --json` on a run with a `for_each` of 10,000 and
+  100,000 items: the command's wall time, CPU time and peak resident memory (`os.wait4`'s
+  `ru_utime + ru_stime` and `ru_maxrss` for that child alone), and the bytes it printed
+  (checked to parse, with one record per item). The runs are made first, in-process, and
+  not timed.
 
 Medians and minima of several runs after a warm-up, interleaved so that load drift falls
 on both sides alike.
 
     python benchmarks/security.py            # the full benchmark (about a minute)
     python benchmarks/security.py --quick    # small sizes: a smoke test
+    python benchmarks/security.py --only runs_show_json   # one section
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +51,7 @@ from _bench import async_noop, chain, environment, repeat_interleaved, run_main,
 from _masking_samples import GENERATORS, PII, recall, text, time_calls
 
 from podium import Engine, LLMAgent, SQLiteStore, Workflow
+from podium.core.workflow import InputSpec
 from podium.models.base import Message
 from podium.security import AuditLog, Masker, MaskingPolicy
 from podium.security.crypto import DataKey, Keyring, MasterKey, new_data_key, seal, unseal
@@ -236,17 +245,71 @@ def access_matrix(walk: bool) -> dict[str, Any]:
             "refused": sum(1 for c in cells if c.role not in matrix.MAY[c.row][0]),
             "mismatches": len(matrix.mismatches(cells)), "seconds": round(took, 2),
             "ms_per_cell": round(took / len(cells) * 1000, 1)}
+# -- runs show --json on a large fan-out -------------------------------------------------
+
+
+async def _fan_out_run(db: Path, items: int) -> str:
+    wf = Workflow("bench-json", inputs={"items": InputSpec()})
+
+    async def echo(item: int) -> dict[str, Any]:
+        return {"item": item, "label": f"item {item}"}
+
+    wf.add_agent("echo", echo)
+    wf.add_task("each", agent="echo", for_each="{{ inputs.items }}",
+                args={"item": "{{ item }}"}, concurrency=64)
+    store = SQLiteStore(db)
+    try:
+        state = await Engine(store).start(wf, {"items": list(range(items))})
+    finally:
+        await store.close()
+    assert state.status == "completed", state.error
+    return state.run_id
+
+
+def _runs_show_json(folder: Path, db: Path, run_id: str, items: int) -> dict[str, Any]:
+    """One `podium runs show --json` in its own process: wall time, peak RSS, output."""
+    printed, errors = folder / "show.json", folder / "show.err"
+    with printed.open("wb") as out, errors.open("wb") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "podium", "runs", "show", run_id,
+                                  "--json", "--db", str(db)], stdout=out, stderr=err)
+        # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN is the max of all).
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0, errors.read_text()
+    record = json.loads(printed.read_text(encoding="utf-8"))
+    assert len(record["tasks"]) == items + 1  # the items and their fan-out task
+    return {"items": items, "seconds": round(seconds, 2),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "printed_mb": round(printed.stat().st_size / 1e6, 1)}
+
+
+async def runs_show_json(folder: Path, sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """`runs show --json` time and peak memory on fan-outs of each size."""
+    results = []
+    for items in sizes:
+        db = folder / f"fan-out-{items}.db"
+        run_id = await _fan_out_run(db, items)
+        results.append(_runs_show_json(folder, db, run_id, items))
+    return results
 
 
 async def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument("--only", choices=["runs_show_json"], help="run one section")
     args = parser.parse_args()
     quick = args.quick
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PODIUM_HOME"] = str(Path(tmp) / "home")
         for name in ("PODIUM_AUDIT_KEY", "PODIUM_MASTER_KEY", "PODIUM_MASTER_KEY_FILE"):
             os.environ.pop(name, None)
+        json_sizes = (100, 1_000) if quick else (10_000, 100_000)
+        if args.only == "runs_show_json":
+            return {"benchmark": "security", "environment": environment(),
+                    "runs_show_json": await runs_show_json(Path(tmp), json_sizes)}
         repeat = 2 if quick else 7
         return {
             "benchmark": "security",
@@ -259,6 +322,7 @@ async def main() -> dict[str, Any]:
             "audit": [audit(Path(tmp), 500 if quick else 10_000, s) for s in SYNCHRONOUS],
             # In a thread: the commands it runs start event loops of their own.
             "access_matrix": await asyncio.to_thread(access_matrix, not quick),
+            "runs_show_json": await runs_show_json(Path(tmp), json_sizes),
         }
 
 

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from podium._cli_access import NO_POLICY, PolicyOption, acting, open_access
+from podium._cli_json import print_record
 from podium._cli_plan import plan_lines, plan_progress
 from podium.agents._context_show import context_lines, context_summary, session_lines
 from podium.config import database_path
@@ -189,7 +190,7 @@ def _say_plan(event: Event) -> None:
 def _finish(state: RunState, as_json: bool) -> None:
     _end_stream()
     if as_json:
-        out.print_json(json.dumps(state.record()))
+        print_record(state)
     else:
         _summary(state)
     raise typer.Exit(EXIT[state.status])
@@ -348,7 +349,7 @@ def _answer(run: str, task: str, as_json: bool, db: str | None, approve: bool,
     state = _run_async(go, db)
     if state.status == "running":
         if as_json:
-            out.print_json(json.dumps(state.record()))
+            print_record(state)
         raise typer.Exit(0)
     _finish(state, as_json)
 
@@ -403,7 +404,7 @@ def cancel(
 
     state = _run_async(go, db)
     if as_json:
-        out.print_json(json.dumps(state.record()))
+        print_record(state)
     else:
         err.print(f"[bold]cancelled[/bold] · run {state.run_id}", markup=True)
         if state.tasks and any(t.status == "running" for t in state.tasks.values()):
@@ -426,6 +427,20 @@ def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
         raise typer.Exit(2) from None
     except UserError as e:
         raise _fail(str(e), 2) from None
+    from podium.engine._tool_check import check_tools
+
+    # Tool names are checked against the MCP servers' own lists, where they start.
+    problems, unasked = asyncio.run(check_tools(workflow))
+    for why in unasked:
+        err.print(f"[yellow]warning:[/yellow] could not start it to check the tool names "
+                  f"its agents use, which are checked when a run starts: {escape(why)}",
+                  markup=True, highlight=False)
+    if problems:
+        for problem in problems:
+            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
+        noun = "problem" if len(problems) == 1 else "problems"
+        err.print(f"{len(problems)} {noun} in {file}")
+        raise typer.Exit(2)
     err.print(f"[green]ok[/green]: {workflow.name} · {len(workflow.tasks)} tasks, "
               f"{len(workflow.agents)} agents", markup=True)
 
@@ -497,7 +512,7 @@ def runs_show(
 
     state = _run_async(go, db)
     if as_json:
-        out.print_json(json.dumps(state.record()))
+        print_record(state)
         return
     record = state.record()
     out.print(f"[bold]run {state.run_id}[/bold] · {state.workflow} · {state.status}"

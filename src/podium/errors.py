@@ -164,9 +164,13 @@ class ModelError(RunError):
     """
 
     def __init__(self, message: str, *, status: int | None = None,
-                 retryable: bool | None = None) -> None:
+                 retryable: bool | None = None, partial: object = None) -> None:
         super().__init__(message)
         self.status = status
+        self.partial = partial
+        """What the call produced before it failed, when it produced anything: a
+        `podium.models.ModelResponse` with the text received so far and the usage the
+        provider reported. The caller counts its tokens, since they were spent."""
         self.retryable = retryable if retryable is not None else (
             status is None or status in (408, 409, 429) or status >= 500)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
+from podium.agents._accounting import accounted, reply_text
 from podium.agents._masking import ModelMasking, run_vault
 from podium.agents._repair import answer, clean, repair_prompt
 from podium.agents.context import ContextOptions, NoteTool, assemble
@@ -33,6 +34,7 @@ from podium.core.untrusted import delimit
 from podium.engine._output import schema_of
 from podium.errors import ModelError, OutputInvalid, UserError
 from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
+from podium.models.limits import ReplyTooLarge, limit_source, reply_limit, size
 from podium.models.pricing import cost
 from podium.security.masking import MaskingPolicy
 from podium.tools._protocol import ToolOutcome, run_tool_calls
@@ -101,6 +103,12 @@ class LLMAgent(Agent):
             outputs, shared notes, the session thread); see `podium.agents.context`.
         context_budget: tokens the prompt may take; default: the model's window less
             room for the reply.
+        max_reply_bytes: the bound on a reply's text in UTF-8 bytes; a reply past it
+            fails the attempt with `ReplyTooLarge`. Default: derived from `max_tokens`
+            (`podium.models.limits`).
+        max_tool_result_bytes: the bound on a tool's result, as JSON text in UTF-8
+            bytes, for tools that set none of their own; a result past it goes back to
+            the model as an error. Default: `podium.tools.DEFAULT_MAX_RESULT_BYTES`.
 
     Raises:
         UserError: two tools share a name, a bound is out of range, or an allowlist entry
@@ -116,7 +124,9 @@ class LLMAgent(Agent):
                  masking: MaskingPolicy | None = None, context: ContextOptions | None = None,
                  context_budget: int | None = None,
                  allowed_tools: Collection[str] | None = None,
-                 high_risk_without_approval: bool = False) -> None:
+                 high_risk_without_approval: bool = False,
+                 max_reply_bytes: int | None = None,
+                 max_tool_result_bytes: int | None = None) -> None:
         names = [t.name for t in tools]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -127,6 +137,10 @@ class LLMAgent(Agent):
                             f">= 0, got {max_turns!r} and {max_argument_repairs!r}")
         if max_repairs < 0:
             raise UserError(f"agent {name!r}: max_repairs must be >= 0, got {max_repairs!r}")
+        for setting, value in (("max_reply_bytes", max_reply_bytes),
+                               ("max_tool_result_bytes", max_tool_result_bytes)):
+            if value is not None and value < 1:
+                raise UserError(f"agent {name!r}: {setting} must be >= 1, got {value!r}")
         if context_budget is not None and context_budget < 1:
             raise UserError(f"agent {name!r}: context_budget must be >= 1, "
                             f"got {context_budget!r}")
@@ -139,6 +153,8 @@ class LLMAgent(Agent):
         self.skills = tuple(skills)
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.max_reply_bytes = max_reply_bytes
+        self.max_tool_result_bytes = max_tool_result_bytes
         self.tools = tuple(tools)
         self.context = context or ContextOptions()
         self.context_budget = context_budget
@@ -225,7 +241,8 @@ class LLMAgent(Agent):
             messages.append(Message(role="assistant", content=response.text,
                                     tool_calls=response.tool_calls))
             outcomes = await gate.settle(
-                await run_tool_calls(response.tool_calls, tools, ctx, gate), tools, ctx)
+                await run_tool_calls(response.tool_calls, tools, ctx, gate,
+                                     max_result_bytes=self.max_tool_result_bytes), tools, ctx)
             messages += [gate.message(outcome, tools) for outcome in outcomes]
             gate.observe(outcomes, tools)
             messages = noticed(messages, gate.untrusted)
@@ -267,21 +284,27 @@ class LLMAgent(Agent):
             outgoing = masking.messages(sent) if masking else sent
             if masking:
                 await masking.keep()
-            response = _cleaned(await model.complete(
-                outgoing, output_schema=task.output_schema, max_tokens=self.max_tokens,
-                temperature=self.temperature, tools=specs or None,
-                on_token=ctx.token if ctx.streaming and not masking else None))
+            try:
+                response = _cleaned(await model.complete(
+                    outgoing, output_schema=task.output_schema, max_tokens=self.max_tokens,
+                    temperature=self.temperature, tools=specs or None,
+                    on_token=ctx.token if ctx.streaming and not masking else None))
+                self._check_size(model, response)
+            except ModelError as e:
+                # The tokens a failed call spent count against budgets all the same; one
+                # that produced nothing (refused, unreachable) is journaled as spending none.
+                failed = {**marks, "error": str(e), "error_type": type(e).__name__}
+                if isinstance(e.partial, ModelResponse):
+                    await self._record_call(ctx, model, outgoing, e.partial, started, failed)
+                else:
+                    await self._record_call(ctx, model, (), ModelResponse(
+                        text="", model=model.name), started, failed)
+                raise
             if masking:
                 response = masking.response(response)
                 marks.update(masking.report())
-            await ctx.record("model_call", {
-                "model": response.model or model.name,
-                "input_tokens": response.usage.input_tokens,
-                "output_tokens": response.usage.output_tokens,
-                "cost_usd": _cost(model, response),
-                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                **({"cached": False} if self.cache else {}), **marks,
-            })
+            await self._record_call(ctx, model, outgoing, response, started, {
+                **({"cached": False} if self.cache else {}), **marks})
             return response.to_json()
 
         def usable(reply: dict[str, JSON]) -> bool:
@@ -310,6 +333,33 @@ class LLMAgent(Agent):
             return reply
 
         return ModelResponse.from_json(await ctx.step("model", model.name, turn))
+
+    async def _record_call(self, ctx: TaskContext, model: Model, sent: Sequence[Message],
+                           response: ModelResponse, started: float,
+                           marks: dict[str, JSON]) -> None:
+        """Journal one model call with the tokens it counts for (`_accounting`)."""
+        usage, notes = accounted(model, sent, response)
+        counted = replace(response, usage=usage)
+        await ctx.record("model_call", {
+            "model": response.model or model.name,
+            "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cost_usd": _cost(model, counted),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            **notes, **marks,
+        })
+
+    def _check_size(self, model: Model, response: ModelResponse) -> None:
+        """Refuse a reply past the agent's byte limit, whichever provider sent it (the
+        OpenAI-compatible one also cuts it off while reading)."""
+        limit = reply_limit(self.max_tokens, self.max_reply_bytes)
+        written = len(reply_text(response).encode("utf-8", "replace"))
+        if written > limit:
+            source = limit_source(self.max_tokens, self.max_reply_bytes)
+            raise ReplyTooLarge(
+                f"agent {self.name!r}: model {model.name!r} replied {size(written)}, more "
+                f"than its limit of {size(limit)} (from {source}); the reply was refused. "
+                f"If replies this long are expected, raise the agent's max_reply_bytes",
+                partial=response)
 
     def _unfit(self, model: Model, error: OutputInvalid) -> str:
         return (f"agent {self.name!r}: model {model.name!r} gave no answer that fits the "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -305,12 +305,19 @@ class RunState:
 
     def record(self) -> dict[str, Any]:
         """The run record: what `podium runs show --json` prints."""
+        return {key: list(value) if key == "tasks" else value
+                for key, value in self.record_items()}
+
+    def record_items(self) -> Iterator[tuple[str, Any]]:
+        """The run record's fields in order, `tasks` as an iterator of task records made
+        one at a time: a writer can stream the record of a run of any size without
+        holding it whole (`record()` gathers it)."""
         duration = None
         if self.started_at is not None:
             duration = round((self.finished_at or self._last_ts or self.started_at)
                              - self.started_at, 6)
-        tasks = [t.record() for t in self.tasks.values()]
-        return {
+        tasks = (t.record() for t in list(self.tasks.values()))
+        yield from {
             "run_id": self.run_id, "workflow": self.workflow, "version": self.version,
             "status": self.status, "inputs": self.inputs, "outputs": self.outputs(),
             "principal": self.principal.to_json() if self.principal else None,
@@ -326,4 +333,4 @@ class RunState:
             **({"plan": {**(self.plan or {}), "history": self.plan_history,
                          "superseded": self.superseded}}
                if self.plan is not None or self.plan_history else {}),
-        }
+        }.items()

@@ -25,6 +25,7 @@ class MCPServerDoc(BaseModel):
     external: bool = False
     include: list[str] | None = None
     exclude: list[str] = []
+    max_result_bytes: int | None = Field(None, ge=1)
 
 
 def mcp_servers(docs: dict[str, Any], lines: dict[str, int], source: str, base: Path | None

@@ -160,6 +160,10 @@ class AgentDoc(_Doc):
     """What a model agent's prompt includes beyond instructions and task (podium.agents.context)."""
     context_budget: int | None = Field(None, ge=1)
     """Tokens a model agent's prompt may take; default: the model's window less the reply's."""
+    max_reply_bytes: int | None = Field(None, ge=1)
+    """The bound on a model agent's reply text (UTF-8 bytes); default from `max_tokens`."""
+    max_tool_result_bytes: int | None = Field(None, ge=1)
+    """The bound on a tool result (JSON, UTF-8 bytes) for tools that set none of their own."""
 
 
 def _listify(value: Any) -> Any:
@@ -300,6 +304,9 @@ def import_ref(ref: str, *, checked: bool = True) -> Any:
 
 def _model_factory(doc: AgentDoc) -> Any:
     spec, options = doc.model or "", dict(doc.options)
+    if doc.max_reply_bytes is not None and spec.startswith("openai:"):
+        # The agent's bound also cuts a reply off while it is read.
+        options.setdefault("max_reply_bytes", doc.max_reply_bytes)
 
     def make() -> Any:
         from podium.models import resolve_model
@@ -466,6 +473,7 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
     `server.tool` or `server.pattern*` of a server under `mcp_servers:`."""
     tools: list[Tool] = []
     selected: dict[str, list[str]] = {}
+    origins: dict[str, dict[str, Problem]] = {}
     for i, ref in enumerate(agent.tools):
         if ":" not in ref:
             server, _, pattern = ref.partition(".")
@@ -476,6 +484,9 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
                     f"Python tool, or a server under mcp_servers (declared: {declared})"))
                 continue
             selected.setdefault(server, []).append(pattern or "*")
+            # Where the name was written, for the check against the server's tools.
+            origins.setdefault(server, {})[pattern or "*"] = workflow.problem(
+                f"{at}.tools.{i}", "")
             continue
         try:
             workflow.code[f"{at}.tools.{i}"] = ref
@@ -493,7 +504,8 @@ def _tools(agent: AgentDoc, at: str, workflow: Workflow, problems: list[Problem]
                                              [f"{s}__" for s in selected]):
             problems.append(workflow.problem(f"{at}.allow_tools.{i}", problem))
 
-    return tools, [MCPTools(workflow.mcp_servers[s], p) for s, p in selected.items()]
+    return tools, [MCPTools(workflow.mcp_servers[s], p, origins[s])
+                   for s, p in selected.items()]
 
 
 def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
@@ -504,7 +516,7 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
         problems.append(workflow.problem(
             at, "give exactly one of `function:`, `model:`, `sql:`, `http:` or `email:`"))
         return
-    for key in ("context", "context_budget"):
+    for key in ("context", "context_budget", "max_reply_bytes", "max_tool_result_bytes"):
         if getattr(agent, key) is not None and kinds[0] != "model":
             problems.append(workflow.problem(f"{at}.{key}", f"only model agents take {key}"))
     if kinds[0] in _BUILTIN:
@@ -583,7 +595,9 @@ def _build_model_agent(name: str, agent: AgentDoc, output: Any, circuit: Circuit
                        toolsets=toolsets, masking=masking, context=_context(agent),
                        context_budget=agent.context_budget,
                        allowed_tools=_allowed(agent, tools, toolsets),
-                       high_risk_without_approval=agent.high_risk_without_approval)
+                       high_risk_without_approval=agent.high_risk_without_approval,
+                       max_reply_bytes=agent.max_reply_bytes,
+                       max_tool_result_bytes=agent.max_tool_result_bytes)
     except UserError as e:
         problems.append(workflow.problem(f"{at}.tools", str(e)))
         return

@@ -14,7 +14,6 @@ import os
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -33,6 +32,7 @@ from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
 from podium.engine._policies import TaskRunner
 from podium.engine._session import SessionThread
+from podium.engine._tool_check import RunResources, checked_tools
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
 from podium.errors import NotWaiting, RunBusy, UserError
@@ -116,13 +116,19 @@ class Engine:
             **({"principal": principal.to_json()} if principal else {}),
             **({"session": session} if session is not None else {}),
             **({"subjects": subjects} if subjects else {})})
-        event = await self.store.create_run(run_id, workflow.name, first, self.owner)
+        resources = await checked_tools(workflow)
+        try:
+            event = await self.store.create_run(run_id, workflow.name, first, self.owner)
+        except BaseException:
+            await resources.close()
+            raise
         state = RunState.of(run_id, [event])
         if self.guard is not None:
             self.guard.record(principal, "run.start", run_id, detail=workflow.name)
         if on_event:
             on_event(event, state)
-        return self._ended(await _Run(self, workflow, state, on_event, on_token).drive())
+        return self._ended(await _Run(self, workflow, state, on_event, on_token,
+                                      resources).drive())
 
     def _ended(self, state: RunState) -> RunState:
         if self.guard is not None and state.status in ("completed", "failed", "cancelled"):
@@ -161,9 +167,15 @@ class Engine:
             return cancelled
         for event in await self.store.events(run_id, after=state.last_seq):
             state.apply(event)
+        try:
+            resources = await checked_tools(workflow)
+        except BaseException:
+            await self.store.release(run_id, self.owner)
+            raise
         if self.guard is not None and principal is not None:
             self.guard.record(principal, "run.resume", run_id)
-        return self._ended(await _Run(self, workflow, state, on_event, on_token).drive())
+        return self._ended(await _Run(self, workflow, state, on_event, on_token,
+                                      resources).drive())
 
     async def state(self, run_id: str) -> RunState:
         """The run's state, folded from its journal (unchecked: see `view`)."""
@@ -274,13 +286,14 @@ class _Run:
 
     def __init__(self, engine: Engine, workflow: Workflow, state: RunState,
                  on_event: EventHook | None,
-                 on_token: Callable[[str, str], None] | None = None) -> None:
+                 on_token: Callable[[str, str], None] | None = None,
+                 resources: RunResources | None = None) -> None:
         self.engine, self.store, self.owner = engine, engine.store, engine.owner
         self.workflow, self.state, self.on_event = workflow, state, on_event
         self.run_id = state.run_id
         self.subject = next(iter(workflow.subjects(state.inputs)), None)
         """Whom the run is about (its first input marked `subject`): its events are tagged."""
-        self.resources = _RunResources()
+        self.resources = resources or RunResources()
         agents: dict[str, Agent] = {
             name: as_agent(name, ref) for name, ref in workflow.agents.items()}
         self.runner = TaskRunner(
@@ -654,24 +667,3 @@ class _Outputs(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
-
-
-class _RunResources:
-    """Resources a run's agents share (MCP connections), opened on first use and closed,
-    in reverse order, when the drive ends."""
-
-    def __init__(self) -> None:
-        self._stack = AsyncExitStack()
-        self._opened: dict[str, Any] = {}
-        self._lock = asyncio.Lock()
-
-    async def get(self, key: str, opener: Callable[[], AbstractAsyncContextManager[T]]) -> T:
-        async with self._lock:
-            if key not in self._opened:
-                self._opened[key] = await self._stack.enter_async_context(opener())
-            found: T = self._opened[key]
-            return found
-
-    async def close(self) -> None:
-        self._opened.clear()
-        await self._stack.aclose()

@@ -61,7 +61,7 @@ __all__ = [
 
 _LOCAL_OPTIONS = frozenset({"model_path", "n_ctx", "seed", "default_max_tokens",
                             "max_tool_calls"})
-_OPENAI_OPTIONS = frozenset({"timeout", "schema_mode"})
+_OPENAI_OPTIONS = frozenset({"timeout", "schema_mode", "max_reply_bytes"})
 _ANTHROPIC_OPTIONS = frozenset({"timeout", "default_max_tokens"})
 _ACCEPTED = "'local' or 'openai:NAME' or 'anthropic:NAME' (provider:model)"
 # Bare names that say which provider was meant, for the hint in the error.

@@ -7,6 +7,14 @@ Failures map to `ModelError`::
     HTTP status >= 400          -> ModelError  "URL answered HTTP 500: <excerpt of the body>"
     a body that is not a chat   -> ModelError  "URL sent a malformed reply: ..."
     completion, or a refusal
+    a reply past its byte limit -> ReplyTooLarge "the reply ... passed its limit of ..."
+
+Replies are read within a byte limit (`podium.models.limits`): a body or stream that
+passes it is cut off as it arrives and refused, never buffered whole. Streamed calls ask
+for usage (`stream_options.include_usage`); servers that send none (llama.cpp's) leave it
+0, and the agent counts the tokens itself. A failure after the server produced text (cut
+off at `max_tokens`, an error mid-stream, a reply too large) carries what came as the
+error's `partial`, so that its tokens still count.
 
 The API key is read from an environment variable at each call, sent as a Bearer
 token, and scrubbed from every error message; it is never stored on the object.
@@ -26,22 +34,25 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Literal, TypeAlias
 
 import httpx
 import pydantic
 
 from podium.errors import ModelError, UserError
+from podium.models._http import Body as _Body
+from podium.models._http import lines as _lines
+from podium.models._http import read_error as _read_error
+from podium.models._http import stream_usage as _stream_usage
 from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec, Usage
+from podium.models.limits import ReplyTooLarge, body_limit, limit_source, reply_limit, size
 
 SchemaMode: TypeAlias = Literal["auto", "json_schema", "json_object"]
 """How an output schema is sent; see `OpenAICompatModel`."""
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _EXCERPT_CHARS = 300
-
-
 class _Usage(pydantic.BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -110,6 +121,7 @@ class OpenAICompatModel(Model):
         timeout: float = 60.0,
         schema_mode: SchemaMode = "auto",
         client: httpx.AsyncClient | None = None,
+        max_reply_bytes: int | None = None,
     ) -> None:
         """Describe how to reach the model; nothing is contacted until `complete`.
 
@@ -124,9 +136,12 @@ class OpenAICompatModel(Model):
             client: an `httpx.AsyncClient` to send requests with, owned (and closed) by
                 the caller, e.g. to share a connection pool. By default each call opens
                 and closes its own client, so the model holds no resources.
+            max_reply_bytes: the bound on a reply's text in UTF-8 bytes; by default one
+                derived from each call's `max_tokens` (see `podium.models.limits`).
 
         Raises:
-            UserError: `model` is empty or `schema_mode` is not one of the three modes.
+            UserError: `model` is empty, `schema_mode` is not one of the three modes, or
+                `max_reply_bytes` is not positive.
         """
         if not model:
             raise UserError("OpenAICompatModel needs a model name, e.g. 'openai:gpt-4o-mini'")
@@ -134,8 +149,12 @@ class OpenAICompatModel(Model):
             raise UserError(
                 f"unknown schema_mode {schema_mode!r}: use 'auto', 'json_schema' or 'json_object'"
             )
+        if max_reply_bytes is not None and max_reply_bytes < 1:
+            raise UserError(f"model 'openai:{model}': max_reply_bytes must be >= 1, "
+                            f"got {max_reply_bytes!r}")
         self.name = f"openai:{model}"
         self.model = model
+        self.max_reply_bytes = max_reply_bytes
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
             "/"
         )
@@ -198,7 +217,7 @@ class OpenAICompatModel(Model):
         if on_token is not None and not tools:
             return await self._complete_streamed(body, key, on_token, output_schema=output_schema,
                                                  max_tokens=max_tokens)
-        response = await self._post(body, key)
+        response = await self._post(body, key, max_tokens)
         if (
             output_schema is not None
             and mode == "auto"
@@ -206,22 +225,53 @@ class OpenAICompatModel(Model):
             and "response_format" in response.text
         ):
             body["response_format"] = _response_format(output_schema, "json_object")
-            response = await self._post(body, key)
+            response = await self._post(body, key, max_tokens)
             if response.status_code < 400:
                 self.schema_mode = "json_object"
         return self._parse(response, key, output_schema=output_schema, max_tokens=max_tokens)
 
-    async def _post(self, body: dict[str, Any], key: str | None) -> httpx.Response:
+    @contextlib.asynccontextmanager
+    async def _open(self, body: dict[str, Any], key: str | None
+                    ) -> AsyncIterator[httpx.Response]:
+        """The response, its body not read yet: callers read it within their limit."""
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
-            if self._client is not None:
-                return await self._client.post(
-                    self.url, json=body, headers=headers, timeout=self.timeout
-                )
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                return await client.post(self.url, json=body, headers=headers)
+            async with contextlib.AsyncExitStack() as stack:
+                client = self._client
+                if client is None:
+                    client = await stack.enter_async_context(
+                        httpx.AsyncClient(timeout=self.timeout))
+                yield await stack.enter_async_context(client.stream(
+                    "POST", self.url, json=body, headers=headers, timeout=self.timeout))
         except httpx.TransportError as exc:
             raise self._transport_error(exc, key) from exc
+
+    async def _post(self, body: dict[str, Any], key: str | None,
+                    max_tokens: int | None) -> _Body:
+        """The whole body, read within the limit (an error's, within `_ERROR_BODY_BYTES`)."""
+        limit = body_limit(reply_limit(max_tokens, self.max_reply_bytes), stream=False)
+        async with self._open(body, key) as response:
+            if response.status_code >= 400:
+                return await _read_error(response)
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > limit:
+                    raise self._too_large(len(content), limit, max_tokens, wire=True,
+                                          partial=ModelResponse(text=content.decode(
+                                              "utf-8", "replace")))
+            return _Body(response.status_code, bytes(content))
+
+    def _too_large(self, read: int | None, limit: int, max_tokens: int | None, *,
+                   wire: bool, partial: ModelResponse) -> ReplyTooLarge:
+        what = "reply body" if wire else "reply's text"
+        at = f" at {size(read)}" if read is not None else ""
+        return ReplyTooLarge(
+            f"{self.name}: the {what} from {self.url} passed its limit of {size(limit)} "
+            f"(from {limit_source(max_tokens, self.max_reply_bytes)}){at}; it "
+            f"was cut off and refused. If replies this long are expected, raise "
+            f"max_reply_bytes (an agent's `max_reply_bytes:`, or the model's "
+            f"`options: {{max_reply_bytes: N}}`)", partial=partial)
 
     def _transport_error(self, exc: httpx.TransportError, key: str | None) -> ModelError:
         if isinstance(exc, httpx.TimeoutException):
@@ -243,7 +293,7 @@ class OpenAICompatModel(Model):
         result = await self._stream(body, key, on_token, output_schema=output_schema,
                                     max_tokens=max_tokens)
         if (
-            isinstance(result, httpx.Response)
+            isinstance(result, _Body)
             and output_schema is not None
             and self.schema_mode == "auto"
             and "response_format" in result.text
@@ -261,26 +311,14 @@ class OpenAICompatModel(Model):
     async def _stream(
         self, body: dict[str, Any], key: str | None, on_token: Callable[[str], None], *,
         output_schema: dict[str, Any] | None, max_tokens: int | None,
-    ) -> ModelResponse | httpx.Response:
+    ) -> ModelResponse | _Body:
         """The streamed reply, or the HTTP error response (its body read) that came
         instead."""
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                client = self._client
-                if client is None:
-                    client = await stack.enter_async_context(
-                        httpx.AsyncClient(timeout=self.timeout))
-                response: httpx.Response = await stack.enter_async_context(client.stream(
-                    "POST", self.url, json=body, headers=headers, timeout=self.timeout))
-                if response.status_code >= 400:
-                    await response.aread()
-                    return response
-                return await self._read_events(response, key, on_token,
-                                               output_schema=output_schema,
-                                               max_tokens=max_tokens)
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, key) from exc
+        async with self._open(body, key) as response:
+            if response.status_code >= 400:
+                return await _read_error(response)
+            return await self._read_events(response, key, on_token,
+                                           output_schema=output_schema, max_tokens=max_tokens)
 
     async def _read_events(
         self, response: httpx.Response, key: str | None, on_token: Callable[[str], None], *,
@@ -288,56 +326,81 @@ class OpenAICompatModel(Model):
     ) -> ModelResponse:
         """Lines `data: {chunk}` until `data: [DONE]`; each chunk's
         `choices[0].delta.content` is a piece of the text, and the last chunk may carry
-        the usage (when the server honours `stream_options.include_usage`)."""
+        the usage (when the server honours `stream_options.include_usage`). The stream
+        is cut off once its text, or the bytes read, pass their limits."""
         pieces: list[str] = []
         usage: dict[str, Any] = {}
         model = ""
         finish: str | None = None
         chunks = 0
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
-                continue  # blank separators, comments (`: ping`), `event:` lines
-            payload = line[len("data:"):].strip()
-            if payload == "[DONE]":
-                break
-            try:
-                chunk = json.loads(payload)
-            except json.JSONDecodeError:
-                raise ModelError(f"{self.name}: {self.url} sent a malformed stream event: "
-                                 f"{_excerpt(payload, key)}") from None
-            if not isinstance(chunk, dict):
-                continue
-            if chunk.get("error"):
-                raise ModelError(f"{self.name}: {self.url} reported an error mid-stream: "
-                                 f"{_excerpt(json.dumps(chunk['error']), key)}")
-            chunks += 1
-            model = str(chunk.get("model") or model)
-            usage = chunk.get("usage") or usage
-            choices = chunk.get("choices") or []
-            delta = (choices[0].get("delta") or {}) if choices else {}
-            if delta.get("refusal"):
-                raise ModelError(f"{self.name} refused: {_excerpt(delta['refusal'], key)}")
-            piece = delta.get("content")
-            if isinstance(piece, str) and piece:
-                pieces.append(piece)
-                on_token(piece)
-            if choices and choices[0].get("finish_reason"):
-                finish = choices[0]["finish_reason"]
+        text_limit = reply_limit(max_tokens, self.max_reply_bytes)
+        text_bytes = 0
+
+        def partial() -> ModelResponse:
+            return ModelResponse(text="".join(pieces), model=model or self.model,
+                                 usage=_stream_usage(usage))
+
+        events = self._chunks(response, key, body_limit(text_limit, stream=True), max_tokens,
+                              partial)
+        async with contextlib.aclosing(events):
+            async for chunk in events:
+                chunks += 1
+                model = str(chunk.get("model") or model)
+                if isinstance(chunk.get("usage"), dict):
+                    usage = chunk["usage"]
+                choices = chunk.get("choices") or []
+                delta = (choices[0].get("delta") or {}) if choices else {}
+                if delta.get("refusal"):
+                    raise ModelError(f"{self.name} refused: {_excerpt(delta['refusal'], key)}")
+                piece = delta.get("content")
+                if isinstance(piece, str) and piece:
+                    text_bytes += len(piece.encode("utf-8", "replace"))
+                    pieces.append(piece)
+                    if text_bytes > text_limit:
+                        raise self._too_large(text_bytes, text_limit, max_tokens, wire=False,
+                                              partial=partial())
+                    on_token(piece)
+                if choices and choices[0].get("finish_reason"):
+                    finish = choices[0]["finish_reason"]
         if not chunks:
             raise ModelError(f"{self.name}: {self.url} sent a stream with no chat chunks")
         if output_schema is not None and finish == "length":
             raise ModelError(
                 f"{self.name}: the reply was cut off at max_tokens={max_tokens} before its "
-                f"JSON was complete; raise max_tokens"
+                f"JSON was complete; raise max_tokens", partial=partial()
             )
-        return ModelResponse(
-            text="".join(pieces), model=model or self.model,
-            usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0),
-                        output_tokens=int(usage.get("completion_tokens") or 0)))
+        return partial()
+
+    async def _chunks(self, response: httpx.Response, key: str | None, limit: int,
+                      max_tokens: int | None, partial: Callable[[], ModelResponse]
+                      ) -> AsyncGenerator[dict[str, Any], None]:
+        """The stream's chat chunks (`data: {...}` lines), until `data: [DONE]`."""
+        async with contextlib.aclosing(_lines(response, limit)) as read:
+            async for line in read:
+                if line is None:
+                    raise self._too_large(None, limit, max_tokens, wire=True,
+                                          partial=partial())
+                if not line.startswith("data:"):
+                    continue  # blank separators, comments (`: ping`), `event:` lines
+                payload = line[len("data:"):].strip()
+                if payload == "[DONE]":
+                    return
+                try:
+                    chunk = json.loads(payload)
+                except json.JSONDecodeError:
+                    raise ModelError(f"{self.name}: {self.url} sent a malformed stream event: "
+                                     f"{_excerpt(payload, key)}", partial=partial()) from None
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("error"):
+                    raise ModelError(f"{self.name}: {self.url} reported an error mid-stream: "
+                                     f"{_excerpt(json.dumps(chunk['error']), key)}",
+                                     partial=partial())
+                yield chunk
 
     def _parse(
         self,
-        response: httpx.Response,
+        response: _Body,
         key: str | None,
         *,
         output_schema: dict[str, Any] | None,
@@ -372,13 +435,8 @@ class OpenAICompatModel(Model):
         )
         if choice.message.content is None and not calls:
             raise ModelError(f"{self.name}: the reply has no text content: {excerpt}")
-        if output_schema is not None and not calls and choice.finish_reason == "length":
-            raise ModelError(
-                f"{self.name}: the reply was cut off at max_tokens={max_tokens} before its "
-                f"JSON was complete; raise max_tokens"
-            )
         usage = completion.usage or _Usage()
-        return ModelResponse(
+        reply = ModelResponse(
             text=choice.message.content or "",
             tool_calls=calls,
             usage=Usage(
@@ -387,6 +445,18 @@ class OpenAICompatModel(Model):
             ),
             model=completion.model or self.model,
         )
+        text_limit = reply_limit(max_tokens, self.max_reply_bytes)
+        text_bytes = len(reply.text.encode("utf-8", "replace")) + sum(
+            len(c.name.encode("utf-8", "replace")) + len(c.arguments.encode("utf-8", "replace"))
+            for c in calls)
+        if text_bytes > text_limit:
+            raise self._too_large(text_bytes, text_limit, max_tokens, wire=False, partial=reply)
+        if output_schema is not None and not calls and choice.finish_reason == "length":
+            raise ModelError(
+                f"{self.name}: the reply was cut off at max_tokens={max_tokens} before its "
+                f"JSON was complete; raise max_tokens", partial=reply
+            )
+        return reply
 
 
 def _message(message: Message) -> dict[str, Any]:

@@ -8,7 +8,8 @@ Outcomes, not exceptions, come back for what a model can act on::
     UnknownTool           the name is no offered tool          ┐ repairable: the model
     ToolArgumentsInvalid  not JSON, not an object, or not the  ┘ may correct the call
                           tool's schema
-    ToolFailed            the tool raised or timed out           the model decides
+    ToolFailed            the tool raised or timed out, or its   the model decides
+                          result passed its byte limit
     PermissionDenied      the run's principal may not call it    the model decides
     ToolRefused           the agent may not call this tool       the model decides
     ApprovalRequired      a high-risk call waits for a person    settled by the agent
@@ -21,6 +22,7 @@ Anything else (cancellation, a crash) propagates.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,12 +32,16 @@ from typing import Any, Literal, Protocol
 from podium.core.agent import JSON, TaskContext
 from podium.errors import PermissionDenied
 from podium.models.base import Message, ToolCall
+from podium.models.limits import size
 from podium.tools.tool import Tool, ToolArgumentsInvalid, ToolFailed, calling_context
 
 ErrorType = Literal["UnknownTool", "ToolArgumentsInvalid", "ToolFailed", "PermissionDenied",
                     "ToolRefused", "ApprovalRequired"]
 _REPAIRABLE = frozenset({"UnknownTool", "ToolArgumentsInvalid"})
 _REFUSED = frozenset({"UnknownTool", "ToolRefused", "PermissionDenied"})
+DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
+"""The bound on a tool's result (JSON text, UTF-8 bytes) when neither the tool nor the
+agent sets one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,8 +103,11 @@ class ToolGate(Protocol):
 
 
 async def run_tool_calls(calls: Sequence[ToolCall], tools: Mapping[str, Tool],
-                         ctx: TaskContext, gate: ToolGate | None = None) -> list[ToolOutcome]:
+                         ctx: TaskContext, gate: ToolGate | None = None, *,
+                         max_result_bytes: int | None = None) -> list[ToolOutcome]:
     """Run `calls` concurrently, each as a durable step, and return their outcomes in order.
+    A result larger than its tool's `max_result_bytes` (else `max_result_bytes`, else
+    `DEFAULT_MAX_RESULT_BYTES`) becomes a `ToolFailed` outcome naming the sizes.
 
     Raises:
         BaseException: whatever a call raised that is not an outcome (cancellation, a
@@ -108,11 +117,12 @@ async def run_tool_calls(calls: Sequence[ToolCall], tools: Mapping[str, Tool],
     # each call's step is journaled only after the step before it: the calls still run
     # at the same time, and a resumed task finds them in the order it asks for them.
     journaled = [asyncio.Event() for _ in calls]
+    live = functools.partial(_call, limit=max_result_bytes)
 
     async def one(position: int, call: ToolCall) -> ToolOutcome:
         async def body() -> JSON:
-            outcome = await (gate.call(call, tools, ctx, _call) if gate is not None
-                             else _call(call, tools, ctx))
+            outcome = await (gate.call(call, tools, ctx, live) if gate is not None
+                             else live(call, tools, ctx))
             if position:
                 await journaled[position - 1].wait()
             return outcome.to_json()
@@ -132,7 +142,8 @@ async def run_tool_calls(calls: Sequence[ToolCall], tools: Mapping[str, Tool],
     return [task.result() for task in running]
 
 
-async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext) -> ToolOutcome:
+async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext, *,
+                limit: int | None = None) -> ToolOutcome:
     """Run one call live, and journal it as a `tool_call` observation."""
     started = time.perf_counter()
     outcome: ToolOutcome
@@ -146,7 +157,8 @@ async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext) -> 
         try:
             await ctx.authorize("tool:call", call.name, tags=tool.tags)
             calling_context.set(ctx)  # this call's own asyncio task: no reset needed
-            outcome = ToolOutcome(call=call, result=await tool(_arguments(call)))
+            outcome = _bounded(ToolOutcome(call=call, result=await tool(_arguments(call))),
+                               tool, limit)
         except PermissionDenied:
             # The model learns no more than that: who is asking, and which roles would be
             # allowed, is for the audit log, not for a provider's servers.
@@ -167,6 +179,25 @@ async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext) -> 
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
     })
     return outcome
+
+
+def _bounded(outcome: ToolOutcome, tool: Tool, agent_limit: int | None) -> ToolOutcome:
+    """The outcome, or a `ToolFailed` one when its result is past the byte limit."""
+    limit = tool.max_result_bytes or agent_limit or DEFAULT_MAX_RESULT_BYTES
+    result = outcome.result
+    text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+    # Counted in characters first: cheap, and a lower bound on the UTF-8 size.
+    if len(text) <= limit // 4 or len(text.encode("utf-8", "replace")) <= limit:
+        return outcome
+    setting = ("the tool's max_result_bytes" if tool.max_result_bytes else
+               "the agent's max_tool_result_bytes" if agent_limit else "the default")
+    return ToolOutcome(
+        call=outcome.call, error_type="ToolFailed",
+        error=f"tool {tool.name!r} returned {size(len(text.encode('utf-8', 'replace')))}, "
+              f"more than its limit of {size(limit)} ({setting}); the result was dropped. "
+              f"Ask for less (a narrower query, fewer rows), or raise max_result_bytes on "
+              f"the tool (an MCP server's `max_result_bytes:`) or the agent's "
+              f"max_tool_result_bytes")
 
 
 def _shown(arguments: str) -> JSON:

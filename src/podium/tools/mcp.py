@@ -113,6 +113,9 @@ class MCPServer:
     """Tools to leave out (names or shell-style patterns), applied after `include`."""
     prefix: bool = True
     """Name tools `<name>.<tool>`; False to use the server's tool names as they are."""
+    max_result_bytes: int | None = None
+    """The bound on one of its tools' results, as JSON text in UTF-8 bytes; None for the
+    calling agent's `max_tool_result_bytes`, else `DEFAULT_MAX_RESULT_BYTES`."""
 
     def __post_init__(self) -> None:
         # YAML gives lists; keep the config immutable and comparable.
@@ -528,6 +531,7 @@ class MCPConnection:
         return Tool(name=name, description=spec.description or title or "",
                     parameters=parameters, call=call, tags=self.server.tags,
                     timeout=self.server.timeout, external=self.server.external,
+                    max_result_bytes=self.server.max_result_bytes,
                     validate=_schema_validator(name, self.server.name, parameters))
 
     async def call(self, tool: str, arguments: Mapping[str, Any], *,

@@ -67,6 +67,10 @@ class Tool:
                                                                             repr=False)
     """Checks and converts arguments; raises ToolArgumentsInvalid. None: checked by schema
     only at the other end (an MCP server)."""
+    max_result_bytes: int | None = None
+    """The bound on a result, as JSON text in UTF-8 bytes: a larger one goes back to the
+    model as an error, and is neither journaled nor shown to it. None: the calling
+    agent's `max_tool_result_bytes`, else `DEFAULT_MAX_RESULT_BYTES`."""
 
     async def __call__(self, arguments: Mapping[str, Any]) -> Any:
         """Check the arguments, call the tool within its timeout, return a JSON value.
@@ -142,7 +146,8 @@ def _explain(error: ValidationError) -> str:
 
 def make_tool(fn: Callable[..., Any], *, name: str | None = None,
               description: str | None = None, tags: Collection[str] = (),
-              timeout: float | None = 30.0, external: bool = False) -> Tool:
+              timeout: float | None = 30.0, external: bool = False,
+              max_result_bytes: int | None = None) -> Tool:
     """A Tool from a typed function (sync or async). Sync functions run in a thread."""
     tool_name = name or fn.__name__
     summary, docs = _docstring_args(inspect.getdoc(fn) or "")
@@ -170,7 +175,7 @@ def make_tool(fn: Callable[..., Any], *, name: str | None = None,
 
     return Tool(name=tool_name, description=description or summary, parameters=schema,
                 call=call, tags=frozenset(tags), timeout=timeout, validate=validate,
-                external=external)
+                external=external, max_result_bytes=max_result_bytes)
 
 
 @overload
@@ -178,17 +183,19 @@ def tool(fn: F, /) -> Tool: ...
 @overload
 def tool(*, name: str | None = None, description: str | None = None,
          tags: Collection[str] = (), timeout: float | None = 30.0,
-         external: bool = False) -> Callable[[F], Tool]: ...
+         external: bool = False, max_result_bytes: int | None = None
+         ) -> Callable[[F], Tool]: ...
 def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
          description: str | None = None, tags: Collection[str] = (),
-         timeout: float | None = 30.0, external: bool = False) -> Tool | Callable[[F], Tool]:
+         timeout: float | None = 30.0, external: bool = False,
+         max_result_bytes: int | None = None) -> Tool | Callable[[F], Tool]:
     """Turn a typed function into a Tool: `@tool` or
-    `@tool(tags={"high_risk"}, timeout=10, external=True)`."""
+    `@tool(tags={"high_risk"}, timeout=10, external=True, max_result_bytes=65536)`."""
     if fn is not None:
         return make_tool(fn)
 
     def wrap(f: F) -> Tool:
         return make_tool(f, name=name, description=description, tags=tags, timeout=timeout,
-                         external=external)
+                         external=external, max_result_bytes=max_result_bytes)
 
     return wrap
