@@ -48,7 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from podium import config
-from podium._sqlite import retrying, write
+from podium._sqlite import connect, retrying, write
 from podium.errors import UserError
 from podium.security import _audit_keys as keys
 
@@ -270,15 +270,13 @@ class AuditLog:
         if sign_every is not None and sign_every < 1:
             raise UserError(f"sign_every={sign_every!r}: use a positive number or None")
         self.path = Path(path) if path is not None else config.database_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._key = key if key is not None else keys.load_audit_key()
         self._signing_key = signing_key
         self._sign_every = sign_every
         self._sign_on_close = sign_on_close
         self._appended = False
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = connect(self.path, timeout=busy_timeout)
         try:
             self._retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._db.execute(f"PRAGMA synchronous={synchronous}")

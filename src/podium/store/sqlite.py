@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from podium._sqlite import retrying, write
+from podium._sqlite import connect, retrying, write
 from podium.core.events import ERASED, RUN_ENDS, Event, NewEvent
-from podium.errors import PodiumError, RunBusy, UnknownRun
+from podium.errors import JournalDamaged, PodiumError, RunBusy, UnknownRun
 from podium.security import key_audit
 from podium.security.audit import AuditLog
 from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
@@ -38,6 +38,7 @@ from podium.store._common import dumps as _dumps
 from podium.store._common import new_owner as new_owner
 from podium.store._keys import SCHEMA as KEYS_SCHEMA
 from podium.store._keys import DataKeys, run_owner, subject_owner
+from podium.store._sums import check_count, event_sum
 from podium.store.base import (
     CircuitState,
     Conflict,
@@ -73,6 +74,7 @@ CREATE TABLE IF NOT EXISTS events (
     task TEXT,
     data TEXT NOT NULL,
     ts REAL NOT NULL,
+    sum BLOB,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS circuits (
@@ -86,6 +88,8 @@ CREATE TABLE IF NOT EXISTS model_cache (
     created REAL NOT NULL
 );
 """ + KEYS_SCHEMA
+_INSERT_EVENT = ("INSERT INTO events (run_id, seq, type, task, data, ts, sum)"
+                 " VALUES (?,?,?,?,?,?,?)")
 
 
 class SQLiteStore(Store):
@@ -108,18 +112,21 @@ class SQLiteStore(Store):
                  audit: AuditLog | None = None, actor: str = "engine") -> None:
         self.audit, self.actor = audit, actor
         self.keyring = load_keyring() if keys == "env" else keys
-        self._keys = DataKeys(self.keyring)
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._keys = DataKeys(self.keyring, str(self.path))
         self._patience = lock_patience
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
-        self._retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        # Shredded keys and re-wrapped ones must not linger in free pages.
-        self._db.execute("PRAGMA secure_delete=ON")
-        self._write(self._create_schema)
+        self._sums_required = False
+        self._db = connect(self.path, timeout=busy_timeout)
+        try:
+            self._retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            # Shredded keys and re-wrapped ones must not linger in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._write(self._create_schema)
+        except BaseException:
+            self._db.close()
+            raise
 
     @property
     def location(self) -> str:
@@ -141,6 +148,28 @@ class SQLiteStore(Store):
         if "session" not in columns:
             db.execute("ALTER TABLE runs ADD COLUMN session TEXT")
         db.execute("CREATE INDEX IF NOT EXISTS runs_session ON runs (session, started_at)")
+        self._migrate_sums(db)
+
+    def _migrate_sums(self, db: sqlite3.Connection) -> None:
+        """Give rows written before checksums existed theirs (see `store/_sums.py`), once.
+
+        Until every row has one (sealed rows need their master key), rows without are read
+        unchecked; from then on a row without one is damage.
+        """
+        done = db.execute("SELECT value FROM meta WHERE key = 'event_sums'").fetchone()
+        if done is not None:
+            self._sums_required = True
+            return
+        if "sum" not in {r[1] for r in db.execute("PRAGMA table_info(events)")}:
+            db.execute("ALTER TABLE events ADD COLUMN sum BLOB")
+        rows = db.execute("SELECT run_id, seq, type, task, data, ts FROM events"
+                          " WHERE sum IS NULL").fetchall()
+        sums = [(self._keys.sum_of(db, *row), row[0], row[1]) for row in rows]
+        db.executemany("UPDATE events SET sum = ? WHERE run_id = ? AND seq = ?",
+                       [s for s in sums if s[0] is not None])
+        if all(s[0] is not None for s in sums):
+            db.execute("INSERT INTO meta VALUES ('event_sums', 'all')")
+            self._sums_required = True
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         return retrying(fn, self.path, self._patience)
@@ -162,9 +191,9 @@ class SQLiteStore(Store):
                 (run_id, workflow, "running", now, now, 1, owner.token, owner.pid, owner.host,
                  now + 60, first.data.get("session")),
             )
-            db.execute("INSERT INTO events VALUES (?,?,?,?,?,?)",
-                       (run_id, 1, first.type, first.task,
-                        self._keys.encode_event(db, run_id, 1, first.data, first.subject), now))
+            data, checksum = self._keys.encode_event(db, run_id, 1, first.type, first.task,
+                                                     first.data, first.subject, now)
+            db.execute(_INSERT_EVENT, (run_id, 1, first.type, first.task, data, now, checksum))
             return Event(run_id=run_id, seq=1, type=first.type, task=first.task,
                          data=first.data, ts=now)
 
@@ -208,10 +237,12 @@ class SQLiteStore(Store):
                 raise Conflict(f"run {run_id!r} has events past {expect_last}")
             first = row[0] - n + 1
             encode = self._keys.encode_event
-            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?)",
-                           [(run_id, first + i, e.type, e.task,
-                             encode(db, run_id, first + i, e.data, e.subject), now)
-                            for i, e in enumerate(events)])
+            rows = []
+            for i, e in enumerate(events):
+                data, checksum = encode(db, run_id, first + i, e.type, e.task, e.data,
+                                        e.subject, now)
+                rows.append((run_id, first + i, e.type, e.task, data, now, checksum))
+            db.executemany(_INSERT_EVENT, rows)
             return [Event(run_id=run_id, seq=first + i, type=e.type, task=e.task, data=e.data,
                           ts=now) for i, e in enumerate(events)]
 
@@ -226,14 +257,27 @@ class SQLiteStore(Store):
             raise LeaseLost(f"run {run_id!r} was taken over by another process")
 
     async def events(self, run_id: str, after: int = 0) -> list[Event]:
-        rows = self._db.execute(
-            "SELECT seq, type, task, data, ts FROM events WHERE run_id = ? AND seq > ?"
+        db = self._db
+        # The count first: events only grow, so fewer than it counts means damage.
+        run = db.execute("SELECT last_seq, EXISTS (SELECT 1 FROM data_keys WHERE owner = ?)"
+                         " FROM runs WHERE run_id = ?", (run_owner(run_id), run_id)).fetchone()
+        rows = db.execute(
+            "SELECT seq, type, task, data, ts, sum FROM events WHERE run_id = ? AND seq > ?"
             " ORDER BY seq", (run_id, after)).fetchall()
-        if not rows and after == 0:
-            raise UnknownRun(f"no run {run_id!r} in the journal")
+        if run is None:
+            if not rows and after == 0:
+                raise UnknownRun(f"no run {run_id!r} in the journal")
+            if rows:
+                raise JournalDamaged(f"{self.path}: run {run_id!r} has events but no record "
+                                     "in the runs table: the journal is damaged")
+        check_count(str(self.path), run_id, after, [r[0] for r in rows],
+                    None if run is None else run[0])
         decode = self._keys.decode_event
-        return [Event(run_id=run_id, seq=s, type=t, task=k, data=decode(self._db, run_id, s, d),
-                      ts=ts) for s, t, k, d, ts in rows]
+        sealed, required = bool(run and run[1]), self._sums_required
+        return [Event(run_id=run_id, seq=s, type=t, task=k,
+                      data=decode(db, run_id, s, t, k, d, ts, c, sealed_run=sealed,
+                                  required=required), ts=ts)
+                for s, t, k, d, ts, c in rows]
 
     async def runs(self, limit: int = 50, status: str | None = None) -> list[RunSummary]:
         query = ("SELECT run_id, workflow, status, started_at, updated_at, finished_at, last_seq"
@@ -358,7 +402,7 @@ class SQLiteStore(Store):
 
         def put(db: sqlite3.Connection) -> None:
             if self.keyring is None:
-                self._keys.encode_event(db, run_id, 0, {}, None)  # refuses an encrypted run
+                self._keys.refuse_clear(db, run_id)
             sealed = self._keys.seal_for(db, run_owner(run_id), text.encode(),
                                          context("vault", run_id))
             db.execute("INSERT INTO vaults VALUES (?,?,?) ON CONFLICT (run_id) DO UPDATE SET"
@@ -400,8 +444,12 @@ class SQLiteStore(Store):
             keys = self._keys.shred(db, run_owner(run_id))
             if keys == 0:
                 # Written with no master key: overwrite the payloads themselves.
-                db.execute("UPDATE events SET data = ? WHERE run_id = ? AND typeof(data) ="
-                           " 'text'", (_dumps({ERASED: "run"}), run_id))
+                erased = _dumps({ERASED: "run"})
+                rows = db.execute("SELECT seq, type, task, ts FROM events WHERE run_id = ?"
+                                  " AND typeof(data) = 'text'", (run_id,)).fetchall()
+                db.executemany("UPDATE events SET data = ?, sum = ? WHERE run_id = ? AND"
+                               " seq = ?", [(erased, event_sum(run_id, s, t, k, erased, ts),
+                                             run_id, s) for s, t, k, ts in rows])
             vault = db.execute("DELETE FROM vaults WHERE run_id = ?", (run_id,)).rowcount
             return keys, vault > 0
 
