@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from podium import config
+from podium._sqlite import private_folder
 from podium.errors import UserError
 
 KEY_ENV = "PODIUM_AUDIT_KEY"
@@ -50,7 +51,7 @@ def parse_key(text: str, *, source: str) -> bytes:
 
 def _create_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` with mode 0600 unless `path` exists; first writer wins."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
