@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from benchmarks._audit_tamper import (
     EXPECTED,
     TAMPERS,
@@ -19,6 +18,7 @@ from benchmarks._audit_tamper import (
     cut_after_the_last_head,
     make_log,
 )
+
 from podium.security import AuditLog
 
 PODIUM = str(Path(sys.executable).with_name("podium"))
