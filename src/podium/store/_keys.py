@@ -230,10 +230,14 @@ class DataKeys(KeyCache):
                          (run_owner(run_id),)).fetchone()
         if row is not None:
             raise self.clear_refused(run_id, row[0])
+        self.refuse_downgrade(db)
+        self._clear_runs.add(run_id)
+
+    def refuse_downgrade(self, db: sqlite3.Connection) -> None:
+        """Refuse clear data in a journal that holds encrypted data."""
         row = db.execute("SELECT value FROM meta WHERE key = 'master_key'").fetchone()
         if row is not None:
             raise self.downgrade_refused(row[0])
-        self._clear_runs.add(run_id)
 
     def decode_event(self, db: sqlite3.Connection, run_id: str, seq: int, type_: str,
                      task: str | None, raw: str | bytes, ts: float, stored: bytes | None,

@@ -151,10 +151,14 @@ class PgDataKeys(KeyCache):
                                " LIMIT 1", (run_owner(run_id),))
         if row is not None:
             raise self.clear_refused(run_id, row[0])
+        await self.refuse_downgrade(conn)
+        self._clear_runs.add(run_id)
+
+    async def refuse_downgrade(self, conn: Conn) -> None:
+        """Refuse clear data in a journal that holds encrypted data."""
         row = await _one(conn, "SELECT value FROM podium_meta WHERE key = 'master_key'")
         if row is not None:
             raise self.downgrade_refused(row[0])
-        self._clear_runs.add(run_id)
 
     async def decode_event(self, conn: Conn, run_id: str, seq: int, type_: str,
                            task: str | None, text: str | None, sealed: bytes | None,

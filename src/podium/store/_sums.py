@@ -80,7 +80,7 @@ def check_count(location: str, run_id: str, after: int, seqs: list[int],
         if seq != expected:
             raise JournalDamaged(
                 f"{location}: run {run_id!r} lacks event(s) {expected}..{seq - 1}: the "
-                "journal is damaged. Keep a copy of the file and restore it from a backup")
+                "journal is damaged. Keep a copy of the journal and restore it from a backup")
         expected += 1
     if last_seq is not None and expected <= last_seq:
         raise JournalDamaged(

@@ -379,6 +379,8 @@ class PostgresStore(Store):
         async with self._tx() as conn:
             if self.keyring is None and owner.startswith("run:"):
                 await self._keys.refuse_clear(conn, key)
+            elif self.keyring is None:
+                await self._keys.refuse_downgrade(conn)
             sealed = await self._keys.seal_for(conn, owner, text.encode(), where)
             await conn.execute(
                 f"INSERT INTO {table} ({column}, data, sealed, {stamp}) VALUES (%s, %s, %s, %s)"
@@ -396,9 +398,10 @@ class PostgresStore(Store):
                    subject: str | None = None) -> bytes:
         owner = (subject_owner(subject) if subject is not None
                  else run_owner(run_id) if run_id is not None else "store")
-        if self.keyring is None:
-            return bytes([0]) + value
         async with self._tx() as conn:
+            if self.keyring is None:
+                await self._keys.refuse_downgrade(conn)
+                return bytes([0]) + value
             sealed = await self._keys.seal_for(conn, owner, value, where)
         assert sealed is not None
         return sealed

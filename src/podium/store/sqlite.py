@@ -371,6 +371,8 @@ class SQLiteStore(Store):
         text = _dumps(value)
 
         def put(db: sqlite3.Connection) -> None:
+            if self.keyring is None:
+                self._keys.refuse_downgrade(db)
             sealed = self._keys.seal_for(db, "cache", text.encode(), context("cache", key))
             db.execute("INSERT INTO model_cache VALUES (?,?,?) ON CONFLICT (key) DO UPDATE SET"
                        " value = excluded.value, created = excluded.created",
@@ -415,7 +417,13 @@ class SQLiteStore(Store):
                    subject: str | None = None) -> bytes:
         owner = (subject_owner(subject) if subject is not None
                  else run_owner(run_id) if run_id is not None else "store")
-        sealed = self._write(lambda db: self._keys.seal_for(db, owner, value, where))
+
+        def seal(db: sqlite3.Connection) -> bytes | None:
+            if self.keyring is None:
+                self._keys.refuse_downgrade(db)
+            return self._keys.seal_for(db, owner, value, where)
+
+        sealed = self._write(seal)
         return bytes([0]) + value if sealed is None else sealed
 
     async def unseal(self, blob: bytes, *, where: bytes) -> bytes | None:
