@@ -69,7 +69,7 @@ async def test_sealed_rows_wait_for_the_master_key(tmp_path: Path) -> None:
             conn.execute("UPDATE events SET sum = NULL WHERE seq = 1")
         again = SQLiteStore(db, keys=KEYS)  # migrated: a missing checksum is damage now
         try:
-            with pytest.raises(JournalDamaged, match="event 1 of run 'old'.*no checksum"):
+            with pytest.raises(JournalDamaged, match=r"event 1 of run 'old'.*no checksum"):
                 await again.events("old")
         finally:
             await again.close()
