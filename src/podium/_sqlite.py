@@ -124,10 +124,15 @@ class Connection(sqlite3.Connection):
 
 
 def private_folder(folder: Path) -> None:
-    """Make `folder` owner-only (0700) if it is missing. An existing folder is left as it
-    is: the files inside are owner-only, and a shared parent (a home, /tmp) is normal."""
-    if not folder.exists():
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Make `folder`, and its missing parents, owner-only (0700). An existing folder is left
+    as it is: the files inside are owner-only, and a shared parent (/tmp, a home) is
+    normal."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
 
 
 def private_file(path: Path) -> None:
