@@ -92,6 +92,22 @@ class _Cursor(sqlite3.Cursor):
                 raise
             raise translate(e, self.path) from e
 
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as e:
+            if _locked(e) or not _fatal(e):
+                raise
+            raise translate(e, self.path) from e
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except sqlite3.DatabaseError as e:
+            if _locked(e) or not _fatal(e):
+                raise
+            raise translate(e, self.path) from e
+
     def fetchall(self) -> list[Any]:
         try:
             return super().fetchall()
