@@ -273,8 +273,9 @@ class DataKeys(KeyCache):
 
     def sum_of(self, db: sqlite3.Connection, run_id: str, seq: int, type_: str,
                task: str | None, raw: str | bytes, ts: float) -> bytes | None:
-        """The checksum a row written before checksums existed should have; None when its
-        data key is shredded or not at hand."""
+        """The checksum a row written before checksums existed should have: empty when its
+        data key was shredded (it reads as erased, unchecked), None when the master key is
+        not at hand (try again when it is)."""
         if isinstance(raw, str):
             return event_sum(run_id, seq, type_, task, raw, ts)
         where = f"event {seq} of run {run_id!r}"
@@ -282,8 +283,8 @@ class DataKeys(KeyCache):
             _, key = self.by_id(db, sealed_key_id(raw, what=where), where)
         except (KeyConfigError, DecryptError):
             return None
-        return None if key is None else event_sum(run_id, seq, type_, task, raw, ts,
-                                                  key.mac_key)
+        return b"" if key is None else event_sum(run_id, seq, type_, task, raw, ts,
+                                                 key.mac_key)
 
     def seal_for(self, db: sqlite3.Connection, owner: str, plain: bytes, where: bytes
                  ) -> bytes | None:
