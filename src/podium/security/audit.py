@@ -11,18 +11,25 @@ record's canonical JSON (sorted keys, no spaces, UTF-8) including its `seq`. Edi
 inserting, deleting or reordering records breaks it for anyone without the key.
 
 The key is `$PODIUM_AUDIT_KEY` (hex or base64, at least 16 bytes), or else the file
-`$PODIUM_HOME/audit.key`, created with mode 0600 from `secrets.token_bytes(32)` on first use.
+`$PODIUM_AUDIT_KEY_FILE`, else `$PODIUM_HOME/audit.key`, created with mode 0600 from
+`secrets.token_bytes(32)` on first use.
 
 Signed heads: every `sign_every` records (100 by default), on `sign_head()` and when a log
-that appended closes, the chain's head `(seq, mac, time)` is signed with Ed25519 and kept in
-`audit_heads`. A head pins everything up to it even against someone holding the HMAC key,
-and reveals the deletion of the newest records down to and below it (`truncated`). The
-private key is `$PODIUM_HOME/audit_signing.key` (PKCS#8 PEM, mode 0600) unless one is given;
-`public_key_pem()` exports the public half for auditors, who pass it to `verify()`.
+that appended closes, the chain's head `(seq, mac, time)` is signed with Ed25519, kept in
+`audit_heads` and appended to the witness file (`_audit_witness.py`,
+`$PODIUM_AUDIT_WITNESS` or `$PODIUM_HOME/audit.witness`), which the database's writer
+should not be able to rewrite (append-only). A head pins everything up to it even against
+someone holding the HMAC key; a witnessed head also survives the database: cutting the
+newest records with their heads (`truncated`), emptying the log (`emptied`), rewriting the
+chain with the keys (`rewritten`) or replacing the file (`replaced`) is named by `verify()`.
+The private key is `$PODIUM_AUDIT_SIGNING_KEY_FILE`, else `$PODIUM_HOME/audit_signing.key`
+(PKCS#8 PEM, mode 0600) unless one is given; `public_key_pem()` exports the public half for
+auditors, who pass it to `verify()`.
 
-What no local check can see: the removal of records appended after the last signed head,
+What no check can see: the removal of records appended after the last signed head,
 together with nothing else (sign often, or ship `export()` to a SIEM and pass its last head
-to `verify(trusted_head=...)`).
+to `verify(trusted_head=...)`), and anything done by someone who can also rewrite the
+witness.
 
 Records name data classes (`EMAIL`, `CARD`), never personal values: `append` refuses text
 that holds an e-mail address or a long run of digits (`ValueError`).
