@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import sqlite3
 import stat
@@ -86,7 +87,8 @@ def test_an_overwritten_events_page_is_reported_not_folded_into_a_false_state(
     shown = _podium("runs", "show", run_id, "--json", home=home)
     assert "running" not in shown.stdout
     assert "completed" not in shown.stdout
-    _one_clear_error(shown, str(db))
+    line = _one_clear_error(shown, str(db), f"of run {run_id!r}")
+    assert re.search(r"event \d+ of run", line), line
 
 
 def test_an_altered_event_row_names_the_run_and_the_event(home: Path) -> None:

@@ -261,9 +261,12 @@ class SQLiteStore(Store):
         # The count first: events only grow, so fewer than it counts means damage.
         run = db.execute("SELECT last_seq, EXISTS (SELECT 1 FROM data_keys WHERE owner = ?)"
                          " FROM runs WHERE run_id = ?", (run_owner(run_id), run_id)).fetchone()
-        rows = db.execute(
-            "SELECT seq, type, task, data, ts, sum FROM events WHERE run_id = ? AND seq > ?"
-            " ORDER BY seq", (run_id, after)).fetchall()
+        try:
+            rows = db.execute(
+                "SELECT seq, type, task, data, ts, sum FROM events WHERE run_id = ? AND seq > ?"
+                " ORDER BY seq", (run_id, after)).fetchall()
+        except JournalDamaged as e:
+            raise self._locate(run_id, after, None if run is None else run[0], e) from e
         if run is None:
             if not rows and after == 0:
                 raise UnknownRun(f"no run {run_id!r} in the journal")
@@ -278,6 +281,26 @@ class SQLiteStore(Store):
                       data=decode(db, run_id, s, t, k, d, ts, c, sealed_run=sealed,
                                   required=required), ts=ts)
                 for s, t, k, d, ts, c in rows]
+
+    def _locate(self, run_id: str, after: int, last_seq: int | None,
+                error: JournalDamaged) -> JournalDamaged:
+        """SQLite found the file damaged while reading the run's events: name the first
+        event it cannot read (one row at a time, only on this error path)."""
+        why = str(error).removeprefix(f"{self.path}: ")
+        seq = after + 1
+        while last_seq is None or seq <= last_seq:
+            try:
+                row = self._db.execute("SELECT seq, type, task, data, ts, sum FROM events"
+                                       " WHERE run_id = ? AND seq = ?", (run_id, seq)
+                                       ).fetchone()
+            except JournalDamaged:
+                return JournalDamaged(f"{self.path}: event {seq} of run {run_id!r} cannot be "
+                                      f"read: {why}")
+            if row is None and last_seq is None:
+                break
+            seq += 1
+        return JournalDamaged(f"{self.path}: the events of run {run_id!r} cannot be read: "
+                              f"{why}")
 
     async def runs(self, limit: int = 50, status: str | None = None) -> list[RunSummary]:
         query = ("SELECT run_id, workflow, status, started_at, updated_at, finished_at, last_seq"
