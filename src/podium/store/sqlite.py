@@ -38,6 +38,7 @@ from podium.store._common import dumps as _dumps
 from podium.store._common import new_owner as new_owner
 from podium.store._keys import SCHEMA as KEYS_SCHEMA
 from podium.store._keys import DataKeys, run_owner, subject_owner
+from podium.store._sqlite_sums import locate, migrate_sums
 from podium.store._sums import check_count, event_sum
 from podium.store.base import (
     CircuitState,
@@ -151,25 +152,7 @@ class SQLiteStore(Store):
         self._migrate_sums(db)
 
     def _migrate_sums(self, db: sqlite3.Connection) -> None:
-        """Give rows written before checksums existed theirs (see `store/_sums.py`), once.
-
-        Until every row has one (sealed rows need their master key), rows without are read
-        unchecked; from then on a row without one is damage.
-        """
-        done = db.execute("SELECT value FROM meta WHERE key = 'event_sums'").fetchone()
-        if done is not None:
-            self._sums_required = True
-            return
-        if "sum" not in {r[1] for r in db.execute("PRAGMA table_info(events)")}:
-            db.execute("ALTER TABLE events ADD COLUMN sum BLOB")
-        rows = db.execute("SELECT run_id, seq, type, task, data, ts FROM events"
-                          " WHERE sum IS NULL").fetchall()
-        sums = [(self._keys.sum_of(db, *row), row[0], row[1]) for row in rows]
-        db.executemany("UPDATE events SET sum = ? WHERE run_id = ? AND seq = ?",
-                       [s for s in sums if s[0] is not None])
-        if all(s[0] is not None for s in sums):
-            db.execute("INSERT INTO meta VALUES ('event_sums', 'all')")
-            self._sums_required = True
+        self._sums_required = migrate_sums(db, self._keys)
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         return retrying(fn, self.path, self._patience)
@@ -266,7 +249,8 @@ class SQLiteStore(Store):
                 "SELECT seq, type, task, data, ts, sum FROM events WHERE run_id = ? AND seq > ?"
                 " ORDER BY seq", (run_id, after)).fetchall()
         except JournalDamaged as e:
-            raise self._locate(run_id, after, None if run is None else run[0], e) from e
+            raise locate(db, self.path, run_id, after, None if run is None else run[0],
+                         e) from e
         if run is None:
             if not rows and after == 0:
                 raise UnknownRun(f"no run {run_id!r} in the journal")
@@ -281,26 +265,6 @@ class SQLiteStore(Store):
                       data=decode(db, run_id, s, t, k, d, ts, c, sealed_run=sealed,
                                   required=required), ts=ts)
                 for s, t, k, d, ts, c in rows]
-
-    def _locate(self, run_id: str, after: int, last_seq: int | None,
-                error: JournalDamaged) -> JournalDamaged:
-        """SQLite found the file damaged while reading the run's events: name the first
-        event it cannot read (one row at a time, only on this error path)."""
-        why = str(error).removeprefix(f"{self.path}: ")
-        seq = after + 1
-        while last_seq is None or seq <= last_seq:
-            try:
-                row = self._db.execute("SELECT seq, type, task, data, ts, sum FROM events"
-                                       " WHERE run_id = ? AND seq = ?", (run_id, seq)
-                                       ).fetchone()
-            except JournalDamaged:
-                return JournalDamaged(f"{self.path}: event {seq} of run {run_id!r} cannot be "
-                                      f"read: {why}")
-            if row is None and last_seq is None:
-                break
-            seq += 1
-        return JournalDamaged(f"{self.path}: the events of run {run_id!r} cannot be read: "
-                              f"{why}")
 
     async def runs(self, limit: int = 50, status: str | None = None) -> list[RunSummary]:
         query = ("SELECT run_id, workflow, status, started_at, updated_at, finished_at, last_seq"
