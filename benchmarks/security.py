@@ -22,6 +22,14 @@
   `ru_utime + ru_stime` and `ru_maxrss` for that child alone), and the bytes it printed
   (checked to parse, with one record per item). The runs are made first, in-process, and
   not timed.
+- `audit_tamper`: every way of tampering with the audit log in `_audit_tamper.py` (edit,
+  delete, reorder, insert, cut with heads, empty, rewrite with the keys, replace the file),
+  each on a fresh log with its witness: how many `verify()` detects, out of those tried,
+  plus the documented limit (a tail after the last signed head), tried and reported apart.
+- `journal_checksum`: what the per-event checksum (`podium/store/_sums.py`) costs: events
+  appended one per call and read back and folded (`RunState.of(store.events())`) with the
+  checksum on and off (off: computing and checking skipped), interleaved, on a journal
+  without and with a master key; and the checksum function alone per event.
 
 Medians and minima of several runs after a warm-up, interleaved so that load drift falls
 on both sides alike.
@@ -43,18 +51,25 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from _audit_tamper import EXPECTED, TAMPERS, UNDETECTABLE, cut_after_the_last_head, make_log
 from _bench import async_noop, chain, environment, repeat_interleaved, run_main, summary
 from _masking_samples import GENERATORS, PII, recall, text, time_calls
 
-from podium import Engine, LLMAgent, SQLiteStore, Workflow
+from podium import Engine, LLMAgent, RunState, SQLiteStore, Workflow
+from podium.core.events import NewEvent
 from podium.core.workflow import InputSpec
 from podium.models.base import Message
 from podium.security import AuditLog, Masker, MaskingPolicy
 from podium.security.crypto import DataKey, Keyring, MasterKey, new_data_key, seal, unseal
+from podium.store import _keys as _journal_keys
+from podium.store._common import dumps as _dumps
+from podium.store._common import new_owner
+from podium.store._sums import event_sum
 from podium.testing import ScriptedModel
 
 SYNCHRONOUS: tuple[Literal["NORMAL", "FULL"], ...] = ("NORMAL", "FULL")
@@ -294,6 +309,93 @@ async def runs_show_json(folder: Path, sizes: Sequence[int]) -> list[dict[str, A
         run_id = await _fan_out_run(db, items)
         results.append(_runs_show_json(folder, db, run_id, items))
     return results
+# -- audit tampering -----------------------------------------------------------------------
+
+
+def audit_tamper(folder: Path) -> dict[str, Any]:
+    """Each tamper on a fresh log (130 records, witnessed heads at 50, 100, 130)."""
+    found: dict[str, list[str]] = {}
+    for name, tamper in [*TAMPERS.items(), (UNDETECTABLE, cut_after_the_last_head)]:
+        db = folder / "tamper" / f"{name}.db"
+        make_log(db, sign_on_close=name != UNDETECTABLE)
+        tamper(db)
+        with AuditLog(db, sign_on_close=False) as log:
+            found[name] = sorted({f.kind for f in log.verify().findings})
+    detected = [n for n in TAMPERS if EXPECTED[n] in found[n]]
+    return {"tried": len(TAMPERS), "detected": len(detected),
+            "missed": sorted(set(TAMPERS) - set(detected)), "findings": found,
+            "limit": {"tamper": UNDETECTABLE, "detected": bool(found[UNDETECTABLE])}}
+
+
+# -- journal checksums ---------------------------------------------------------------------
+
+
+@contextmanager
+def _checksums(on: bool) -> Iterator[None]:
+    """The journal with its per-event checksum computed and checked, or skipped."""
+    saved = (_journal_keys.event_sum, _journal_keys.check_event)
+    if not on:
+        _journal_keys.event_sum = lambda *args, **kwargs: b""  # type: ignore[assignment]
+        _journal_keys.check_event = lambda *args, **kwargs: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _journal_keys.event_sum, _journal_keys.check_event = saved
+
+
+async def _append_and_fold(folder: str, name: str, encrypted: bool, events: int
+                           ) -> tuple[float, float]:
+    """µs per event appended one per call, and per event read back and folded."""
+    store = _store(folder, name, encrypted)
+    owner = new_owner()
+    event = NewEvent(type="task_completed", task="t", data={
+        "output": {"text": "a reply of some words", "tokens": [12, 34]}, "attempt": 1})
+    try:
+        await store.create_run("r", "bench", NewEvent(type="run_started", data={
+            "workflow": "bench", "inputs": {}}), owner)
+        start = time.perf_counter()
+        for _ in range(events):
+            await store.append("r", [event], owner)
+        append_us = (time.perf_counter() - start) / events * 1e6
+        start = time.perf_counter()
+        RunState.of("r", await store.events("r"))
+        fold_us = (time.perf_counter() - start) / (events + 1) * 1e6
+    finally:
+        await store.close()
+    return append_us, fold_us
+
+
+async def journal_checksum(folder: str, events: int, repeat: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"events_per_run": events}
+    for encrypted in (False, True):
+        samples: dict[str, dict[str, list[float]]] = {
+            side: {"append": [], "fold": []} for side in ("off", "on")}
+        for r in range(repeat + 1):
+            for side in ("off", "on"):
+                with _checksums(side == "on"):
+                    append_us, fold_us = await _append_and_fold(
+                        folder, f"sums-{encrypted}-{side}-{r}", encrypted, events)
+                if r:  # the first round warms caches up
+                    samples[side]["append"].append(append_us)
+                    samples[side]["fold"].append(fold_us)
+        result["encrypted" if encrypted else "clear"] = {
+            f"{what}_us_per_event": {side: summary(samples[side][what], 2)
+                                     for side in ("off", "on")}
+            | {"added_median": round(statistics.median(samples["on"][what])
+                                     - statistics.median(samples["off"][what]), 2)}
+            for what in ("append", "fold")}
+    text = _dumps({"output": {"text": "a reply of some words", "tokens": [12, 34]}})
+    blob = os.urandom(len(text) + 40)
+    key = os.urandom(32)
+    for label, data, mac in (("clear", text, None), ("keyed", blob, key)):
+        n, rounds = 20_000, []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for i in range(n):
+                event_sum("run-id", i, "task_completed", "t", data, 1.5e9, mac)
+            rounds.append((time.perf_counter() - start) / n * 1e6)
+        result[f"sum_alone_us_{label}"] = summary(rounds, 3)
+    return result
 
 
 async def main() -> dict[str, Any]:
@@ -323,6 +425,9 @@ async def main() -> dict[str, Any]:
             # In a thread: the commands it runs start event loops of their own.
             "access_matrix": await asyncio.to_thread(access_matrix, not quick),
             "runs_show_json": await runs_show_json(Path(tmp), json_sizes),
+            "audit_tamper": audit_tamper(Path(tmp)),
+            "journal_checksum": await journal_checksum(tmp, 50 if quick else 2_000,
+                                                       2 if quick else 7),
         }
 
 

@@ -10,7 +10,9 @@ The tree::
     │   ├── RunBusy               the run is being executed by another live process
     │   ├── RunEnded              cancel on a run that already completed, failed or was cancelled
     │   ├── PermissionDenied      the policy does not let the principal do that (`.decision`)
-    │   └── PolicyFileError       an invalid access policy file; carries every problem found
+    │   ├── PolicyFileError       an invalid access policy file; carries every problem found
+    │   └── JournalError          a database file cannot be used: read-only, full, unopenable
+    │       └── JournalDamaged    damaged or truncated: SQLite says so, or an event's checksum
     └── RunError                  a run, or a task within it, failed
         ├── TaskFailed            a task failed after its whole policy
         ├── TaskTimeout           an attempt exceeded its timeout
@@ -118,6 +120,18 @@ class PolicyFileError(UserError):
         lines = "\n".join(f"  {p}" for p in problems)
         noun = "problem" if len(problems) == 1 else "problems"
         super().__init__(f"invalid access policy, {len(problems)} {noun}:\n{lines}")
+
+
+class JournalError(UserError):
+    """The journal (or another of Podium's database files) cannot be used: it is read-only,
+    its disk is full, it cannot be opened. The message names the file and what to do;
+    nothing already journaled is lost."""
+
+
+class JournalDamaged(JournalError):
+    """A database file is damaged: SQLite finds it malformed or truncated, or an event's
+    checksum fails, or events a run counts are missing. The message names the file, and the
+    run and event when one is concerned."""
 
 
 class RunError(PodiumError):

@@ -7,14 +7,16 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from contextlib import closing
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podium import PostgresStore, SQLiteStore, Store, UnknownRun
 from podium.core.events import ERASED, NewEvent
-from podium.errors import RunBusy
+from podium.errors import JournalDamaged, RunBusy
 from podium.security import AuditLog
 from podium.security.crypto import DecryptError, KeyConfigError, Keyring, MasterKey, context
 from podium.security.key_audit import subject_ref
@@ -382,3 +384,74 @@ async def test_shredding_and_rotation_are_audited(store: Store, tmp_path: Path) 
         ("dpo", "key.shred", subject_ref("s-1"), "ok" if keys else "error",
          "keys=1" if keys else "KeyConfigError", ("SUBJECT",)),
         ("dpo", "key.rotate", f"master_key/0x{new_id}", "error", "KeyConfigError", ())]
+
+
+# -- integrity: checksums, missing events, no downgrade ------------------------------------
+
+
+def _alter(store: Store, statement: str, *params: object) -> None:
+    """Change the journal behind the store's back, as damage or someone with the file
+    would; `{events}` is the events table."""
+    if isinstance(store, SQLiteStore):
+        with closing(sqlite3.connect(store.path)) as conn, conn:
+            conn.execute(statement.format(events="events").replace("%s", "?"), params)
+        return
+    assert isinstance(store, PostgresStore)
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        conn.execute(statement.format(events="podium_events"), params)  # type: ignore[arg-type]
+
+
+async def _completed(store: Store) -> None:
+    me = owner("a")
+    await store.create_run("r", "w", START, me)
+    await store.append("r", [NewEvent(type="task_completed", task="t", data={"output": 1}),
+                             NewEvent(type="run_completed", data={})], me, release=True)
+    await store.create_run("other", "w", START, me)
+
+
+@pytest.mark.parametrize("change", [
+    "UPDATE {events} SET type = 'run_started' WHERE run_id = 'r' AND seq = 3",
+    "UPDATE {events} SET task = 'u' WHERE run_id = 'r' AND seq = 2",
+    "UPDATE {events} SET ts = ts + 1 WHERE run_id = 'r' AND seq = 2",
+], ids=["type", "task", "time"])
+async def test_an_altered_event_is_named_as_damaged(store: Store, change: str) -> None:
+    await _completed(store)
+    _alter(store, change)
+    with pytest.raises(JournalDamaged, match=r"event \d of run 'r' is damaged"):
+        await store.events("r")
+    assert [e.type for e in await store.events("other")] == ["run_started"]
+
+
+async def test_a_lost_checksum_is_named(store: Store) -> None:
+    await _completed(store)
+    _alter(store, "UPDATE {events} SET sum = NULL WHERE run_id = 'r' AND seq = 2")
+    with pytest.raises(JournalDamaged, match=r"event 2 of run 'r'.*no checksum"):
+        await store.events("r")
+
+
+async def test_events_missing_from_a_run_are_named(store: Store) -> None:
+    await _completed(store)
+    _alter(store, "DELETE FROM {events} WHERE run_id = 'r' AND seq = 2")
+    with pytest.raises(JournalDamaged, match=r"run 'r' lacks event\(s\) 2..2"):
+        await store.events("r")
+    _alter(store, "DELETE FROM {events} WHERE run_id = 'r' AND seq = 3")
+    with pytest.raises(JournalDamaged, match=r"run 'r' counts 3 events but event\(s\) 2..3"):
+        await store.events("r")
+
+
+async def test_a_journal_holding_encrypted_data_refuses_clear_writes(
+        store: Store, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if not store.encrypted:
+        pytest.skip("the journal holds no encrypted data")
+    await _completed(store)
+    keyless = FACTORIES[request.node.callspec.params["store"].removesuffix("_encrypted")](
+        str(store.path.parent) if isinstance(store, SQLiteStore)
+        else store.url)  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(KeyConfigError, match=r"holds encrypted data.*no master key"):
+            await keyless.create_run("clear", "w", START, owner("b"))
+        with pytest.raises(KeyConfigError, match="holds encrypted data"):
+            await keyless.cache_put("k", {"text": "clear"})
+    finally:
+        await keyless.close()
+    assert [r.run_id for r in await store.runs()] == ["other", "r"]

@@ -192,7 +192,7 @@ def test_a_chain_rewritten_with_the_hmac_key_is_caught_by_its_head(db: Path) -> 
                 prev = mac
     finally:
         conn.close()
-    assert kinds(verify(db)) == [("edited", 100), ("edited", 120)]
+    assert kinds(verify(db)) == [("rewritten", 100), ("rewritten", 120)]
 
 
 def test_a_pinned_public_key_rejects_heads_signed_by_another(db: Path, tmp_path: Path) -> None:

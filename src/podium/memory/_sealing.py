@@ -76,9 +76,9 @@ class MemoryKeys:
         return self.keys.open(db, value, where(memory_id, field), what)
 
     def refuse_clear(self, db: sqlite3.Connection) -> None:
-        """Never add clear memories to an encrypted memory.db."""
-        row = db.execute("SELECT master_id FROM data_keys WHERE wrapped IS NOT NULL LIMIT 1"
-                         ).fetchone()
+        """Never add clear memories to a memory.db that ever held encrypted ones (even if
+        every one was erased since: a deleted master key must not downgrade it)."""
+        row = db.execute("SELECT master_id FROM data_keys LIMIT 1").fetchone()
         if row is not None:
             raise KeyConfigError(
                 f"{self.path} holds encrypted memories (master key {row[0]}) and this "

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from podium._sqlite import retrying, write
+from podium._sqlite import connect, retrying, write
 from podium.core.memory import Memory, Trust
 from podium.memory import _sealing
 from podium.memory._sealing import MemoryKeys, owner_of
@@ -89,10 +89,8 @@ class SQLiteMemoryStore(MemoryStore):
                  keys: Keyring | Literal["env"] | None = "env") -> None:
         super().__init__(embedder)
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._patience = lock_patience
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = connect(self.path, timeout=busy_timeout)
         retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"), self.path,
                  self._patience)
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -19,14 +19,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from podium import config
+from podium._sqlite import private_folder, warn_if_open
 from podium.errors import UserError
 
 KEY_ENV = "PODIUM_AUDIT_KEY"
 """The environment variable that holds the HMAC key, as hex or base64."""
+KEY_FILE_ENV = "PODIUM_AUDIT_KEY_FILE"
+"""The environment variable naming the HMAC key file (when `PODIUM_AUDIT_KEY` is unset)."""
 KEY_FILE = "audit.key"
-"""The HMAC key file in `$PODIUM_HOME`, used when `PODIUM_AUDIT_KEY` is unset."""
+"""The HMAC key file in `$PODIUM_HOME`, used when neither variable is set."""
+SIGNING_KEY_ENV = "PODIUM_AUDIT_SIGNING_KEY_FILE"
+"""The environment variable naming the Ed25519 private key file: keep it where the
+journal's database is not (another folder, another OS user's, a mounted secret)."""
 SIGNING_KEY_FILE = "audit_signing.key"
-"""The Ed25519 private key file (PKCS#8 PEM) in `$PODIUM_HOME`."""
+"""The Ed25519 private key file (PKCS#8 PEM) in `$PODIUM_HOME`, used when
+`PODIUM_AUDIT_SIGNING_KEY_FILE` is unset."""
 _MIN_KEY_BYTES = 16
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
@@ -50,7 +57,7 @@ def parse_key(text: str, *, source: str) -> bytes:
 
 def _create_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` with mode 0600 unless `path` exists; first writer wins."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -67,23 +74,28 @@ def _create_private(path: Path, data: bytes) -> None:
 
 
 def load_audit_key(home: Path | None = None) -> bytes:
-    """The HMAC key: `$PODIUM_AUDIT_KEY` if set, else `home/audit.key`, created if missing.
+    """The HMAC key: `$PODIUM_AUDIT_KEY` if set, else the file `$PODIUM_AUDIT_KEY_FILE`,
+    else `home/audit.key`; the file is created (0600) if missing.
 
     Args:
-        home: the folder of the key file; `$PODIUM_HOME` by default.
+        home: the folder of the default key file; `$PODIUM_HOME` by default.
     """
     configured = os.environ.get(KEY_ENV)
     if configured:
         return parse_key(configured, source=f"${KEY_ENV}")
-    path = (home or config.home()) / KEY_FILE
+    named = os.environ.get(KEY_FILE_ENV)
+    path = Path(named) if named else (home or config.home()) / KEY_FILE
     if not path.exists():
         _create_private(path, secrets.token_bytes(32).hex().encode() + b"\n")
+    warn_if_open(path)
     return parse_key(path.read_text(), source=str(path))
 
 
 def signing_key_path(home: Path | None = None) -> Path:
-    """Where the Ed25519 private key lives: `$PODIUM_HOME/audit_signing.key`."""
-    return (home or config.home()) / SIGNING_KEY_FILE
+    """Where the Ed25519 private key lives: `$PODIUM_AUDIT_SIGNING_KEY_FILE`, else
+    `$PODIUM_HOME/audit_signing.key`."""
+    named = os.environ.get(SIGNING_KEY_ENV)
+    return Path(named) if named else (home or config.home()) / SIGNING_KEY_FILE
 
 
 def load_signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey | None:
@@ -95,6 +107,7 @@ def load_signing_key(path: Path, *, create: bool = True) -> Ed25519PrivateKey | 
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption())
         _create_private(path, pem)
+    warn_if_open(path)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise UserError(f"{path}: not an Ed25519 private key")

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from podium.security import _audit_keys as keys
+from podium.security._audit_witness import Witnessed
 from podium.security.audit import (
     GENESIS,
     AuditRecord,
@@ -143,10 +145,82 @@ class _Walk:
             previous = r.seq
 
 
+def _head(fields: dict[str, Any]) -> SignedHead | None:
+    try:
+        return SignedHead(seq=int(fields["seq"]), mac=str(fields["mac"]),
+                          time_us=int(fields["time_us"]), key_id=str(fields["key_id"]),
+                          signature=str(fields["signature"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _witnessed_heads(witnessed: Witnessed, public: Ed25519PublicKey | None,
+                     findings: list[Finding], warnings: list[str],
+                     known: set[SignedHead]) -> list[SignedHead]:
+    """The witness's heads of this log that verify, but for those `known` already (from
+    the database); findings for those that do not, and for heads of another log once
+    kept in the same file."""
+    warnings += witnessed.unreadable
+    valid: list[SignedHead] = []
+    if public is None:
+        if witnessed.heads:
+            warnings.append(f"no public key: the {len(witnessed.heads)} heads in "
+                            f"{witnessed.path} were not checked")
+        return valid
+    kid = keys.key_id(public)
+    for line in witnessed.heads:
+        head = _head(line.head)
+        if head in known:
+            continue
+        if head is not None:
+            known.add(head)
+        if head is not None and head.key_id == kid and head.valid(public):
+            valid.append(head)
+        else:
+            findings.append(Finding(
+                kind="bad_signature", seq=head.seq if head else 0,
+                message=f"{witnessed.path}:{line.line}: a witnessed head that does not "
+                        f"verify with key {kid!r} (forged, or signed by another key)"))
+    others = [(line.log, h) for line in witnessed.other_logs
+              if (h := _head(line.head)) is not None and h.key_id == kid and h.valid(public)]
+    if others:
+        log, last = max(others, key=lambda o: o[1].seq)
+        findings.append(Finding(
+            kind="replaced", seq=last.seq,
+            message=f"log replaced: {witnessed.path} holds signed heads up to #{last.seq} "
+                    f"of another log ({log!r}) kept in this database file; that log was "
+                    "deleted and a new one made in its place"))
+    return valid
+
+
+def _against_heads(walk: _Walk, any_records: bool, heads: list[SignedHead],
+                   findings: list[Finding]) -> SignedHead | None:
+    """Findings of the chain walked against the valid signed heads; the latest head."""
+    latest = max(heads, key=lambda h: h.seq, default=None)
+    if latest is not None and not any_records:
+        findings.append(Finding(
+            kind="emptied", seq=1,
+            message=f"log emptied: it has no records, but a signed head covers "
+                    f"#1-#{latest.seq}"))
+    elif latest is not None and latest.seq > walk.pos:
+        findings.append(Finding(
+            kind="truncated", seq=walk.pos + 1,
+            message=f"records {walk.pos + 1}-{latest.seq} cut: the chain ends at "
+                    f"#{walk.pos} but a signed head covers #{latest.seq}"))
+    for h in sorted({(h.seq, h.mac): h for h in heads}.values(), key=lambda h: h.seq):
+        if h.seq <= walk.pos and h.seq in walk.chain and walk.chain[h.seq] != h.mac:
+            findings.append(Finding(
+                kind="rewritten", seq=h.seq,
+                message=f"chain rewritten: record #{h.seq} is not the one its signed head "
+                        "names (the chain was rewritten from there or before)"))
+    return latest
+
+
 def verify_chain(key: bytes, records: list[AuditRecord], heads: list[SignedHead],
                  public: Ed25519PublicKey | None, *, trusted_head: SignedHead | None,
-                 warnings: list[str]) -> VerifyReport:
-    """Walk the chain of `records` and check it against the valid `heads`."""
+                 warnings: list[str], witnessed: Witnessed | None = None) -> VerifyReport:
+    """Walk the chain of `records` and check it against the valid `heads`, those kept in
+    the database and those the witness holds."""
     findings: list[Finding] = []
     valid_heads: list[SignedHead] = []
     if public is not None:
@@ -158,6 +232,8 @@ def verify_chain(key: bytes, records: list[AuditRecord], heads: list[SignedHead]
                 findings.append(Finding(
                     kind="bad_signature", seq=h.seq,
                     message=f"the head signed at #{h.seq} does not verify with key {kid!r}"))
+    if witnessed is not None:
+        valid_heads += _witnessed_heads(witnessed, public, findings, warnings, set(heads))
     if trusted_head is not None:
         valid_heads.append(trusted_head)
     walk = _Walk(key, records, {h.mac for h in valid_heads})
@@ -165,18 +241,7 @@ def verify_chain(key: bytes, records: list[AuditRecord], heads: list[SignedHead]
         pass
     walk.finish()
     findings += walk.findings
-    latest = max(valid_heads, key=lambda h: h.seq, default=None)
-    if latest is not None and latest.seq > walk.pos:
-        findings.append(Finding(
-            kind="truncated", seq=walk.pos + 1,
-            message=f"the chain ends at #{walk.pos} but a signed head covers #{latest.seq}: "
-                    f"records #{walk.pos + 1}..#{latest.seq} were deleted"))
-    for h in valid_heads:
-        if h.seq <= walk.pos and h.seq in walk.chain and walk.chain[h.seq] != h.mac:
-            findings.append(Finding(
-                kind="edited", seq=h.seq,
-                message=f"record #{h.seq} is not the one its signed head names: the chain "
-                        "was rewritten from there or before"))
+    latest = _against_heads(walk, bool(records), valid_heads, findings)
     if latest is None:
         warnings.append("no valid signed head: deleting the newest records would go unseen")
     elif walk.pos > latest.seq:

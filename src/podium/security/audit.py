@@ -11,18 +11,25 @@ record's canonical JSON (sorted keys, no spaces, UTF-8) including its `seq`. Edi
 inserting, deleting or reordering records breaks it for anyone without the key.
 
 The key is `$PODIUM_AUDIT_KEY` (hex or base64, at least 16 bytes), or else the file
-`$PODIUM_HOME/audit.key`, created with mode 0600 from `secrets.token_bytes(32)` on first use.
+`$PODIUM_AUDIT_KEY_FILE`, else `$PODIUM_HOME/audit.key`, created with mode 0600 from
+`secrets.token_bytes(32)` on first use.
 
 Signed heads: every `sign_every` records (100 by default), on `sign_head()` and when a log
-that appended closes, the chain's head `(seq, mac, time)` is signed with Ed25519 and kept in
-`audit_heads`. A head pins everything up to it even against someone holding the HMAC key,
-and reveals the deletion of the newest records down to and below it (`truncated`). The
-private key is `$PODIUM_HOME/audit_signing.key` (PKCS#8 PEM, mode 0600) unless one is given;
-`public_key_pem()` exports the public half for auditors, who pass it to `verify()`.
+that appended closes, the chain's head `(seq, mac, time)` is signed with Ed25519, kept in
+`audit_heads` and appended to the witness file (`_audit_witness.py`,
+`$PODIUM_AUDIT_WITNESS` or `$PODIUM_HOME/audit.witness`), which the database's writer
+should not be able to rewrite (append-only). A head pins everything up to it even against
+someone holding the HMAC key; a witnessed head also survives the database: cutting the
+newest records with their heads (`truncated`), emptying the log (`emptied`), rewriting the
+chain with the keys (`rewritten`) or replacing the file (`replaced`) is named by `verify()`.
+The private key is `$PODIUM_AUDIT_SIGNING_KEY_FILE`, else `$PODIUM_HOME/audit_signing.key`
+(PKCS#8 PEM, mode 0600) unless one is given; `public_key_pem()` exports the public half for
+auditors, who pass it to `verify()`.
 
-What no local check can see: the removal of records appended after the last signed head,
+What no check can see: the removal of records appended after the last signed head,
 together with nothing else (sign often, or ship `export()` to a SIEM and pass its last head
-to `verify(trusted_head=...)`).
+to `verify(trusted_head=...)`), and anything done by someone who can also rewrite the
+witness.
 
 Records name data classes (`EMAIL`, `CARD`), never personal values: `append` refuses text
 that holds an e-mail address or a long run of digits (`ValueError`).
@@ -33,6 +40,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -48,9 +56,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from podium import config
-from podium._sqlite import retrying, write
+from podium._sqlite import connect, retrying, write
 from podium.errors import UserError
 from podium.security import _audit_keys as keys
+from podium.security import _audit_witness as _witness
 
 T = TypeVar("T")
 _LOCK_PATIENCE = 120.0
@@ -58,7 +67,7 @@ _LOCK_PATIENCE = 120.0
 GENESIS = "0" * 64
 """The `prev_mac` of the first record."""
 FindingKind = Literal["edited", "inserted", "reordered", "deleted", "truncated",
-                      "bad_signature"]
+                      "emptied", "rewritten", "replaced", "bad_signature"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -177,6 +186,11 @@ class SignedHead:
         return _dumps({"v": 1, "seq": self.seq, "mac": self.mac,
                        "time_us": self.time_us}).encode()
 
+    def fields(self) -> dict[str, Any]:
+        """The head as a JSON object (as the witness keeps it)."""
+        return {"seq": self.seq, "mac": self.mac, "time_us": self.time_us,
+                "key_id": self.key_id, "signature": self.signature}
+
     def valid(self, public: Ed25519PublicKey) -> bool:
         """Whether `signature` is `public`'s signature of this head."""
         try:
@@ -191,7 +205,9 @@ class Finding:
     """One sign of tampering."""
 
     kind: FindingKind
-    """`edited`, `inserted`, `reordered`, `deleted`, `truncated` or `bad_signature`."""
+    """`edited`, `inserted`, `reordered`, `deleted`; `truncated` (the newest records cut),
+    `emptied` (every record gone), `rewritten` (a signed head's record is not in the chain),
+    `replaced` (the witness knows another log in this file); `bad_signature`."""
     seq: int
     """The record (or, for `bad_signature`, the head) concerned."""
     message: str
@@ -236,6 +252,11 @@ def _mac(key: bytes, prev_mac: str, content: bytes) -> str:
     return hmac.new(key, prev_mac.encode() + b"\n" + content, sha256).hexdigest()
 
 
+def _head_of(row: Sequence[Any]) -> SignedHead:
+    return SignedHead(seq=int(row[0]), mac=str(row[1]), time_us=int(row[2]),
+                      key_id=str(row[3]), signature=str(row[4]))
+
+
 def _row_record(row: Sequence[Any]) -> AuditRecord:
     try:
         classes = tuple(str(c) for c in json.loads(row[6]))
@@ -257,6 +278,8 @@ class AuditLog:
             (created on first use) by default.
         sign_every: sign the head every this many records; None to sign only on demand.
         sign_on_close: sign the head on `close()` if this log appended since the last head.
+        witness: the file every signed head is also appended to (`_audit_witness`):
+            `$PODIUM_AUDIT_WITNESS` or `$PODIUM_HOME/audit.witness` by default; None: none.
         synchronous: SQLite's `synchronous` for this connection; `NORMAL` (the journal's)
             keeps every commit through a process crash, `FULL` also through power loss.
         busy_timeout: seconds to wait for another writer's lock.
@@ -265,20 +288,25 @@ class AuditLog:
     def __init__(self, path: str | Path | None = None, *, key: bytes | None = None,
                  signing_key: Ed25519PrivateKey | None = None, sign_every: int | None = 100,
                  sign_on_close: bool = True,
+                 witness: str | Path | Literal["default"] | None = "default",
                  synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
                  busy_timeout: float = 30.0) -> None:
         if sign_every is not None and sign_every < 1:
             raise UserError(f"sign_every={sign_every!r}: use a positive number or None")
         self.path = Path(path) if path is not None else config.database_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._key = key if key is not None else keys.load_audit_key()
         self._signing_key = signing_key
         self._sign_every = sign_every
         self._sign_on_close = sign_on_close
         self._appended = False
+        self.witness = (_witness.witness_path() if witness == "default"
+                        else None if witness is None else Path(witness))
+        """Where signed heads are also appended; None: nowhere."""
+        self.log_id = ""
+        """This log's id (kept in `audit_meta`), naming it in the witness."""
+        self._pending: list[SignedHead] = []
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = connect(self.path, timeout=busy_timeout)
         try:
             self._retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._db.execute(f"PRAGMA synchronous={synchronous}")
@@ -293,6 +321,10 @@ class AuditLog:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
+        db.execute("INSERT OR IGNORE INTO audit_meta VALUES ('log_id', ?)",
+                   (secrets.token_hex(8),))
+        self.log_id = str(db.execute("SELECT value FROM audit_meta WHERE key='log_id'"
+                                     ).fetchone()[0])
         kid = keys.hmac_key_id(self._key)
         row = db.execute("SELECT value FROM audit_meta WHERE key='key_id'").fetchone()
         if row is None:
@@ -308,7 +340,14 @@ class AuditLog:
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
-            return write(self._db, fn, self.path, _LOCK_PATIENCE)
+            self._pending.clear()
+            result = write(self._db, fn, self.path, _LOCK_PATIENCE)
+            heads, self._pending = self._pending, []
+            # After the commit: a head witnessed must be one the database holds.
+            if self.witness is not None:
+                for head in heads:
+                    _witness.append(self.witness, self.log_id, self.path, head.fields())
+            return result
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -395,6 +434,7 @@ class AuditLog:
         head = replace(unsigned, signature=signer.sign(unsigned.message()).hex())
         db.execute("INSERT OR REPLACE INTO audit_heads VALUES (?,?,?,?,?)",
                    (head.seq, head.mac, head.time_us, head.key_id, head.signature))
+        self._pending.append(head)
         return head
 
     def sign_head(self) -> SignedHead | None:
@@ -406,6 +446,10 @@ class AuditLog:
                               ).fetchone()
             if last is None:
                 return None
+            signed = db.execute("SELECT seq, mac, time_us, key_id, signature FROM audit_heads"
+                                " ORDER BY seq DESC LIMIT 1").fetchone()
+            if signed is not None and (signed[0], signed[1]) == (last[0], last[1]):
+                return _head_of(signed)
             return self._insert_head(db, int(last[0]), str(last[1]))
 
         head = self._write(sign)
@@ -427,10 +471,8 @@ class AuditLog:
 
     def heads(self) -> list[SignedHead]:
         """Every signed head, oldest first."""
-        return [SignedHead(seq=int(r[0]), mac=str(r[1]), time_us=int(r[2]), key_id=str(r[3]),
-                           signature=str(r[4]))
-                for r in self._read("SELECT seq, mac, time_us, key_id, signature "
-                                    "FROM audit_heads ORDER BY seq")]
+        return [_head_of(r) for r in self._read("SELECT seq, mac, time_us, key_id, signature "
+                                                "FROM audit_heads ORDER BY seq")]
 
     def export(self, out: str | Path | IO[str], *, after: int = 0) -> int:
         """Write the records as JSON lines for a SIEM (one per line, with seq, mac and
@@ -464,7 +506,10 @@ class AuditLog:
         records = [_row_record(r) for r in self._read(
             f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq")]
         return verify_chain(self._key, records, self.heads(), public,
-                            trusted_head=trusted_head, warnings=warnings)
+                            trusted_head=trusted_head, warnings=warnings,
+                            witnessed=_witness.gather(self.witness, self.log_id, self.path,
+                                                      warnings))
+
 
     def _public_for_verify(self, given: Ed25519PublicKey | bytes | str | Path | None,
                            warnings: list[str]) -> Ed25519PublicKey | None:

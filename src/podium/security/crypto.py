@@ -231,10 +231,15 @@ class DataKey:
 
     key_id: int
     aead: AESGCM = field(repr=False)
+    mac_key: bytes = field(default=b"", repr=False)
+    """A key derived from the data key for the keyed checksums of journal rows
+    (`podium.store._sums`): never the AES key itself."""
 
     @classmethod
     def of(cls, key_id: int, secret: bytes) -> DataKey:
-        return cls(key_id, AESGCM(secret))
+        mac_key = hashlib.blake2b(b"podium journal row checksum", key=secret,
+                                  digest_size=32).digest()
+        return cls(key_id, AESGCM(secret), mac_key)
 
 
 def seal(key: DataKey, plain: bytes, where: bytes) -> bytes:

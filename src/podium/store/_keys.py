@@ -31,6 +31,7 @@ from podium.security.crypto import (
     unwrap,
     wrap,
 )
+from podium.store._sums import check_event, damaged, event_sum
 from podium.store.base import KeyStatus
 
 DATA_KEYS_SCHEMA = """
@@ -69,8 +70,10 @@ class KeyCache:
     """What every journal's data keys share, whatever holds them: the keys unwrapped in
     memory for one store object, and unwrapping with errors that say what to configure."""
 
-    def __init__(self, keyring: Keyring | None) -> None:
+    def __init__(self, keyring: Keyring | None, location: str = "the journal") -> None:
         self.keyring = keyring
+        self.location = location
+        """Where the journal is, for messages."""
         self._by_owner: dict[str, DataKey] = {}
         self._by_id: dict[int, tuple[str, DataKey | None]] = {}
         self._clear_runs: set[str] = set()
@@ -123,6 +126,15 @@ class KeyCache:
         if current is not None and self.keyring.get(current) is None:
             raise KeyConfigError(f"this journal's current master key is {current}; configure "
                                  f"it to rotate away from it ({_HINT})")
+
+    def downgrade_refused(self, master_id: str) -> KeyConfigError:
+        """The error for a process with no master key about to write clear data into a
+        journal that holds encrypted data."""
+        return KeyConfigError(
+            f"{self.location} holds encrypted data (master key {master_id}) and this process "
+            f"has no master key: refusing to store anything in clear text there. Restore the "
+            f"key ($PODIUM_HOME/master.key, or {_HINT}); to keep data unencrypted, use "
+            "another journal (--db)")
 
     @staticmethod
     def clear_refused(run_id: str, master_id: str) -> KeyConfigError:
@@ -193,41 +205,86 @@ class DataKeys(KeyCache):
 
     # -- journal payloads -------------------------------------------------------------------
 
-    def encode_event(self, db: sqlite3.Connection, run_id: str, seq: int,
-                     data: dict[str, Any], subject: str | None) -> str | bytes:
-        """What the events table keeps of an event's payload: JSON text in clear, or the
-        JSON sealed under the run's (or the subject's) data key, bound to its row."""
+    def encode_event(self, db: sqlite3.Connection, run_id: str, seq: int, type_: str,
+                     task: str | None, data: dict[str, Any], subject: str | None, ts: float
+                     ) -> tuple[str | bytes, bytes]:
+        """What the events table keeps of an event: its payload (JSON text in clear, or the
+        JSON sealed under the run's, or the subject's, data key, bound to its row) and the
+        row's checksum (`podium.store._sums`)."""
         text = _dumps(data)
         if self.keyring is None:
-            self._refuse_clear(db, run_id)
-            return text
+            self.refuse_clear(db, run_id)
+            return text, event_sum(run_id, seq, type_, task, text, ts)
         owner = subject_owner(subject) if subject is not None else run_owner(run_id)
         key = self.for_owner(db, owner, create=True)
         assert key is not None
-        return seal(key, text.encode(), context("event", run_id, seq, "data"))
+        sealed = seal(key, text.encode(), context("event", run_id, seq, "data"))
+        return sealed, event_sum(run_id, seq, type_, task, sealed, ts, key.mac_key)
 
-    def _refuse_clear(self, db: sqlite3.Connection, run_id: str) -> None:
-        """Never add clear payloads to a run whose journal is encrypted."""
+    def refuse_clear(self, db: sqlite3.Connection, run_id: str) -> None:
+        """Never add clear data to a journal that holds encrypted data (its meta row
+        `master_key` is written with the first data key), nor to an encrypted run."""
         if run_id in self._clear_runs:
             return
         row = db.execute("SELECT master_id FROM data_keys WHERE owner = ?",
                          (run_owner(run_id),)).fetchone()
         if row is not None:
             raise self.clear_refused(run_id, row[0])
+        self.refuse_downgrade(db)
         self._clear_runs.add(run_id)
 
-    def decode_event(self, db: sqlite3.Connection, run_id: str, seq: int,
-                     raw: str | bytes) -> dict[str, Any]:
-        """An event's payload as `encode_event` wrote it."""
+    def refuse_downgrade(self, db: sqlite3.Connection) -> None:
+        """Refuse clear data in a journal that holds encrypted data."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'master_key'").fetchone()
+        if row is not None:
+            raise self.downgrade_refused(row[0])
+
+    def decode_event(self, db: sqlite3.Connection, run_id: str, seq: int, type_: str,
+                     task: str | None, raw: str | bytes, ts: float, stored: bytes | None,
+                     *, sealed_run: bool, required: bool) -> dict[str, Any]:
+        """An event's payload as `encode_event` wrote it, once its checksum holds.
+
+        Args:
+            sealed_run: the run holds a data key, so every row of it must be sealed.
+            required: every row must have a checksum (the journal was fully migrated).
+
+        Raises:
+            JournalDamaged: the row's checksum fails, or a clear row in a sealed run.
+        """
+        where = f"event {seq} of run {run_id!r}"
         if isinstance(raw, str):
-            value: dict[str, Any] = json.loads(raw)
+            if sealed_run:
+                raise damaged(self.location, run_id, seq, "its payload is in clear text in "
+                              "an encrypted run (the row was replaced)")
+            check_event(self.location, run_id, seq, type_, task, raw, ts, stored, None,
+                        required=required)
+            try:
+                value: dict[str, Any] = json.loads(raw)
+            except ValueError:
+                raise damaged(self.location, run_id, seq, "its payload is not JSON") from None
             return value
-        what = f"event {seq} of run {run_id!r}"
-        owner, key = self.by_id(db, sealed_key_id(raw, what=what), what)
+        owner, key = self.by_id(db, sealed_key_id(raw, what=where), where)
         if key is None:
             return {ERASED: owner.partition(":")[0]}
-        value = json.loads(unseal(key, raw, context("event", run_id, seq, "data"), what=what))
+        check_event(self.location, run_id, seq, type_, task, raw, ts, stored, key.mac_key,
+                    required=required)
+        value = json.loads(unseal(key, raw, context("event", run_id, seq, "data"), what=where))
         return value
+
+    def sum_of(self, db: sqlite3.Connection, run_id: str, seq: int, type_: str,
+               task: str | None, raw: str | bytes, ts: float) -> bytes | None:
+        """The checksum a row written before checksums existed should have: empty when its
+        data key was shredded (it reads as erased, unchecked), None when the master key is
+        not at hand (try again when it is)."""
+        if isinstance(raw, str):
+            return event_sum(run_id, seq, type_, task, raw, ts)
+        where = f"event {seq} of run {run_id!r}"
+        try:
+            _, key = self.by_id(db, sealed_key_id(raw, what=where), where)
+        except (KeyConfigError, DecryptError):
+            return None
+        return b"" if key is None else event_sum(run_id, seq, type_, task, raw, ts,
+                                                 key.mac_key)
 
     def seal_for(self, db: sqlite3.Connection, owner: str, plain: bytes, where: bytes
                  ) -> bytes | None:

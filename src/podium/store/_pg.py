@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     Conn = AsyncConnection[tuple[Any, ...]]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables this Podium makes and understands."""
 URL_SCHEMES = ("postgresql://", "postgres://")
 """What a journal URL starts with when it names a PostgreSQL server."""
@@ -48,8 +48,10 @@ CREATE TABLE IF NOT EXISTS podium_events (
     data TEXT,
     sealed BYTEA,
     ts DOUBLE PRECISION NOT NULL,
+    sum BYTEA,
     PRIMARY KEY (run_id, seq)
 );
+ALTER TABLE podium_events ADD COLUMN IF NOT EXISTS sum BYTEA;
 CREATE TABLE IF NOT EXISTS podium_circuits (
     agent TEXT PRIMARY KEY,
     failures INTEGER NOT NULL,
@@ -114,8 +116,14 @@ async def _create_schema(conn: Conn, location: str) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         await conn.execute(SCHEMA)
-        await conn.execute("INSERT INTO podium_meta VALUES ('schema', %s)"
-                           " ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
+        # Checksums are required once no row lacks one (older rows are read unchecked).
+        await conn.execute("INSERT INTO podium_meta SELECT 'event_sums', 'all' WHERE NOT EXISTS"
+                           " (SELECT 1 FROM podium_events WHERE sum IS NULL)"
+                           " ON CONFLICT (key) DO NOTHING")
+        await conn.execute("INSERT INTO podium_meta VALUES ('schema', %s) ON CONFLICT (key)"
+                           " DO UPDATE SET value = excluded.value"
+                           " WHERE podium_meta.value::int < excluded.value::int",
+                           (str(SCHEMA_VERSION),))
     await _schema_version(conn, location)
 
 

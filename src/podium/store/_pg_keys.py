@@ -30,6 +30,7 @@ from podium.security.crypto import (
 )
 from podium.store._common import dumps
 from podium.store._keys import KeyCache, run_owner, subject_owner
+from podium.store._sums import check_event, damaged, event_sum
 from podium.store.base import KeyStatus
 
 if TYPE_CHECKING:
@@ -125,41 +126,67 @@ class PgDataKeys(KeyCache):
 
     # -- journal payloads -------------------------------------------------------------------
 
-    async def encode_event(self, conn: Conn, run_id: str, seq: int, data: dict[str, Any],
-                           subject: str | None) -> tuple[str | None, bytes | None]:
-        """What the events table keeps of a payload: (JSON text, None) in clear, or (None,
-        the JSON sealed under the run's or the subject's data key, bound to its row)."""
+    async def encode_event(self, conn: Conn, run_id: str, seq: int, type_: str,
+                           task: str | None, data: dict[str, Any], subject: str | None,
+                           ts: float) -> tuple[str | None, bytes | None, bytes]:
+        """What the events table keeps of an event: (JSON text, None) in clear, or (None,
+        the JSON sealed under the run's or the subject's data key, bound to its row), and
+        the row's checksum (`podium.store._sums`)."""
         text = dumps(data)
         if self.keyring is None:
             await self.refuse_clear(conn, run_id)
-            return text, None
+            return text, None, event_sum(run_id, seq, type_, task, text, ts)
         owner = subject_owner(subject) if subject is not None else run_owner(run_id)
         key = await self.for_owner(conn, owner, create=True)
         assert key is not None
-        return None, seal(key, text.encode(), context("event", run_id, seq, "data"))
+        sealed = seal(key, text.encode(), context("event", run_id, seq, "data"))
+        return None, sealed, event_sum(run_id, seq, type_, task, sealed, ts, key.mac_key)
 
     async def refuse_clear(self, conn: Conn, run_id: str) -> None:
-        """Never add clear payloads to a run whose journal is encrypted."""
+        """Never add clear data to a journal that holds encrypted data (its `master_key`
+        meta row is written with the first data key), nor to an encrypted run."""
         if run_id in self._clear_runs:
             return
         row = await _one(conn, "SELECT master_id FROM podium_data_keys WHERE owner = %s"
                                " LIMIT 1", (run_owner(run_id),))
         if row is not None:
             raise self.clear_refused(run_id, row[0])
+        await self.refuse_downgrade(conn)
         self._clear_runs.add(run_id)
 
-    async def decode_event(self, conn: Conn, run_id: str, seq: int, text: str | None,
-                           sealed: bytes | None) -> dict[str, Any]:
-        """An event's payload as `encode_event` wrote it."""
+    async def refuse_downgrade(self, conn: Conn) -> None:
+        """Refuse clear data in a journal that holds encrypted data."""
+        row = await _one(conn, "SELECT value FROM podium_meta WHERE key = 'master_key'")
+        if row is not None:
+            raise self.downgrade_refused(row[0])
+
+    async def decode_event(self, conn: Conn, run_id: str, seq: int, type_: str,
+                           task: str | None, text: str | None, sealed: bytes | None,
+                           ts: float, stored: bytes | None, *, sealed_run: bool,
+                           required: bool) -> dict[str, Any]:
+        """An event's payload as `encode_event` wrote it, once its checksum holds (see
+        `store._keys.DataKeys.decode_event`)."""
+        checksum = None if stored is None else bytes(stored)
         if text is not None:
-            value: dict[str, Any] = json.loads(text)
+            if sealed_run:
+                raise damaged(self.location, run_id, seq, "its payload is in clear text in "
+                              "an encrypted run (the row was replaced)")
+            check_event(self.location, run_id, seq, type_, task, text, ts, checksum, None,
+                        required=required)
+            try:
+                value: dict[str, Any] = json.loads(text)
+            except ValueError:
+                raise damaged(self.location, run_id, seq, "its payload is not JSON") from None
             return value
-        assert sealed is not None
+        if sealed is None:
+            raise damaged(self.location, run_id, seq, "it has no payload")
         blob = bytes(sealed)
         what = f"event {seq} of run {run_id!r}"
         owner, key = await self.by_id(conn, sealed_key_id(blob, what=what), what)
         if key is None:
             return {ERASED: owner.partition(":")[0]}
+        check_event(self.location, run_id, seq, type_, task, blob, ts, checksum, key.mac_key,
+                    required=required)
         value = json.loads(unseal(key, blob, context("event", run_id, seq, "data"), what=what))
         return value
 

@@ -17,10 +17,14 @@ row and the second sees the first's lease. Serializable would make every conflic
 transaction to retry; these conflicts are on one known row, so waiting on its lock is
 cheaper and cannot fail spuriously.
 
-Without encryption an append is a single statement (the update and the insert of the events
-in one `WITH`), so it costs one round trip; encrypted, the events' sequence numbers are
-needed to seal them (they are bound to their row), so it is a transaction of two statements
-(four round trips with its begin and commit).
+Each event row carries a checksum over its sequence number among the rest
+(`store/_sums.py`), so the client must know the numbers before it inserts. Without
+encryption it guesses them from its own last append to the run, and an append is a single
+statement (the update, conditional on that `last_seq`, and the insert of the events in one
+`WITH`): one round trip. When the guess fails (another process appended, the lease was
+lost, the run is unknown) and when encrypted (the payloads are sealed, bound to their row,
+after the update hands the numbers out), it is a transaction of two statements (four round
+trips with its begin and commit), which also raises the right error.
 
 Payloads are kept as JSON text (`data`) in clear, or as AES-256-GCM ciphertext (`sealed`)
 under the run's or subject's data key, exactly as in the SQLite journal (see
@@ -37,7 +41,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from podium.core.events import ERASED, RUN_ENDS, Event, NewEvent
-from podium.errors import RunBusy, UnknownRun
+from podium.errors import JournalDamaged, RunBusy, UnknownRun
 from podium.security import key_audit
 from podium.security.audit import AuditLog
 from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
@@ -48,6 +52,7 @@ from podium.store._pg import URL_SCHEMES as URL_SCHEMES
 from podium.store._pg import JournalUnavailable as JournalUnavailable
 from podium.store._pg import import_driver, open_pool, redact
 from podium.store._pg_keys import PgDataKeys
+from podium.store._sums import check_count, event_sum
 from podium.store.base import (
     CircuitState,
     Conflict,
@@ -65,13 +70,12 @@ if TYPE_CHECKING:
     Conn = AsyncConnection[tuple[Any, ...]]
 
 _RUN = "UPDATE podium_runs SET last_seq = last_seq + %s, updated_at = %s"
-_EVENTS = ("INSERT INTO podium_events (run_id, seq, type, task, data, sealed, ts)"
-           " SELECT %s, {first} + u.i, u.type, u.task, u.data, u.sealed, %s FROM {rows}")
-_UNNEST = ("unnest(%s::text[], %s::text[], %s::text[], %s::bytea[])"
-           " WITH ORDINALITY AS u(type, task, data, sealed, i)")
-_APPEND_CLEAR = _EVENTS.format(first="r.last_seq - %s", rows="r, " + _UNNEST)
+_APPEND = ("INSERT INTO podium_events (run_id, seq, type, task, data, sealed, ts, sum)"
+           " SELECT %s, %s + u.i, u.type, u.task, u.data, u.sealed, %s, u.sum FROM"
+           " unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::bytea[])"
+           " WITH ORDINALITY AS u(type, task, data, sealed, sum, i)")
+_APPEND_GUESSED = _APPEND.replace(" FROM unnest(", " FROM r, unnest(")
 """After `WITH r AS (UPDATE podium_runs ... RETURNING last_seq)`: no run row, no events."""
-_APPEND_SEALED = _EVENTS.format(first="%s", rows=_UNNEST)
 _RELEASE = ", owner = NULL, owner_pid = NULL, owner_host = NULL, lease_until = NULL"
 
 
@@ -109,7 +113,10 @@ class PostgresStore(Store):
         self.url = url
         self.audit, self.actor = audit, actor
         self.keyring = load_keyring() if keys == "env" else keys
-        self._keys = PgDataKeys(self.keyring)
+        self._keys = PgDataKeys(self.keyring, redact(url))
+        self._sums_required = False
+        self._last: dict[str, int] = {}
+        """The last sequence number this store appended to each run it is appending to."""
         self._max = max_connections
         self._timeout = connect_timeout
         self._pool: AsyncConnectionPool[Any] | None = None
@@ -163,10 +170,12 @@ class PostgresStore(Store):
                 " VALUES (%s, %s, 'running', %s, %s, 1, %s, %s, %s, %s, %s)",
                 (run_id, workflow, now, now, owner.token, owner.pid, owner.host, now + 60,
                  first.data.get("session")))
-            data, sealed = await self._keys.encode_event(conn, run_id, 1, first.data,
-                                                         first.subject)
-            await conn.execute("INSERT INTO podium_events VALUES (%s, 1, %s, %s, %s, %s, %s)",
-                               (run_id, first.type, first.task, data, sealed, now))
+            data, sealed, checksum = await self._keys.encode_event(
+                conn, run_id, 1, first.type, first.task, first.data, first.subject, now)
+            await conn.execute("INSERT INTO podium_events (run_id, seq, type, task, data,"
+                               " sealed, ts, sum) VALUES (%s, 1, %s, %s, %s, %s, %s, %s)",
+                               (run_id, first.type, first.task, data, sealed, now, checksum))
+        self._last[run_id] = 1
         return Event(run_id=run_id, seq=1, type=first.type, task=first.task, data=first.data,
                      ts=now)
 
@@ -177,34 +186,56 @@ class PostgresStore(Store):
         if not events:
             return []
         now = time.time()
+        guess = expect_last if expect_last is not None else self._last.get(run_id)
+        if self.keyring is None and guess is not None:
+            done = await self._append_guessed(run_id, events, owner, guess, release, now)
+            if done is not None:
+                return done
         update, params = self._run_update(run_id, events, owner, expect_last, release, now)
-        types = [e.type for e in events]
-        tasks = [e.task for e in events]
-        if self.keyring is None:
-            # One statement: the run's row and its new events change together or not at all.
-            texts = [dumps(e.data) for e in events]
-            query = f"WITH r AS ({update} RETURNING last_seq) {_APPEND_CLEAR} RETURNING seq"
-            async with self._conn() as conn:
-                await self._keys.refuse_clear(conn, run_id)
-                cur = await conn.execute(query, (*params, run_id, len(events), now, types,
-                                                 tasks, texts, [None] * len(events)))
-                seqs = sorted(r[0] for r in await cur.fetchall())
-                if not seqs:
-                    await self._refused(conn, run_id, owner, expect_last)
-        else:
-            async with self._tx() as conn:
-                cur = await conn.execute(f"{update} RETURNING last_seq", params)
-                row = await cur.fetchone()
-                if row is None:
-                    await self._refused(conn, run_id, owner, expect_last)
-                first = row[0] - len(events) + 1
-                seqs = list(range(first, row[0] + 1))
-                sealed = [(await self._keys.encode_event(conn, run_id, s, e.data, e.subject))[1]
-                          for s, e in zip(seqs, events, strict=True)]
-                await conn.execute(_APPEND_SEALED, (
-                    run_id, first - 1, now, types, tasks, [None] * len(events), sealed))
+        async with self._tx() as conn:
+            cur = await conn.execute(f"{update} RETURNING last_seq", params)
+            row = await cur.fetchone()
+            if row is None:
+                await self._refused(conn, run_id, owner, expect_last)
+            first = row[0] - len(events) + 1
+            seqs = list(range(first, row[0] + 1))
+            rows = [await self._keys.encode_event(conn, run_id, s, e.type, e.task, e.data,
+                                                  e.subject, now)
+                    for s, e in zip(seqs, events, strict=True)]
+            await conn.execute(_APPEND, (
+                run_id, first - 1, now, [e.type for e in events], [e.task for e in events],
+                [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]))
+        self._remember(run_id, events, row[0])
         return [Event(run_id=run_id, seq=s, type=e.type, task=e.task, data=e.data, ts=now)
                 for s, e in zip(seqs, events, strict=True)]
+
+    async def _append_guessed(self, run_id: str, events: Sequence[NewEvent],
+                              owner: Owner | None, last: int, release: bool, now: float
+                              ) -> list[Event] | None:
+        """Append clear events in one statement if the run's last sequence number is still
+        `last`; None (nothing written) if it is not, or the run or its lease is gone."""
+        update, params = self._run_update(run_id, events, owner, last, release, now)
+        texts = [dumps(e.data) for e in events]
+        seqs = range(last + 1, last + len(events) + 1)
+        sums = [event_sum(run_id, s, e.type, e.task, t, now)
+                for s, e, t in zip(seqs, events, texts, strict=True)]
+        async with self._conn() as conn:
+            await self._keys.refuse_clear(conn, run_id)
+            cur = await conn.execute(
+                f"WITH r AS ({update} RETURNING last_seq) {_APPEND_GUESSED} RETURNING seq",
+                (*params, run_id, last, now, [e.type for e in events],
+                 [e.task for e in events], texts, [None] * len(events), sums))
+            if not await cur.fetchall():
+                return None
+        self._remember(run_id, events, seqs[-1])
+        return [Event(run_id=run_id, seq=s, type=e.type, task=e.task, data=e.data, ts=now)
+                for s, e in zip(seqs, events, strict=True)]
+
+    def _remember(self, run_id: str, events: Sequence[NewEvent], last: int) -> None:
+        if any(e.type in RUN_ENDS for e in events):
+            self._last.pop(run_id, None)
+        else:
+            self._last[run_id] = last
 
     @staticmethod
     def _run_update(run_id: str, events: Sequence[NewEvent], owner: Owner | None,
@@ -247,16 +278,32 @@ class PostgresStore(Store):
 
     async def events(self, run_id: str, after: int = 0) -> list[Event]:
         async with self._conn() as conn:
+            if not self._sums_required:
+                cur = await conn.execute("SELECT 1 FROM podium_meta WHERE key = 'event_sums'")
+                self._sums_required = await cur.fetchone() is not None
+            # The count first: events only grow, so fewer than it counts means damage.
             cur = await conn.execute(
-                "SELECT seq, type, task, data, sealed, ts FROM podium_events WHERE run_id = %s"
-                " AND seq > %s ORDER BY seq", (run_id, after))
+                "SELECT last_seq, EXISTS (SELECT 1 FROM podium_data_keys WHERE owner = %s)"
+                " FROM podium_runs WHERE run_id = %s", (run_owner(run_id), run_id))
+            run = await cur.fetchone()
+            cur = await conn.execute(
+                "SELECT seq, type, task, data, sealed, ts, sum FROM podium_events"
+                " WHERE run_id = %s AND seq > %s ORDER BY seq", (run_id, after))
             rows = await cur.fetchall()
-            if not rows and after == 0:
-                raise UnknownRun(f"no run {run_id!r} in the journal")
+            if run is None:
+                if not rows and after == 0:
+                    raise UnknownRun(f"no run {run_id!r} in the journal")
+                if rows:
+                    raise JournalDamaged(f"{self.location}: run {run_id!r} has events but no "
+                                         "record in podium_runs: the journal is damaged")
+            check_count(self.location, run_id, after, [r[0] for r in rows],
+                        None if run is None else run[0])
             decode = self._keys.decode_event
+            sealed_run, required = bool(run and run[1]), self._sums_required
             return [Event(run_id=run_id, seq=s, type=t, task=k,
-                          data=await decode(conn, run_id, s, d, b), ts=ts)
-                    for s, t, k, d, b, ts in rows]
+                          data=await decode(conn, run_id, s, t, k, d, b, ts, c,
+                                            sealed_run=sealed_run, required=required), ts=ts)
+                    for s, t, k, d, b, ts, c in rows]
 
     async def runs(self, limit: int = 50, status: str | None = None) -> list[RunSummary]:
         query = ("SELECT run_id, workflow, status, started_at, updated_at, finished_at, last_seq"
@@ -376,6 +423,8 @@ class PostgresStore(Store):
         async with self._tx() as conn:
             if self.keyring is None and owner.startswith("run:"):
                 await self._keys.refuse_clear(conn, key)
+            elif self.keyring is None:
+                await self._keys.refuse_downgrade(conn)
             sealed = await self._keys.seal_for(conn, owner, text.encode(), where)
             await conn.execute(
                 f"INSERT INTO {table} ({column}, data, sealed, {stamp}) VALUES (%s, %s, %s, %s)"
@@ -393,9 +442,10 @@ class PostgresStore(Store):
                    subject: str | None = None) -> bytes:
         owner = (subject_owner(subject) if subject is not None
                  else run_owner(run_id) if run_id is not None else "store")
-        if self.keyring is None:
-            return bytes([0]) + value
         async with self._tx() as conn:
+            if self.keyring is None:
+                await self._keys.refuse_downgrade(conn)
+                return bytes([0]) + value
             sealed = await self._keys.seal_for(conn, owner, value, where)
         assert sealed is not None
         return sealed
@@ -423,8 +473,15 @@ class PostgresStore(Store):
             keys = await self._keys.shred(conn, run_owner(run_id))
             if keys == 0:
                 # Written with no master key: overwrite the payloads themselves.
-                await conn.execute("UPDATE podium_events SET data = %s WHERE run_id = %s"
-                                   " AND data IS NOT NULL", (dumps({ERASED: "run"}), run_id))
+                erased = dumps({ERASED: "run"})
+                cur = await conn.execute("SELECT seq, type, task, ts FROM podium_events WHERE"
+                                         " run_id = %s AND data IS NOT NULL", (run_id,))
+                rows = await cur.fetchall()
+                async with conn.cursor() as c:
+                    await c.executemany(
+                        "UPDATE podium_events SET data = %s, sum = %s WHERE run_id = %s AND"
+                        " seq = %s", [(erased, event_sum(run_id, s, t, k, erased, ts), run_id, s)
+                                      for s, t, k, ts in rows])
             cur = await conn.execute("DELETE FROM podium_vaults WHERE run_id = %s", (run_id,))
             vault = cur.rowcount > 0
         await self._vacuum("podium_data_keys", "podium_vaults",

@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from podium._sqlite import retrying, write
+from podium._sqlite import connect, retrying, write
 from podium.core.events import ERASED, RUN_ENDS, Event, NewEvent
-from podium.errors import PodiumError, RunBusy, UnknownRun
+from podium.errors import JournalDamaged, PodiumError, RunBusy, UnknownRun
 from podium.security import key_audit
 from podium.security.audit import AuditLog
 from podium.security.crypto import KeyConfigError, Keyring, MasterKey, context, load_keyring
@@ -38,6 +38,8 @@ from podium.store._common import dumps as _dumps
 from podium.store._common import new_owner as new_owner
 from podium.store._keys import SCHEMA as KEYS_SCHEMA
 from podium.store._keys import DataKeys, run_owner, subject_owner
+from podium.store._sqlite_sums import locate, migrate_sums
+from podium.store._sums import check_count, event_sum
 from podium.store.base import (
     CircuitState,
     Conflict,
@@ -73,6 +75,7 @@ CREATE TABLE IF NOT EXISTS events (
     task TEXT,
     data TEXT NOT NULL,
     ts REAL NOT NULL,
+    sum BLOB,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS circuits (
@@ -86,6 +89,8 @@ CREATE TABLE IF NOT EXISTS model_cache (
     created REAL NOT NULL
 );
 """ + KEYS_SCHEMA
+_INSERT_EVENT = ("INSERT INTO events (run_id, seq, type, task, data, ts, sum)"
+                 " VALUES (?,?,?,?,?,?,?)")
 
 
 class SQLiteStore(Store):
@@ -108,18 +113,21 @@ class SQLiteStore(Store):
                  audit: AuditLog | None = None, actor: str = "engine") -> None:
         self.audit, self.actor = audit, actor
         self.keyring = load_keyring() if keys == "env" else keys
-        self._keys = DataKeys(self.keyring)
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._keys = DataKeys(self.keyring, str(self.path))
         self._patience = lock_patience
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
-        self._retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        # Shredded keys and re-wrapped ones must not linger in free pages.
-        self._db.execute("PRAGMA secure_delete=ON")
-        self._write(self._create_schema)
+        self._sums_required = False
+        self._db = connect(self.path, timeout=busy_timeout)
+        try:
+            self._retrying(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            # Shredded keys and re-wrapped ones must not linger in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._write(self._create_schema)
+        except BaseException:
+            self._db.close()
+            raise
 
     @property
     def location(self) -> str:
@@ -141,6 +149,10 @@ class SQLiteStore(Store):
         if "session" not in columns:
             db.execute("ALTER TABLE runs ADD COLUMN session TEXT")
         db.execute("CREATE INDEX IF NOT EXISTS runs_session ON runs (session, started_at)")
+        self._migrate_sums(db)
+
+    def _migrate_sums(self, db: sqlite3.Connection) -> None:
+        self._sums_required = migrate_sums(db, self._keys)
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         return retrying(fn, self.path, self._patience)
@@ -162,9 +174,9 @@ class SQLiteStore(Store):
                 (run_id, workflow, "running", now, now, 1, owner.token, owner.pid, owner.host,
                  now + 60, first.data.get("session")),
             )
-            db.execute("INSERT INTO events VALUES (?,?,?,?,?,?)",
-                       (run_id, 1, first.type, first.task,
-                        self._keys.encode_event(db, run_id, 1, first.data, first.subject), now))
+            data, checksum = self._keys.encode_event(db, run_id, 1, first.type, first.task,
+                                                     first.data, first.subject, now)
+            db.execute(_INSERT_EVENT, (run_id, 1, first.type, first.task, data, now, checksum))
             return Event(run_id=run_id, seq=1, type=first.type, task=first.task,
                          data=first.data, ts=now)
 
@@ -208,10 +220,12 @@ class SQLiteStore(Store):
                 raise Conflict(f"run {run_id!r} has events past {expect_last}")
             first = row[0] - n + 1
             encode = self._keys.encode_event
-            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?)",
-                           [(run_id, first + i, e.type, e.task,
-                             encode(db, run_id, first + i, e.data, e.subject), now)
-                            for i, e in enumerate(events)])
+            rows = []
+            for i, e in enumerate(events):
+                data, checksum = encode(db, run_id, first + i, e.type, e.task, e.data,
+                                        e.subject, now)
+                rows.append((run_id, first + i, e.type, e.task, data, now, checksum))
+            db.executemany(_INSERT_EVENT, rows)
             return [Event(run_id=run_id, seq=first + i, type=e.type, task=e.task, data=e.data,
                           ts=now) for i, e in enumerate(events)]
 
@@ -226,14 +240,31 @@ class SQLiteStore(Store):
             raise LeaseLost(f"run {run_id!r} was taken over by another process")
 
     async def events(self, run_id: str, after: int = 0) -> list[Event]:
-        rows = self._db.execute(
-            "SELECT seq, type, task, data, ts FROM events WHERE run_id = ? AND seq > ?"
-            " ORDER BY seq", (run_id, after)).fetchall()
-        if not rows and after == 0:
-            raise UnknownRun(f"no run {run_id!r} in the journal")
+        db = self._db
+        # The count first: events only grow, so fewer than it counts means damage.
+        run = db.execute("SELECT last_seq, EXISTS (SELECT 1 FROM data_keys WHERE owner = ?)"
+                         " FROM runs WHERE run_id = ?", (run_owner(run_id), run_id)).fetchone()
+        try:
+            rows = db.execute(
+                "SELECT seq, type, task, data, ts, sum FROM events WHERE run_id = ? AND seq > ?"
+                " ORDER BY seq", (run_id, after)).fetchall()
+        except JournalDamaged as e:
+            raise locate(db, self.path, run_id, after, None if run is None else run[0],
+                         e) from e
+        if run is None:
+            if not rows and after == 0:
+                raise UnknownRun(f"no run {run_id!r} in the journal")
+            if rows:
+                raise JournalDamaged(f"{self.path}: run {run_id!r} has events but no record "
+                                     "in the runs table: the journal is damaged")
+        check_count(str(self.path), run_id, after, [r[0] for r in rows],
+                    None if run is None else run[0])
         decode = self._keys.decode_event
-        return [Event(run_id=run_id, seq=s, type=t, task=k, data=decode(self._db, run_id, s, d),
-                      ts=ts) for s, t, k, d, ts in rows]
+        sealed, required = bool(run and run[1]), self._sums_required
+        return [Event(run_id=run_id, seq=s, type=t, task=k,
+                      data=decode(db, run_id, s, t, k, d, ts, c, sealed_run=sealed,
+                                  required=required), ts=ts)
+                for s, t, k, d, ts, c in rows]
 
     async def runs(self, limit: int = 50, status: str | None = None) -> list[RunSummary]:
         query = ("SELECT run_id, workflow, status, started_at, updated_at, finished_at, last_seq"
@@ -327,6 +358,8 @@ class SQLiteStore(Store):
         text = _dumps(value)
 
         def put(db: sqlite3.Connection) -> None:
+            if self.keyring is None:
+                self._keys.refuse_downgrade(db)
             sealed = self._keys.seal_for(db, "cache", text.encode(), context("cache", key))
             db.execute("INSERT INTO model_cache VALUES (?,?,?) ON CONFLICT (key) DO UPDATE SET"
                        " value = excluded.value, created = excluded.created",
@@ -358,7 +391,7 @@ class SQLiteStore(Store):
 
         def put(db: sqlite3.Connection) -> None:
             if self.keyring is None:
-                self._keys.encode_event(db, run_id, 0, {}, None)  # refuses an encrypted run
+                self._keys.refuse_clear(db, run_id)
             sealed = self._keys.seal_for(db, run_owner(run_id), text.encode(),
                                          context("vault", run_id))
             db.execute("INSERT INTO vaults VALUES (?,?,?) ON CONFLICT (run_id) DO UPDATE SET"
@@ -371,7 +404,13 @@ class SQLiteStore(Store):
                    subject: str | None = None) -> bytes:
         owner = (subject_owner(subject) if subject is not None
                  else run_owner(run_id) if run_id is not None else "store")
-        sealed = self._write(lambda db: self._keys.seal_for(db, owner, value, where))
+
+        def seal(db: sqlite3.Connection) -> bytes | None:
+            if self.keyring is None:
+                self._keys.refuse_downgrade(db)
+            return self._keys.seal_for(db, owner, value, where)
+
+        sealed = self._write(seal)
         return bytes([0]) + value if sealed is None else sealed
 
     async def unseal(self, blob: bytes, *, where: bytes) -> bytes | None:
@@ -400,8 +439,12 @@ class SQLiteStore(Store):
             keys = self._keys.shred(db, run_owner(run_id))
             if keys == 0:
                 # Written with no master key: overwrite the payloads themselves.
-                db.execute("UPDATE events SET data = ? WHERE run_id = ? AND typeof(data) ="
-                           " 'text'", (_dumps({ERASED: "run"}), run_id))
+                erased = _dumps({ERASED: "run"})
+                rows = db.execute("SELECT seq, type, task, ts FROM events WHERE run_id = ?"
+                                  " AND typeof(data) = 'text'", (run_id,)).fetchall()
+                db.executemany("UPDATE events SET data = ?, sum = ? WHERE run_id = ? AND"
+                               " seq = ?", [(erased, event_sum(run_id, s, t, k, erased, ts),
+                                             run_id, s) for s, t, k, ts in rows])
             vault = db.execute("DELETE FROM vaults WHERE run_id = ?", (run_id,)).rowcount
             return keys, vault > 0
 
