@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -26,9 +27,10 @@ from podium.config import database_path
 from podium.core.events import Event
 from podium.core.principal import Principal
 from podium.core.state import RunState, iso
+from podium.engine._policies import describe
 from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
-from podium.errors import PodiumError, RunBusy, UserError, WorkflowError
+from podium.errors import PodiumError, PolicyFileError, RunBusy, UserError, WorkflowError
 from podium.memory._cli import app as memory_app
 from podium.memory._cli import memory_for
 from podium.models.pricing import check_prices
@@ -76,28 +78,46 @@ def _audit_db(db: str | None) -> Path | None:
     return None if db is None or is_url(db) else Path(db)
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived while a command ran."""
+
+
 def _run_async(make: Callable[[Store], Coroutine[Any, Any, T]], db: str | None) -> T:
+    """Run a command's coroutine against the journal. Ctrl-C and SIGTERM cancel it: runs
+    in flight stop where they stand (their journal intact, resumable) and the process
+    exits 130 or 143, without waiting for agents that cannot be stopped."""
+
     async def main() -> T:
         store = open_store(db)
+        me, loop = asyncio.current_task(), asyncio.get_running_loop()
+        terminated: list[bool] = []
+
+        def terminate() -> None:
+            terminated.append(True)
+            if me is not None:
+                me.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, terminate)
         try:
             return await make(store)
+        except asyncio.CancelledError:
+            if terminated:
+                raise _Terminated from None
+            raise
         finally:
+            loop.remove_signal_handler(signal.SIGTERM)
             await store.close()
 
+    hint = "the journal keeps everything done so far. Continue with: podium resume RUN " \
+           "(see podium runs list)"
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:
-        err.print("interrupted; the journal keeps everything done so far. "
-                  "Continue with: podium resume RUN (see podium runs list)")
+        err.print(f"interrupted; {hint}")
         raise typer.Exit(130) from None
-    except WorkflowError as e:
-        for problem in e.problems:
-            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
-    except UserError as e:
-        raise _fail(str(e), 2) from None
-    except PodiumError as e:
-        raise _fail(str(e), 1) from None
+    except _Terminated:
+        err.print(f"terminated; {hint}")
+        raise typer.Exit(143) from None
 
 
 # -- progress -----------------------------------------------------------------------------
@@ -414,16 +434,7 @@ def cancel(
 @app.command()
 def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) -> None:
     """Check a workflow without running it; prints every problem found."""
-    try:
-        workflow = load_workflow(file)
-    except WorkflowError as e:
-        for problem in e.problems:
-            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        noun = "problem" if len(e.problems) == 1 else "problems"
-        err.print(f"{len(e.problems)} {noun} in {file}")
-        raise typer.Exit(2) from None
-    except UserError as e:
-        raise _fail(str(e), 2) from None
+    workflow = load_workflow(file)
     err.print(f"[green]ok[/green]: {workflow.name} · {len(workflow.tasks)} tasks, "
               f"{len(workflow.agents)} agents", markup=True)
 
@@ -602,19 +613,36 @@ def mcp_serve(
     """Serve a workflow as an MCP tool for other agents; each call is a durable run."""
     from podium.tools.mcp_serve import serve
 
-    try:
-        serve(file, _sqlite_only(db, "podium mcp serve") or database_path(),
-              transport="streamable-http" if http else "stdio", host=host, port=port)
-    except WorkflowError as e:
-        for problem in e.problems:
+    serve(file, _sqlite_only(db, "podium mcp serve") or database_path(),
+          transport="streamable-http" if http else "stdio", host=host, port=port)
+
+
+def _report(error: BaseException) -> int:
+    """Say what went wrong in one line per problem, and return the exit status: 2 for a
+    mistake in what was asked (a workflow, an input, a policy, a run id), 1 for a run or
+    the journal that could not go on."""
+    if isinstance(error, WorkflowError | PolicyFileError):
+        for problem in error.problems:
             err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
-    except UserError as e:
-        raise _fail(str(e), 2) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        files = {p.file for p in error.problems if p.file}
+        if len(error.problems) > 1:
+            err.print(f"{len(error.problems)} problems" + (
+                f" in {files.pop()}" if len(files) == 1 else ""))
+        return 2
+    if isinstance(error, PodiumError):
+        err.print(f"[red]error:[/red] {escape(str(error))}", markup=True, highlight=False)
+        return 2 if isinstance(error, UserError) else 1
+    if os.environ.get("PODIUM_DEBUG"):
+        raise error
+    err.print(f"[red]error:[/red] {escape(describe(error))} (a fault in Podium; "
+              "PODIUM_DEBUG=1 shows where)", markup=True, highlight=False)
+    return 1
 
 
 def main() -> None:
-    """Entry point of the `podium` console script."""
-    app()
+    """Entry point of the `podium` console script: every error a command raises is mapped
+    here to its message and exit status (see `_report`), never a traceback."""
+    try:
+        app()
+    except Exception as e:
+        sys.exit(_report(e))

@@ -13,7 +13,7 @@ from rich.table import Table
 from podium.core.registry import Registry
 from podium.engine.loader import load_workflow
 from podium.engine.registry import load_registry, workflow_registry
-from podium.errors import UserError, WorkflowError
+from podium.errors import UserError
 
 DEFAULT = Path("agents")
 """Where `podium agents` looks when given no path: the `agents/` folder here."""
@@ -47,17 +47,12 @@ def registry_at(path: Path | None) -> Registry:
 
 
 def agents_command(path: Path | None, as_json: bool) -> int:
-    """Print the agents found at `path`. Returns the exit status (2 on problems)."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    try:
-        registry = registry_at(path)
-    except WorkflowError as e:
-        for problem in e.problems:
-            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        return 2
-    except UserError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)
-        return 2
+    """Print the agents found at `path`. Returns the exit status.
+
+    Raises:
+        UserError: the path holds no valid registry or workflow (the CLI reports it).
+    """
+    registry = registry_at(path)  # its errors are the CLI's to report
     out = Console(highlight=False, soft_wrap=True)
     if as_json:
         out.print_json(json.dumps({"agents": registry.cards(), "skills": registry.skills()}))

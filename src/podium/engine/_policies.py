@@ -189,7 +189,8 @@ class TaskRunner:
         request = TaskInput(args=render(task.args, scope),
                             prompt=render(task.prompt, delimited_inputs(scope, untrusted))
                             if task.prompt else None,
-                            output_schema=schema_of(spec), output=spec, untrusted=untrusted)
+                            output_schema=schema_of(spec), output=spec, untrusted=untrusted,
+                            timeout=task.policy.timeout)
         retry = task.policy.retry
         if not await self._permitted(task, key, name):
             return "gave_up"
