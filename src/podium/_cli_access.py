@@ -64,7 +64,13 @@ class Access:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self.audit is not None:
-            self.audit.close()
+            try:
+                self.audit.close()
+            except Exception:
+                if exc is None:
+                    raise
+                # The command failed already, most likely for the same reason (a full
+                # disk): its error is the one to show.
 
 
 def open_access(db: Path | None, given: Path | None) -> Access:

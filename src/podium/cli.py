@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -22,11 +23,13 @@ from rich.table import Table
 
 from podium._cli_access import NO_POLICY, open_access
 from podium._cli_plan import plan_lines, plan_progress
+from podium._yaml import MAX_DEPTH
 from podium.agents._context_show import context_lines, context_summary, session_lines
 from podium.config import database_path
 from podium.core.events import Event
 from podium.core.principal import Principal
 from podium.core.state import RunState, iso
+from podium.engine._inputs import unfit
 from podium.engine._policies import describe
 from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
@@ -390,6 +393,10 @@ def approve(
             payload = json.loads(data)
         except json.JSONDecodeError as e:
             raise _fail(f"--data is not valid JSON: {e.msg} at char {e.pos}", 2) from None
+        except RecursionError:  # the decoder recurses once per level
+            raise UserError(f"--data is nested more than {MAX_DEPTH} levels deep") from None
+        if (why := unfit(payload)) is not None:
+            raise UserError(f"--data {why}")
     _answer(run, task, as_json, db, True, payload, policy)
 
 
@@ -632,6 +639,13 @@ def _report(error: BaseException) -> int:
     if isinstance(error, PodiumError):
         err.print(f"[red]error:[/red] {escape(str(error))}", markup=True, highlight=False)
         return 2 if isinstance(error, UserError) else 1
+    if isinstance(error, OSError | sqlite3.Error) and not os.environ.get("PODIUM_DEBUG"):
+        # The machine's doing (a full disk, a file not allowed), not a bug of Podium's.
+        what = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        where = getattr(error, "filename", None)
+        err.print(f"[red]error:[/red] {escape(what)}" + (f": {escape(str(where))}" if where
+                                                         else ""), markup=True, highlight=False)
+        return 1
     if os.environ.get("PODIUM_DEBUG"):
         raise error
     err.print(f"[red]error:[/red] {escape(describe(error))} (a fault in Podium; "

@@ -63,7 +63,8 @@ class AttemptContext:
         """Nobody watches a worker's text as it is written."""
 
     def __repr__(self) -> str:
-        return f"AttemptContext(run_id={self.run_id!r}, task_id={self.task_id!r})"
+        fields = self.__dict__
+        return f"AttemptContext(run_id={fields.get('run_id')!r}, task_id={fields.get('task_id')!r})"
 
 
 def _call(request: tuple[Any, ...]) -> Any:

@@ -33,6 +33,7 @@ from podium.engine.router import Router, default_router, route
 from podium.errors import (
     ApprovalRequired,
     Escalate,
+    JournalUnavailable,
     OutputInvalid,
     PermissionDenied,
     Retry,
@@ -241,8 +242,9 @@ class TaskRunner:
                     "error_type": "Escalate", "decision": "escalate"}))
                 await self._wait_for_human(task, key, scope, "escalation", why)
                 return "waiting"
-            except (asyncio.CancelledError, LeaseLost):
-                # Stopped from outside (cancelled, taken over): not the agent's failure.
+            except (asyncio.CancelledError, LeaseLost, JournalUnavailable):
+                # Stopped from outside (cancelled, taken over, the journal cannot be
+                # written): not the agent's failure.
                 self.breakers.abandon(self._circuit_key(name))
                 raise
             except TimeoutError:
