@@ -3,7 +3,9 @@
 Every run journals into a real SQLite file (WAL) in a temporary folder, as a user's would:
 
 - `chain_async`, `chain_sync`: a chain of no-op function agents (async, and sync ones, which
-  Podium runs in a worker thread); per-task overhead is the run's wall time over its tasks.
+  Podium runs in a daemon thread); per-task overhead is the run's wall time over its tasks.
+- `chain_sync_timeout`: the sync chain with a `timeout` on every task, which Podium runs in
+  a worker process so that a timed-out attempt can be killed (a pipe round trip per task).
 - `fanout_tasks`, `fanout_for_each`: 1,000 no-ops at once, as independent tasks and as one
   task mapped over 1,000 items.
 - `sleep_fanout_*`: 1,000 agents that each sleep 50 ms, against the 50 ms ideal.
@@ -82,6 +84,8 @@ async def overhead(folder: str, sizes: Sizes) -> dict[str, Any]:
     workloads: dict[str, tuple[Workflow, dict[str, Any] | None, int]] = {
         "chain_async": (chain(sizes.chain, async_noop), None, sizes.chain),
         "chain_sync": (chain(sizes.chain, sync_noop), None, sizes.chain),
+        "chain_sync_timeout": (chain(sizes.chain, sync_noop, timeout=30.0), None,
+                               sizes.chain),
         "fanout_tasks": (independent(n, async_noop), None, n),
         "fanout_for_each": (for_each(async_noop), {ITEMS: list(range(n))}, n),
     }

@@ -25,6 +25,7 @@ from podium._cli_access import NO_POLICY, open_access
 from podium._cli_plan import plan_lines, plan_progress
 from podium._yaml import MAX_DEPTH
 from podium.agents._context_show import context_lines, context_summary, session_lines
+from podium.agents._isolate import DaemonExecutor
 from podium.config import database_path
 from podium.core.events import Event
 from podium.core.principal import Principal
@@ -101,6 +102,8 @@ def _run_async(make: Callable[[Store], Coroutine[Any, Any, T]], db: str | None) 
                 me.cancel()
 
         loop.add_signal_handler(signal.SIGTERM, terminate)
+        # Blocking calls run in threads the process never waits for at its end.
+        loop.set_default_executor(DaemonExecutor())
         try:
             return await make(store)
         except asyncio.CancelledError:

@@ -211,3 +211,28 @@ async def test_an_attempt_in_a_thread_is_not_overlapped_by_its_retry(tmp_path: P
     assert state.status == "completed", state.error
     assert state.outputs() == {"t": "attempt 2"}
     assert log == [("start", 1), ("end", 1), ("start", 2), ("end", 2)]
+
+
+HUNG_TO_THREAD = """
+import asyncio, threading
+from podium.agents._isolate import DaemonExecutor
+
+async def main():
+    asyncio.get_running_loop().set_default_executor(DaemonExecutor())
+    assert await asyncio.to_thread(lambda: 42) == 42  # idle threads are reused
+    try:
+        await asyncio.wait_for(asyncio.to_thread(threading.Event().wait), 0.1)
+    except TimeoutError:
+        print("timed out")
+
+asyncio.run(main())
+"""
+
+
+def test_a_blocking_call_that_never_returns_does_not_keep_the_process_alive() -> None:
+    """What the CLI gives its loop for `asyncio.to_thread` (sync tools, drivers, SMTP):
+    the standard executor would join the hung thread at `asyncio.run`'s end, forever."""
+    done = subprocess.run([sys.executable, "-c", HUNG_TO_THREAD], capture_output=True,
+                          text=True, timeout=DEADLINE_S)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "timed out\n"

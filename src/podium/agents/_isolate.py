@@ -17,16 +17,21 @@ Python cannot stop a thread, so there are two places:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
+import functools
 import logging
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger("podium.agents")
 
@@ -91,6 +96,57 @@ async def call_in_thread(call: Callable[[], Any], key: str) -> Any:
             log.warning("attempt %r was stopped while its function still runs in a thread "
                         "that cannot be stopped; it is abandoned", key)
         raise
+
+
+class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
+    """An executor for `asyncio.to_thread` whose threads are daemons and whose shutdown
+    never waits for a call still running. As a loop's default executor, a blocking call
+    that never returns (a sync tool, a database driver, SMTP, a native library) cannot
+    keep the process alive once its run is cancelled, interrupted or over; the standard
+    ThreadPoolExecutor joins every thread, at `asyncio.run`'s end and at exit. (A
+    ThreadPoolExecutor by class only because asyncio's loop accepts no other; none of its
+    machinery is used.)"""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self._work: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]]
+                                      | None] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+               ) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new calls after shutdown")
+            self._work.put((future, functools.partial(fn, *args, **kwargs)))
+            spawn = self._idle == 0
+            self._idle = max(0, self._idle - 1)
+        if spawn:
+            threading.Thread(target=self._serve, name="podium-thread", daemon=True).start()
+        return future
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, call = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as e:  # the awaiting task raises it
+                    future.set_exception(e)
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle += 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Let idle threads end; never wait for busy ones."""
+        with self._lock:
+            self._closed, idle = True, self._idle
+        for _ in range(idle):
+            self._work.put(None)
 
 
 # -- worker processes ---------------------------------------------------------------------
