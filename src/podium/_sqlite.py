@@ -46,8 +46,11 @@ def write(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], path: P
     retrying(lambda: db.execute("BEGIN IMMEDIATE"), path, patience)
     try:
         result = fn(db)
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        # SQLite ends the transaction itself on some errors (a full disk): a ROLLBACK then
+        # would fail and hide the error that matters.
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
     return result

@@ -1,7 +1,8 @@
 """The `podium` command.
 
-Exit status: 0 completed, 1 failed (or cancelled), 2 invalid input or workflow, 3 waiting
-for a human.
+Exit status: 0 completed, 1 failed (or cancelled, or the journal could not be written),
+2 invalid input or workflow, 3 waiting for a human, 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM). Errors are mapped to their message and status in one place, `main`.
 """
 
 from __future__ import annotations
