@@ -17,6 +17,7 @@ Python cannot stop a thread, so there are two places:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextvars
 import functools
@@ -35,67 +36,12 @@ T = TypeVar("T")
 
 log = logging.getLogger("podium.agents")
 
-_abandoned: dict[str, threading.Thread] = {}
-"""Threads of cancelled attempts that still run, by idempotency key."""
+_abandoned: dict[str, concurrent.futures.Future[Any]] = {}
+"""Calls of cancelled attempts that still run in their thread, by idempotency key."""
 _abandoned_lock = threading.Lock()
 
 
 # -- threads ------------------------------------------------------------------------------
-
-
-async def wait_for_abandoned(key: str) -> None:
-    """Return once no abandoned attempt with idempotency key `key` is running."""
-    with _abandoned_lock:
-        thread = _abandoned.get(key)
-    if thread is None:
-        return
-    log.warning("attempt %r: an earlier attempt is still running in a thread that cannot "
-                "be stopped; this attempt waits for it to return", key)
-    delay = 0.01
-    while thread.is_alive():
-        await asyncio.sleep(delay)  # the thread may run in another event loop's process
-        delay = min(delay * 2, 0.5)
-    with _abandoned_lock:
-        if _abandoned.get(key) is thread:
-            del _abandoned[key]
-
-
-async def call_in_thread(call: Callable[[], Any], key: str) -> Any:
-    """`call()` in a daemon thread of its own; when the awaiting task is cancelled the
-    thread is abandoned under `key` (see `wait_for_abandoned`)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-    context = contextvars.copy_context()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def work() -> None:
-        try:
-            outcome: tuple[Any, BaseException | None] = (context.run(call), None)
-        except BaseException as e:  # handed to the awaiting task, which raises it
-            outcome = (None, e)
-        try:
-            loop.call_soon_threadsafe(settle, *outcome)
-        except RuntimeError:  # the loop closed: nobody waits for this result any more
-            pass
-
-    thread = threading.Thread(target=work, name=f"podium-function {key}", daemon=True)
-    thread.start()
-    try:
-        return await future
-    except asyncio.CancelledError:
-        if thread.is_alive():
-            with _abandoned_lock:
-                _abandoned[key] = thread
-            log.warning("attempt %r was stopped while its function still runs in a thread "
-                        "that cannot be stopped; it is abandoned", key)
-        raise
 
 
 class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
@@ -105,13 +51,19 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
     keep the process alive once its run is cancelled, interrupted or over; the standard
     ThreadPoolExecutor joins every thread, at `asyncio.run`'s end and at exit. (A
     ThreadPoolExecutor by class only because asyncio's loop accepts no other; none of its
-    machinery is used.)"""
+    machinery is used.)
 
-    def __init__(self) -> None:
+    At most `max_threads` threads run calls at once; more calls queue. A call that never
+    returns holds one of them for good.
+    """
+
+    def __init__(self, max_threads: int = 64) -> None:
         super().__init__(max_workers=1)
         self._work: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]]
                                       | None] = queue.SimpleQueue()
         self._idle = 0
+        self._started = 0
+        self._max = max_threads
         self._lock = threading.Lock()
         self._closed = False
 
@@ -122,31 +74,70 @@ class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
             if self._closed:
                 raise RuntimeError("cannot schedule new calls after shutdown")
             self._work.put((future, functools.partial(fn, *args, **kwargs)))
-            spawn = self._idle == 0
-            self._idle = max(0, self._idle - 1)
+            spawn = self._work.qsize() > self._idle and self._started < self._max
+            self._started += spawn
         if spawn:
             threading.Thread(target=self._serve, name="podium-thread", daemon=True).start()
         return future
 
     def _serve(self) -> None:
-        while (item := self._work.get()) is not None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            item = self._work.get()
+            with self._lock:
+                self._idle -= 1
+            if item is None:
+                return
             future, call = item
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(call())
                 except BaseException as e:  # the awaiting task raises it
                     future.set_exception(e)
-            with self._lock:
-                if self._closed:
-                    return
-                self._idle += 1
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Let idle threads end; never wait for busy ones."""
+        """Let the threads end once idle; never wait for busy ones."""
         with self._lock:
-            self._closed, idle = True, self._idle
-        for _ in range(idle):
+            self._closed, started = True, self._started
+        for _ in range(started):
             self._work.put(None)
+
+
+_threads = DaemonExecutor()
+"""Where sync functions run: its threads are reused, so a call costs no thread start."""
+
+
+async def wait_for_abandoned(key: str) -> None:
+    """Return once no abandoned attempt with idempotency key `key` is running."""
+    with _abandoned_lock:
+        call = _abandoned.get(key)
+    if call is None:
+        return
+    log.warning("attempt %r: an earlier attempt is still running in a thread that cannot "
+                "be stopped; this attempt waits for it to return", key)
+    delay = 0.01
+    while not call.done():
+        await asyncio.sleep(delay)  # the thread may belong to another event loop's run
+        delay = min(delay * 2, 0.5)
+    with _abandoned_lock:
+        if _abandoned.get(key) is call:
+            del _abandoned[key]
+
+
+async def call_in_thread(call: Callable[[], Any], key: str) -> Any:
+    """`call()` in a daemon thread; when the awaiting task is cancelled while it runs, the
+    call is abandoned under `key` (see `wait_for_abandoned`), never waited for."""
+    future = _threads.submit(contextvars.copy_context().run, call)
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        if not future.done():  # running: a call not yet started was cancelled with it
+            with _abandoned_lock:
+                _abandoned[key] = future
+            log.warning("attempt %r was stopped while its function still runs in a thread "
+                        "that cannot be stopped; it is abandoned", key)
+        raise
 
 
 # -- worker processes ---------------------------------------------------------------------
@@ -238,6 +229,15 @@ _WORKER_MAIN = Path(__file__).with_name("_worker_main.py")
 _idle: list[_Worker] = []
 _idle_lock = threading.Lock()
 _owner_pid = os.getpid()
+
+
+@atexit.register
+def _stop_idle() -> None:
+    """Idle workers end with the process (they would anyway, on their parent's death)."""
+    with _idle_lock:
+        workers, _idle[:] = list(_idle), []
+    for worker in workers:
+        worker.stop()
 
 
 def _take() -> _Worker:
