@@ -624,8 +624,11 @@ def mcp_serve(
     """Serve a workflow as an MCP tool for other agents; each call is a durable run."""
     from podium.tools.mcp_serve import serve
 
-    serve(file, _sqlite_only(db, "podium mcp serve") or database_path(),
-          transport="streamable-http" if http else "stdio", host=host, port=port)
+    try:
+        serve(file, _sqlite_only(db, "podium mcp serve") or database_path(),
+              transport="streamable-http" if http else "stdio", host=host, port=port)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 def _report(error: BaseException) -> int:
