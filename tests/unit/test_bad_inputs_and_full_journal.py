@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from podium import Engine, InputSpec, SQLiteStore, Workflow, WorkflowError, parse_workflow
-from podium.errors import JournalUnavailable
+from podium import (
+    Engine,
+    InputSpec,
+    JournalUnavailable,
+    SQLiteStore,
+    Workflow,
+    WorkflowError,
+    parse_workflow,
+)
 
 
 @pytest.fixture
