@@ -39,11 +39,12 @@ def effects(path: Path) -> list[list[Any]]:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting to be reaped by init does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class Podium:
@@ -236,3 +237,23 @@ def test_a_blocking_call_that_never_returns_does_not_keep_the_process_alive() ->
                           text=True, timeout=DEADLINE_S)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "timed out\n"
+
+
+def test_a_worker_process_dies_with_a_killed_engine(podium: Podium) -> None:
+    """SIGKILL leaves nobody to stop the worker: it must not sleep on as an orphan that a
+    resumed attempt would run beside."""
+    proc = podium.start("long.yaml")
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not effects(podium.effects):
+            assert proc.poll() is None and time.monotonic() < deadline, "it never started"
+            time.sleep(0.05)
+        (_, _, _, worker), = effects(podium.effects)
+        assert worker != proc.pid
+        proc.kill()
+    finally:
+        proc.kill()
+        proc.communicate()
+    while pid_alive(worker):
+        assert time.monotonic() < deadline, "the worker outlived its engine"
+        time.sleep(0.05)

@@ -174,7 +174,8 @@ class _Worker:
         self.recv_fd, from_child = os.pipe()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.process = subprocess.Popen(
-            [sys.executable, "-P", str(_WORKER_MAIN), str(to_child), str(from_child)],
+            [sys.executable, "-P", str(_WORKER_MAIN), str(to_child), str(from_child),
+             str(os.getpid())],
             pass_fds=(to_child, from_child), env=env, stdin=subprocess.DEVNULL)
         os.close(to_child)
         os.close(from_child)

@@ -3,6 +3,7 @@ another. Run as a script, so that starting it imports nothing of Podium's; the f
 calls import what they need."""
 
 import importlib
+import os
 import pickle
 import signal
 import sys
@@ -11,8 +12,6 @@ from typing import Any
 
 
 def _read(fd: int, size: int) -> bytes:
-    import os
-
     data = b""
     while len(data) < size:
         chunk = os.read(fd, size - len(data))
@@ -23,8 +22,6 @@ def _read(fd: int, size: int) -> bytes:
 
 
 def _write(fd: int, message: Any) -> None:
-    import os
-
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(len(data).to_bytes(8, "big") + data)
     while view:
@@ -81,13 +78,15 @@ def _call(request: tuple[Any, ...]) -> Any:
     return obj(**kwargs)
 
 
-def main(inbox: int, outbox: int) -> None:
+def main(inbox: int, outbox: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
     if sys.platform == "linux":
         import ctypes
 
         # Die with the engine's process, even when it is killed.
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before that took effect
+        return
     while True:
         try:
             request = pickle.loads(_read(inbox, int.from_bytes(_read(inbox, 8), "big")))
@@ -113,4 +112,4 @@ def main(inbox: int, outbox: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
