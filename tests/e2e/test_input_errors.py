@@ -103,6 +103,14 @@ def test_a_workflow_file_with_non_utf8_bytes(podium: Podium) -> None:
     assert len(podium.runs()) == 1
 
 
+def test_an_access_policy_with_non_utf8_bytes(podium: Podium) -> None:
+    (podium.folder / "policy.yaml").write_bytes(b"roles:\n  caf\xe9: {}\n")
+    done = podium("runs", "list", "--policy", "policy.yaml")
+    assert done.returncode == 2
+    assert the_error(done) == ("error: policy.yaml:2: not UTF-8 text: byte 0xe9 at column 6; "
+                               "save the file as UTF-8")
+
+
 def test_a_non_utf8_input_value(podium: Podium) -> None:
     done = podium("run", "inputs.yaml", b"-i", b"s=caf\xe9")
     assert done.returncode == 2

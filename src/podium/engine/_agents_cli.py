@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from podium._yaml import YAMLSyntaxError, compose, read_text
 from podium.core.registry import Registry
 from podium.engine.loader import load_workflow
 from podium.engine.registry import load_registry, workflow_registry
@@ -22,8 +22,8 @@ DEFAULT = Path("agents")
 def _is_workflow(path: Path) -> bool:
     """Whether a YAML file is a workflow (it has more than an `agents:` mapping)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = compose(read_text(path))[0]
+    except (OSError, YAMLSyntaxError):
         return False  # the registry loader reports it, with the line
     return isinstance(data, dict) and bool(set(data) - {"agents"})
 
