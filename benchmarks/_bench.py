@@ -111,12 +111,13 @@ def sync_noop() -> None:
     return None
 
 
-def chain(n: int, agent: Agent) -> Workflow:
-    """`n` tasks, each needing the one before."""
+def chain(n: int, agent: Agent, *, timeout: float | None = None) -> Workflow:
+    """`n` tasks, each needing the one before (each with `timeout`, if given)."""
     wf = Workflow("bench-chain")
     wf.add_agent("noop", agent)
     for i in range(n):
-        wf.add_task(f"t{i}", agent="noop", needs=[f"t{i - 1}"] if i else [])
+        wf.add_task(f"t{i}", agent="noop", needs=[f"t{i - 1}"] if i else [],
+                    timeout=timeout)
     return wf
 
 

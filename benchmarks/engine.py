@@ -3,7 +3,11 @@
 Every run journals into a real SQLite file (WAL) in a temporary folder, as a user's would:
 
 - `chain_async`, `chain_sync`: a chain of no-op function agents (async, and sync ones, which
-  Podium runs in a worker thread); per-task overhead is the run's wall time over its tasks.
+  Podium runs in a daemon thread); per-task overhead is the run's wall time over its tasks.
+- `chain_sync_timeout`: the sync chain with a `timeout` on every task, which Podium runs in
+  a worker process so that a timed-out attempt can be killed (a pipe round trip per task).
+- `dispatch_*`: one sync no-op call alone, by `asyncio.to_thread`, a reused daemon thread
+  and a worker process.
 - `fanout_tasks`, `fanout_for_each`: 1,000 no-ops at once, as independent tasks and as one
   task mapped over 1,000 items.
 - `sleep_fanout_*`: 1,000 agents that each sleep 50 ms, against the 50 ms ideal.
@@ -25,6 +29,7 @@ import argparse
 import asyncio
 import secrets
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +53,7 @@ from _bench import (
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podium import Engine, Workflow, parse_policy
+from podium.agents._isolate import call_in_thread, call_in_worker, importable
 from podium.security import AuditLog
 
 SLEEP = 0.05
@@ -82,6 +88,8 @@ async def overhead(folder: str, sizes: Sizes) -> dict[str, Any]:
     workloads: dict[str, tuple[Workflow, dict[str, Any] | None, int]] = {
         "chain_async": (chain(sizes.chain, async_noop), None, sizes.chain),
         "chain_sync": (chain(sizes.chain, sync_noop), None, sizes.chain),
+        "chain_sync_timeout": (chain(sizes.chain, sync_noop, timeout=30.0), None,
+                               sizes.chain),
         "fanout_tasks": (independent(n, async_noop), None, n),
         "fanout_for_each": (for_each(async_noop), {ITEMS: list(range(n))}, n),
     }
@@ -257,6 +265,31 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def dispatch(sizes: Sizes) -> dict[str, Any]:
+    """What running one sync call costs, without the engine: `asyncio.to_thread` (how sync
+    agents ran before), a reused daemon thread (how they run now without a timeout), and a
+    worker process round trip (with a timeout, so that it can be killed)."""
+    target = importable(sync_noop)
+    assert target is not None
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "dispatch_to_thread": lambda: asyncio.to_thread(sync_noop),
+        "dispatch_daemon_thread": lambda: call_in_thread(sync_noop, "bench"),
+        "dispatch_worker_process": lambda: call_in_worker(target, {}),
+    }
+    n = sizes.fanout
+    out: dict[str, Any] = {}
+    for name, call in calls.items():
+        await call()  # a worker starts once
+        samples = []
+        for _ in range(sizes.repeat):
+            start = time.perf_counter()
+            for _ in range(n):
+                await call()
+            samples.append((time.perf_counter() - start) / n * 1e6)
+        out[name] = {"calls": n, "per_call_us": summary(samples)}
+    return out
+
+
 async def main(quick: bool) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
     with tempfile.TemporaryDirectory(prefix="podium-bench-") as folder:
@@ -265,6 +298,7 @@ async def main(quick: bool) -> dict[str, Any]:
         results |= await guarded(folder, sizes)
         results |= await sleeping_fanout(folder, sizes)
         results |= await resume(folder, sizes)
+    results |= await dispatch(sizes)
     return {
         "benchmark": "podium-engine",
         "quick": quick,

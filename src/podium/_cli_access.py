@@ -181,7 +181,13 @@ class Access:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:
+            if exc is None:
+                raise
+            # The command failed already, most likely for the same reason (a full disk):
+            # its error is the one to show.
 
 
 def _audit_at(db: Path | None, installed: bool) -> tuple[Path | None, bool]:

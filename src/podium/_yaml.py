@@ -3,9 +3,14 @@ the line."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+MAX_DEPTH = 100
+"""How deeply collections may nest in a YAML file (and in JSON inputs): more is surely a
+mistake or an attack, and would exhaust Python's recursion limit."""
 
 
 class YAMLSyntaxError(ValueError):
@@ -16,6 +21,41 @@ class YAMLSyntaxError(ValueError):
         super().__init__(problem)
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing documents nested deeper than MAX_DEPTH at the line where
+    they do (its composer recurses once per level)."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_DEPTH} levels deep",
+                self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def read_text(file: Path) -> str:
+    """A YAML file's text, which must be UTF-8.
+
+    Raises:
+        OSError: the file cannot be read.
+        YAMLSyntaxError: it is not UTF-8; the problem names the line and column.
+    """
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        raise YAMLSyntaxError(
+            f"not UTF-8 text: byte 0x{data[e.start]:02x} at column {e.start - line_start + 1}; "
+            "save the file as UTF-8", data.count(b"\n", 0, e.start) + 1) from None
+
+
 def compose(text: str) -> tuple[Any, dict[str, int]]:
     """Parse YAML (safe subset) into plain data, and the line of every mapping key and list
     item by dotted path (`roles.analyst.tools`, `principals.ada.0`).
@@ -24,7 +64,7 @@ def compose(text: str) -> tuple[Any, dict[str, int]]:
         YAMLSyntaxError: the text is not valid YAML.
     """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         raise YAMLSyntaxError(str(e.problem), mark.line + 1 if mark else None) from None

@@ -1,7 +1,8 @@
 """The `podium` command.
 
-Exit status: 0 completed, 1 failed (or cancelled), 2 invalid input or workflow, 3 waiting
-for a human.
+Exit status: 0 completed, 1 failed (or cancelled, or the journal could not be written),
+2 invalid input or workflow, 3 waiting for a human, 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM). Errors are mapped to their message and status in one place, `main`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -22,14 +25,18 @@ from rich.table import Table
 from podium._cli_access import NO_POLICY, PolicyOption, acting, open_access
 from podium._cli_json import print_record
 from podium._cli_plan import plan_lines, plan_progress
+from podium._yaml import MAX_DEPTH
 from podium.agents._context_show import context_lines, context_summary, session_lines
+from podium.agents._isolate import DaemonExecutor
 from podium.config import database_path
 from podium.core.events import Event
 from podium.core.principal import Principal
 from podium.core.state import RunState, iso
+from podium.engine._inputs import unfit
+from podium.engine._policies import describe
 from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
-from podium.errors import PodiumError, RunBusy, UserError, WorkflowError
+from podium.errors import PodiumError, PolicyFileError, RunBusy, UserError, WorkflowError
 from podium.memory._cli import app as memory_app
 from podium.memory._cli import memory_for
 from podium.models.pricing import check_prices
@@ -77,28 +84,48 @@ def _audit_db(db: str | None) -> Path | None:
     return None if db is None or is_url(db) else Path(db)
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived while a command ran."""
+
+
 def _run_async(make: Callable[[Store], Coroutine[Any, Any, T]], db: str | None) -> T:
+    """Run a command's coroutine against the journal. Ctrl-C and SIGTERM cancel it: runs
+    in flight stop where they stand (their journal intact, resumable) and the process
+    exits 130 or 143, without waiting for agents that cannot be stopped."""
+
     async def main() -> T:
         store = open_store(db)
+        me, loop = asyncio.current_task(), asyncio.get_running_loop()
+        terminated: list[bool] = []
+
+        def terminate() -> None:
+            terminated.append(True)
+            if me is not None:
+                me.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+        # Blocking calls run in threads the process never waits for at its end.
+        loop.set_default_executor(DaemonExecutor())
         try:
             return await make(store)
+        except asyncio.CancelledError:
+            if terminated:
+                raise _Terminated from None
+            raise
         finally:
+            loop.remove_signal_handler(signal.SIGTERM)
             await store.close()
 
+    hint = "the journal keeps everything done so far. Continue with: podium resume RUN " \
+           "(see podium runs list)"
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:
-        err.print("interrupted; the journal keeps everything done so far. "
-                  "Continue with: podium resume RUN (see podium runs list)")
+        err.print(f"interrupted; {hint}")
         raise typer.Exit(130) from None
-    except WorkflowError as e:
-        for problem in e.problems:
-            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
-    except UserError as e:
-        raise _fail(str(e), 2) from None
-    except PodiumError as e:
-        raise _fail(str(e), 1) from None
+    except _Terminated:
+        err.print(f"terminated; {hint}")
+        raise typer.Exit(143) from None
 
 
 # -- progress -----------------------------------------------------------------------------
@@ -371,6 +398,10 @@ def approve(
             payload = json.loads(data)
         except json.JSONDecodeError as e:
             raise _fail(f"--data is not valid JSON: {e.msg} at char {e.pos}", 2) from None
+        except RecursionError:  # the decoder recurses once per level
+            raise UserError(f"--data is nested more than {MAX_DEPTH} levels deep") from None
+        if (why := unfit(payload)) is not None:
+            raise UserError(f"--data {why}")
     _answer(run, task, as_json, db, True, payload, policy)
 
 
@@ -416,17 +447,8 @@ def cancel(
 def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
              policy: PolicyOption = None) -> None:
     """Check a workflow without running it; prints every problem found."""
-    try:
-        with open_access(None, policy) as access:
-            workflow = load_workflow(file, policy=access.policy)
-    except WorkflowError as e:
-        for problem in e.problems:
-            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        noun = "problem" if len(e.problems) == 1 else "problems"
-        err.print(f"{len(e.problems)} {noun} in {file}")
-        raise typer.Exit(2) from None
-    except UserError as e:
-        raise _fail(str(e), 2) from None
+    with open_access(None, policy) as access:
+        workflow = load_workflow(file, policy=access.policy)
     from podium.engine._tool_check import check_tools
 
     # Tool names are checked against the MCP servers' own lists, where they start.
@@ -436,11 +458,7 @@ def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
                   f"its agents use, which are checked when a run starts: {escape(why)}",
                   markup=True, highlight=False)
     if problems:
-        for problem in problems:
-            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        noun = "problem" if len(problems) == 1 else "problems"
-        err.print(f"{len(problems)} {noun} in {file}")
-        raise typer.Exit(2)
+        raise WorkflowError(problems)
     err.print(f"[green]ok[/green]: {workflow.name} · {len(workflow.tasks)} tasks, "
               f"{len(workflow.agents)} agents", markup=True)
 
@@ -646,6 +664,39 @@ def mcp_serve(
         raise typer.Exit(130) from None
 
 
+def _report(error: BaseException) -> int:
+    """Say what went wrong in one line per problem, and return the exit status: 2 for a
+    mistake in what was asked (a workflow, an input, a policy, a run id), 1 for a run or
+    the journal that could not go on."""
+    if isinstance(error, WorkflowError | PolicyFileError):
+        for problem in error.problems:
+            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
+        files = {p.file for p in error.problems if p.file}
+        if len(error.problems) > 1:
+            err.print(f"{len(error.problems)} problems" + (
+                f" in {files.pop()}" if len(files) == 1 else ""))
+        return 2
+    if isinstance(error, PodiumError):
+        err.print(f"[red]error:[/red] {escape(str(error))}", markup=True, highlight=False)
+        return 2 if isinstance(error, UserError) else 1
+    if isinstance(error, OSError | sqlite3.Error) and not os.environ.get("PODIUM_DEBUG"):
+        # The machine's doing (a full disk, a file not allowed), not a bug of Podium's.
+        what = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        where = getattr(error, "filename", None)
+        err.print(f"[red]error:[/red] {escape(what)}" + (f": {escape(str(where))}" if where
+                                                         else ""), markup=True, highlight=False)
+        return 1
+    if os.environ.get("PODIUM_DEBUG"):
+        raise error
+    err.print(f"[red]error:[/red] {escape(describe(error))} (a fault in Podium; "
+              "PODIUM_DEBUG=1 shows where)", markup=True, highlight=False)
+    return 1
+
+
 def main() -> None:
-    """Entry point of the `podium` console script."""
-    app()
+    """Entry point of the `podium` console script: every error a command raises is mapped
+    here to its message and exit status (see `_report`), never a traceback."""
+    try:
+        app()
+    except Exception as e:
+        sys.exit(_report(e))

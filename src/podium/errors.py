@@ -21,7 +21,9 @@ The tree::
         ├── RunTimeout            the run exceeded its own timeout
         ├── BudgetExceeded        the run or an agent reached a budget
         ├── ContextTooLarge       an agent's instructions and task alone exceed its context budget
-        └── ModelError            a model provider failed or replied with something unusable
+        ├── ModelError            a model provider failed or replied with something unusable
+        └── JournalUnavailable    the journal cannot be written (disk full, …); the run stopped,
+                                  resumable
 
 Signals raised on purpose inside an agent are not errors of Podium's and live apart:
 `Retry` asks for another attempt, `Escalate` hands the task to a human, and its kind
@@ -187,6 +189,17 @@ class ModelError(RunError):
         provider reported. The caller counts its tokens, since they were spent."""
         self.retryable = retryable if retryable is not None else (
             status is None or status in (408, 409, 429) or status >= 500)
+
+
+class JournalUnavailable(RunError):
+    """The run's journal could not be written (a full disk, a database gone read-only or
+    unreachable). The run stopped where it stood: everything journaled before is kept, and
+    `resume` continues it once the journal can be written again. Not an agent's failure:
+    no attempt is counted, no default used."""
+
+    def __init__(self, message: str, *, run_id: str = "") -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class Retry(Exception):

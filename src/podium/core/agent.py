@@ -293,6 +293,10 @@ class TaskInput:
     untrusted: tuple[str, ...] = ()
     """Sources of untrusted content in `prompt` and `args` (`input:NAME`): the run inputs
     not marked trusted that the task's templates read."""
+    timeout: float | None = None
+    """Seconds this attempt may take (the task's `timeout`), None without a limit. The
+    engine cancels the attempt then; an agent whose work cannot be cancelled where it runs
+    (a blocking call) should run it where it can be stopped (a process)."""
 
 
 class Agent(ABC):

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from podium._yaml import YAMLSyntaxError, compose, read_text
 from podium.core.registry import Registry
 from podium.engine._functions import functions_allowed
 from podium.engine.loader import load_workflow
 from podium.engine.registry import load_registry, workflow_registry
-from podium.errors import UserError, WorkflowError
+from podium.errors import UserError
 from podium.security.rbac import Policy
 
 DEFAULT = Path("agents")
@@ -24,8 +24,8 @@ DEFAULT = Path("agents")
 def _is_workflow(path: Path) -> bool:
     """Whether a YAML file is a workflow (it has more than an `agents:` mapping)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = compose(read_text(path))[0]
+    except (OSError, YAMLSyntaxError):
         return False  # the registry loader reports it, with the line
     return isinstance(data, dict) and bool(set(data) - {"agents"})
 
@@ -50,18 +50,13 @@ def registry_at(path: Path | None) -> Registry:
 
 def agents_command(path: Path | None, as_json: bool, policy: Policy | None = None) -> int:
     """Print the agents found at `path`, naming Python code only from modules `policy`
-    allows (`functions.allow`). Returns the exit status (2 on problems)."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    try:
-        with functions_allowed(policy):
-            registry = registry_at(path)
-    except WorkflowError as e:
-        for problem in e.problems:
-            err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)
-        return 2
-    except UserError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False)
-        return 2
+    allows (`functions.allow`). Returns the exit status.
+
+    Raises:
+        UserError: the path holds no valid registry or workflow (the CLI reports it).
+    """
+    with functions_allowed(policy):
+        registry = registry_at(path)  # its errors are the CLI's to report
     out = Console(highlight=False, soft_wrap=True)
     if as_json:
         out.print_json(json.dumps({"agents": registry.cards(), "skills": registry.skills()}))

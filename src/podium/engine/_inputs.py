@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from podium._yaml import MAX_DEPTH
 from podium.core.workflow import InputSpec, Workflow
 from podium.errors import Problem, WorkflowError
 
@@ -32,6 +33,8 @@ def _convert(spec: InputSpec, value: Any) -> Any:
             value = json.loads(text)
         except json.JSONDecodeError:
             raise ValueError(f"expected {_article(kind)}, got {value!r}") from None
+        except RecursionError:  # the decoder recurses once per level
+            raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
     checks: dict[str, tuple[type, ...]] = {
         "integer": (int,), "number": (int, float), "boolean": (bool,), "list": (list,),
         "object": (dict,),
@@ -43,6 +46,30 @@ def _convert(spec: InputSpec, value: Any) -> Any:
     if not isinstance(value, checks[kind]):
         raise ValueError(f"expected {_article(kind)}, got {json.dumps(value, default=str)}")
     return value
+
+
+def unfit(value: Any) -> str | None:
+    """Why `value` cannot be journaled as JSON text, or None: a string that is not valid
+    Unicode (undecodable bytes from the command line, lone surrogates), or collections
+    nested more than MAX_DEPTH deep. Walks iteratively: the value may be deep."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as e:
+                char = ord(item[e.start])
+                what = (f"byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF
+                        else f"lone surrogate U+{char:04X}")
+                return (f"is not valid UTF-8 text ({what} at position {e.start}); give it "
+                        "as UTF-8")
+        elif isinstance(item, list | tuple | dict):
+            if depth >= MAX_DEPTH:
+                return f"is nested more than {MAX_DEPTH} levels deep"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def _article(kind: str) -> str:
@@ -63,18 +90,23 @@ def coerce_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any
                                 file=workflow.source))
 
     for name, value in given.items():
+        if (why := unfit(name)) is not None:
+            problem(ascii(name)[1:-1], f"the input's name {why}")
+            continue
         spec = workflow.inputs.get(name)
-        if spec is None:
-            if workflow.inputs:
-                known = ", ".join(repr(n) for n in workflow.inputs)
-                problem(name, f"unknown input {name!r}; this workflow takes {known}")
-            else:
-                result[name] = value
+        if spec is None and workflow.inputs:
+            known = ", ".join(repr(n) for n in workflow.inputs)
+            problem(name, f"unknown input {name!r}; this workflow takes {known}")
             continue
         try:
-            result[name] = _convert(spec, value)
+            converted = value if spec is None else _convert(spec, value)
         except ValueError as e:
             problem(name, str(e))
+            continue
+        if (why := unfit(converted)) is not None:
+            problem(name, f"the value {why}")
+        else:
+            result[name] = converted
     for name, spec in workflow.inputs.items():
         if name in given:
             continue

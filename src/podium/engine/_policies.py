@@ -33,6 +33,7 @@ from podium.engine.router import Router, default_router, route
 from podium.errors import (
     ApprovalRequired,
     Escalate,
+    JournalUnavailable,
     OutputInvalid,
     PermissionDenied,
     Retry,
@@ -189,7 +190,8 @@ class TaskRunner:
         request = TaskInput(args=render(task.args, scope),
                             prompt=render(task.prompt, delimited_inputs(scope, untrusted))
                             if task.prompt else None,
-                            output_schema=schema_of(spec), output=spec, untrusted=untrusted)
+                            output_schema=schema_of(spec), output=spec, untrusted=untrusted,
+                            timeout=task.policy.timeout)
         retry = task.policy.retry
         if not await self._permitted(task, key, name):
             return "gave_up"
@@ -240,8 +242,9 @@ class TaskRunner:
                     "error_type": "Escalate", "decision": "escalate"}))
                 await self._wait_for_human(task, key, scope, "escalation", why)
                 return "waiting"
-            except (asyncio.CancelledError, LeaseLost):
-                # Stopped from outside (cancelled, taken over): not the agent's failure.
+            except (asyncio.CancelledError, LeaseLost, JournalUnavailable):
+                # Stopped from outside (cancelled, taken over, the journal cannot be
+                # written): not the agent's failure.
                 self.breakers.abandon(self._circuit_key(name))
                 raise
             except TimeoutError:

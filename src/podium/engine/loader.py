@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from podium._yaml import YAMLSyntaxError, compose
+from podium._yaml import YAMLSyntaxError, compose, read_text
 from podium.agents.context import ContextOptions
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
@@ -704,9 +704,12 @@ def load_workflow(path: str | Path, *, policy: Policy | None = None) -> Workflow
             return load_workflow(path)
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_text(file)
     except OSError as e:
         raise UserError(f"cannot read workflow {str(file)!r}: {e.strerror}") from None
+    except YAMLSyntaxError as e:
+        raise WorkflowError([Problem(message=e.problem, file=str(file), line=e.line)]
+                            ) from None
     return parse_workflow(text, str(file), base=file.resolve().parent)
 
 

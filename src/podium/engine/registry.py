@@ -30,6 +30,7 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from podium._yaml import YAMLSyntaxError, read_text
 from podium.core.agent import Agent
 from podium.core.policy import Budget
 from podium.core.registry import Declared, Registry, RouterPolicy
@@ -107,9 +108,11 @@ def _load_file(file: Path, workflow: Workflow, taken: Collection[str]) -> list[P
 
     source = str(file)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_text(file)
     except OSError as e:
         return [Problem(message=f"cannot read registry: {e.strerror}", file=source)]
+    except YAMLSyntaxError as e:
+        return [Problem(message=e.problem, file=source, line=e.line)]
     data, lines = _compose(text, source)
     if data is None:
         data = {}

@@ -35,7 +35,7 @@ from podium.engine._session import SessionThread
 from podium.engine._tool_check import RunResources, checked_tools
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
-from podium.errors import NotWaiting, RunBusy, UserError
+from podium.errors import JournalUnavailable, NotWaiting, PodiumError, RunBusy, UserError
 from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
@@ -358,8 +358,24 @@ class _Run:
             self._wake.set()
             await done
             return
-        self._applied(await self.store.append(self.run_id, events, self.owner,
-                                              expect_last=expect_last, release=release))
+        self._applied(await self._append(events, expect_last=expect_last, release=release))
+
+    async def _append(self, events: tuple[NewEvent, ...] | list[NewEvent], *,
+                      expect_last: int | None = None, release: bool = False) -> list[Event]:
+        """`store.append` for this drive; a failure to write (not a lost lease or a
+        conflict, which the drive handles) becomes JournalUnavailable, which stops the run
+        as it stands instead of failing an attempt."""
+        try:
+            return await self.store.append(self.run_id, events, self.owner,
+                                           expect_last=expect_last, release=release)
+        except (PodiumError, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            raise JournalUnavailable(
+                f"cannot write to the journal {self.store.location!r}: {e}; run "
+                f"{self.run_id!r} stopped where it stood, everything journaled is kept: "
+                f"free space (or make it writable), then `podium resume {self.run_id}`",
+                run_id=self.run_id) from e
 
     def _applied(self, events: list[Event]) -> None:
         for event in events:
@@ -401,8 +417,7 @@ class _Run:
             if not batch:
                 continue
             try:
-                appended = await self.store.append(
-                    self.run_id, [e for events, _ in batch for e in events], self.owner)
+                appended = await self._append([e for events, _ in batch for e in events])
             except Exception as e:  # each waiting task raises it as its own
                 for _, done in batch:
                     if not done.done():
@@ -435,7 +450,10 @@ class _Run:
             for _, done in self._pending:
                 done.cancel()
             await self.resources.close()
-            await self.store.release(self.run_id, self.owner)
+            try:
+                await self.store.release(self.run_id, self.owner)
+            except Exception:  # the journal failed: the lease lapses with this process,
+                pass  # and the error that ended the drive is the one to show
         return self.state
 
     async def _within_limits(self) -> None:
@@ -579,6 +597,11 @@ class _Run:
     async def _wait(self) -> None:
         """Nothing can move until a human answers: say so, unless an answer just came."""
         waiting = [t.key for t in self.state.waiting()]
+        if not waiting:
+            unsettled = [k for k, t in self.state.tasks.items() if t.status not in DONE]
+            raise RuntimeError(f"run {self.run_id!r}: no task is under way or waiting, yet "
+                               f"{unsettled or 'some'} did not finish; not journaling it "
+                               "as waiting")
         await self.journal(NewEvent(type="run_waiting", data={"tasks": waiting}),
                            expect_last=self.state.last_seq, release=True)
 
@@ -605,7 +628,10 @@ class _Run:
                 "error": f"template in task {task.id!r}: {e}", "error_type": "TemplateError"}))
         finally:
             self._busy -= 1
-            finished.put_nowait(task.id)
+        # Only a task that ran its course is reported: one that raised (the journal failed,
+        # the drive is cancelled) must not look settled to the scheduler, which would then
+        # find nothing to do and journal the run as waiting.
+        finished.put_nowait(task.id)
 
     async def _fan_out(self, task: Task, scope: dict[str, Any]) -> None:
         items = evaluate(task.for_each or "", scope)

@@ -61,7 +61,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from podium._yaml import YAMLSyntaxError, compose, line_of
+from podium._yaml import YAMLSyntaxError, compose, line_of, read_text
 from podium.core.principal import ANONYMOUS, Principal, PrincipalKind
 from podium.errors import PermissionDenied, PolicyFileError, Problem, UserError
 
@@ -442,9 +442,12 @@ def load_policy(path: str | Path) -> Policy:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_text(file)
     except OSError as e:
         raise UserError(f"cannot read access policy {str(file)!r}: {e.strerror}") from None
+    except YAMLSyntaxError as e:
+        raise PolicyFileError([Problem(message=e.problem, file=str(file), line=e.line)]
+                              ) from None
     return parse_policy(text, str(file))
 
 
