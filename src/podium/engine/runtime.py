@@ -35,7 +35,15 @@ from podium.engine._session import SessionThread
 from podium.engine._tool_check import RunResources, checked_tools
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
-from podium.errors import JournalUnavailable, NotWaiting, PodiumError, RunBusy, UserError
+from podium.errors import (
+    JournalDamaged,
+    JournalError,
+    JournalUnavailable,
+    NotWaiting,
+    PodiumError,
+    RunBusy,
+    UserError,
+)
 from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
@@ -368,14 +376,22 @@ class _Run:
         try:
             return await self.store.append(self.run_id, events, self.owner,
                                            expect_last=expect_last, release=release)
+        except JournalDamaged:
+            raise
+        except JournalError as e:
+            # Named by file in the store; here the run it stopped is what matters.
+            raise self._unavailable(e.__cause__ or e) from e
         except (PodiumError, asyncio.CancelledError):
             raise
         except Exception as e:
-            raise JournalUnavailable(
-                f"cannot write to the journal {self.store.location!r}: {e}; run "
-                f"{self.run_id!r} stopped where it stood, everything journaled is kept: "
-                f"free space (or make it writable), then `podium resume {self.run_id}`",
-                run_id=self.run_id) from e
+            raise self._unavailable(e) from e
+
+    def _unavailable(self, e: BaseException) -> JournalUnavailable:
+        return JournalUnavailable(
+            f"cannot write to the journal {self.store.location!r}: {e}; run "
+            f"{self.run_id!r} stopped where it stood, everything journaled is kept: "
+            f"free space (or make it writable), then `podium resume {self.run_id}`",
+            run_id=self.run_id)
 
     def _applied(self, events: list[Event]) -> None:
         for event in events:
