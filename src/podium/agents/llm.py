@@ -3,11 +3,11 @@ the final answer must fit.
 
 The agent runs a loop of turns::
 
-    model turn ──► tool calls? ──no──► fits the output schema? ──yes──► the task's output
-        ▲               │yes                    │no (max_repairs times at most)
-        │               ▼                       ▼
-        └── results ◄── run them concurrently;  the errors go back: "reply again with JSON"
-                        errors go back too
+    model turn ──► tool calls? ──no──► fits the output schema? ──yes──► passes the checks? ──► output
+        ▲               │yes                    │no (max_repairs times at most)   │no
+        │               ▼                       ▼                                 ▼
+        └── results ◄── run them concurrently;  the errors go back: "reply again   the unsupported
+                        errors go back too      with JSON"                         claims go back
 
 Each model turn and each tool call is a durable step of the task: after a crash, the
 resumed task replays the journaled replies and results instead of asking or acting again.
@@ -29,9 +29,10 @@ from podium.agents._masking import ModelMasking, run_vault
 from podium.agents._repair import answer, clean, repair_prompt
 from podium.agents.context import ContextOptions, NoteTool, assemble
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
+from podium.core.faithful import Faithful, Given
 from podium.core.untrusted import delimit
 from podium.engine._output import schema_of
-from podium.errors import ModelError, OutputInvalid, UserError
+from podium.errors import ModelError, OutputInvalid, Unfaithful, UserError
 from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
 from podium.models.pricing import cost
 from podium.security.masking import MaskingPolicy
@@ -54,6 +55,12 @@ class LLMAgent(Agent):
     to `max_repairs` times; then the attempt fails with `OutputInvalid`, for the task's
     policy to handle. Repair turns are durable steps like the others, and journaled as
     `model_call`s with `repair: n`; they do not count against `max_turns`.
+
+    With `checks` (the agent's, and the task's the engine hands over), an answer that fits
+    its schema must also pass each check: a faithfulness check
+    (`podium.core.faithful.Faithful`) sends the claims the data does not support back to
+    the model, within the same `max_repairs`, then fails the attempt with `Unfaithful` (an
+    `OutputInvalid`) naming them. Every check is journaled as an `output_checked`.
 
     With `tools`, the model may answer a turn with tool calls instead: they run
     concurrently, each result (or error) goes back to the model, and the model takes
@@ -101,6 +108,7 @@ class LLMAgent(Agent):
             outputs, shared notes, the session thread); see `podium.agents.context`.
         context_budget: tokens the prompt may take; default: the model's window less
             room for the reply.
+        checks: what the final answer must pass beyond its schema (a `Faithful` check).
 
     Raises:
         UserError: two tools share a name, a bound is out of range, or an allowlist entry
@@ -116,7 +124,8 @@ class LLMAgent(Agent):
                  masking: MaskingPolicy | None = None, context: ContextOptions | None = None,
                  context_budget: int | None = None,
                  allowed_tools: Collection[str] | None = None,
-                 high_risk_without_approval: bool = False) -> None:
+                 high_risk_without_approval: bool = False,
+                 checks: Sequence[Faithful] = ()) -> None:
         names = [t.name for t in tools]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -157,6 +166,8 @@ class LLMAgent(Agent):
         self.max_argument_repairs = max_argument_repairs
         self.max_repairs = max_repairs
         self.cache = cache
+        self.checks = tuple(checks)
+        """Checks every final answer must pass, whichever task the agent does."""
         self._output_schema: dict[str, Any] | None = None
         try:
             self._output_schema = schema_of(output)
@@ -207,20 +218,30 @@ class LLMAgent(Agent):
                       for t in gate.offered(offered))
         messages = noticed(await assemble(self, model, task, ctx, specs), gate.untrusted)
         spec = self._spec(task)
+        checks = tuple(dict.fromkeys((*task.checks, *self.checks)))
+        given = Given(prompt=task.prompt, args=task.args, inputs=ctx.inputs,
+                      outputs=ctx.outputs)
+
+        def final(text: str) -> JSON:
+            output = text if spec is None else answer(text, spec)
+            for check in checks:
+                check.check(output, given)
+            return output
+
         turns = argument_repairs = repairs = 0
         while True:
-            response = await self._ask(model, messages, task, specs, ctx, repairs, spec)
+            response = await self._ask(model, messages, task, specs, ctx, repairs, final)
             if not (specs and response.tool_calls):
-                if spec is None:
-                    return response.text
                 try:
-                    return answer(response.text, spec)
+                    output = response.text if spec is None else answer(response.text, spec)
+                    await _verify(checks, output, given, ctx, repairs)
+                    return output
                 except OutputInvalid as e:
                     if repairs >= self.max_repairs:
-                        raise OutputInvalid(self._unfit(model, e)) from None
+                        raise self._unfit(model, e) from None
                     repairs += 1
                     messages += [Message(role="assistant", content=response.text),
-                                 Message(role="user", content=repair_prompt(str(e)))]
+                                 Message(role="user", content=_feedback(e, checks, spec))]
                     continue
             messages.append(Message(role="assistant", content=response.text,
                                     tool_calls=response.tool_calls))
@@ -254,9 +275,10 @@ class LLMAgent(Agent):
 
     async def _ask(self, model: Model, messages: Sequence[Message], task: TaskInput,
                    specs: Sequence[ToolSpec], ctx: TaskContext, repair: int,
-                   spec: Any) -> ModelResponse:
+                   final: Callable[[str], JSON]) -> ModelResponse:
         """One model turn, as a durable step: a turn replayed after a crash is not asked
-        again, nor counted again. `repair` numbers the turn among repairs (0: not one)."""
+        again, nor counted again. `repair` numbers the turn among repairs (0: not one);
+        `final` makes a final answer of a reply, or raises `OutputInvalid`."""
         sent = tuple(messages)
         marks: dict[str, JSON] = {"repair": repair} if repair else {}
         masking = (ModelMasking(self.masking, ctx.run_id, await run_vault(ctx))
@@ -286,10 +308,10 @@ class LLMAgent(Agent):
 
         def usable(reply: dict[str, JSON]) -> bool:
             response = ModelResponse.from_json(reply)
-            if spec is None or (specs and response.tool_calls):
+            if specs and response.tool_calls:
                 return True
             try:
-                answer(response.text, spec)
+                final(response.text)
             except OutputInvalid:
                 return False
             return True
@@ -311,10 +333,15 @@ class LLMAgent(Agent):
 
         return ModelResponse.from_json(await ctx.step("model", model.name, turn))
 
-    def _unfit(self, model: Model, error: OutputInvalid) -> str:
-        return (f"agent {self.name!r}: model {model.name!r} gave no answer that fits the "
-                f"output schema after {self.max_repairs} repair(s) "
-                f"(max_repairs={self.max_repairs}); last: {error}")
+    def _unfit(self, model: Model, error: OutputInvalid) -> OutputInvalid:
+        if isinstance(error, Unfaithful):
+            return Unfaithful(
+                f"agent {self.name!r}: model {model.name!r} gave no answer faithful to the "
+                f"task's data after {self.max_repairs} repair(s) "
+                f"(max_repairs={self.max_repairs}); last: {error}", claims=error.claims)
+        return OutputInvalid(f"agent {self.name!r}: model {model.name!r} gave no answer that "
+                             f"fits the output schema after {self.max_repairs} repair(s) "
+                             f"(max_repairs={self.max_repairs}); last: {error}")
 
     def _repairs_exhausted(self, model: Model, outcomes: Sequence[ToolOutcome]) -> str:
         errors = "; ".join(o.error or "" for o in outcomes if o.repairable)
@@ -344,6 +371,36 @@ def reply_key(model: str, messages: Sequence[Message], *, output_schema: dict[st
     }
     text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"podium-reply/1:{text}".encode()).hexdigest()
+
+
+async def _verify(checks: Sequence[Faithful], output: JSON, given: Given, ctx: TaskContext,
+                  repair: int) -> None:
+    """Apply the checks to a final answer, journaling each outcome.
+
+    Raises:
+        Unfaithful: a check failed.
+    """
+    marks: dict[str, JSON] = {"repair": repair} if repair else {}
+    for check in checks:
+        started = time.perf_counter()
+        claims: list[dict[str, str]] = []
+        try:
+            check.check(output, given)
+        except Unfaithful as e:
+            claims = e.claims
+            raise
+        finally:
+            await ctx.record("output_checked", {
+                "check": "faithful", "passed": not claims, "claims": claims,
+                "ms": round((time.perf_counter() - started) * 1000, 3), **marks})
+
+
+def _feedback(error: OutputInvalid, checks: Sequence[Faithful], spec: Any) -> str:
+    """What the model is told after a final answer that was refused."""
+    if not isinstance(error, Unfaithful):
+        return repair_prompt(str(error))
+    told = checks[0].feedback(error)
+    return f"{told} Reply again with JSON only." if spec is not None else told
 
 
 def _cleaned(response: ModelResponse) -> ModelResponse:

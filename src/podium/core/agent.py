@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
+from podium.core.faithful import Faithful
 from podium.core.memory import MemoryAccess
 from podium.core.principal import Principal
 
@@ -293,6 +294,10 @@ class TaskInput:
     untrusted: tuple[str, ...] = ()
     """Sources of untrusted content in `prompt` and `args` (`input:NAME`): the run inputs
     not marked trusted that the task's templates read."""
+    checks: tuple[Faithful, ...] = ()
+    """Checks the output must pass beyond its schema (the task's and the agent's own); the
+    engine applies them to the output, and an agent can apply them first (and ask for
+    repairs), as an LLM agent does."""
 
 
 class Agent(ABC):
