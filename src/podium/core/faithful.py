@@ -201,10 +201,11 @@ _NUMBER = re.compile(
     r"(?P<ord>st|nd|rd|th)?"
     r"(?P<scale>\s?(?:k|K|bn|BN|[mM](?!\w))(?![\w])|\s(?:thousand|million|billion)\b)?"
     r"(?P<pct>\s?%|\s(?:percent|per\s?cent)\b)?"
-    r"(?P<code>\s(?:USD|EUR|GBP|JPY|CHF|CAD|AUD)\b)?"
+    r"(?P<code>\s(?:USD|EUR|GBP|JPY|CHF|CAD|AUD|dollars?|euros?|pounds?)\b)?"
     r"(?![\w])")
 _SCALES = {"k": 3, "thousand": 3, "m": 6, "million": 6, "bn": 9, "billion": 9}
 _SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
+_WORDS = {"dollar": "USD", "euro": "EUR", "pound": "GBP"}
 _GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+")
 _WORD = r"[A-Z][\w'’&.-]*[\w]|[A-Z]"
 _NAME = re.compile(rf"(?:{_WORD})(?:\s+(?:(?:of|and|&|de|du|la|van|von|der)\s+)?(?:{_WORD}))*")
@@ -268,7 +269,8 @@ def _number(m: re.Match[str]) -> _Number | None:
         return None
     decimals = len(digits.partition(".")[2])
     scale = _SCALES.get((m["scale"] or "").strip().lower(), 0)
-    currency = _SYMBOLS.get((m["cur"] or "").strip()) or (m["cur"] or m["code"] or "").strip()
+    written = (m["cur"] or m["code"] or "").strip()
+    currency = _SYMBOLS.get(written) or _WORDS.get(written.rstrip("s"), written)
     return _Number(value=value.scaleb(scale), unit=Decimal(1).scaleb(scale - decimals),
                    percent=bool(m["pct"]), currency=currency or None,
                    plain=not (m["pct"] or currency or decimals or scale))
@@ -380,7 +382,10 @@ class _Facts:
             return any(_same(value, fact, tolerance) for fact in self.numbers)
         if claim.kind == "dates":
             return any(_covers(fact, date) for date in value for fact in self.dates)
-        return f" {_words(str(value))} " in self.words
+        # "Payroll and Travel" may be two names as well as one ("Marks and Spencer").
+        names = [str(value), *re.split(r"\s+(?:and|&)\s+", str(value))]
+        return f" {_words(names[0])} " in self.words or (len(names) > 2 and all(
+            f" {_words(name)} " in self.words for name in names[1:]))
 
 
 def _same(claim: _Number, fact: _Number, tolerance: float) -> bool:
