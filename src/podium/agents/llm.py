@@ -3,11 +3,11 @@ the final answer must fit.
 
 The agent runs a loop of turns::
 
-    model turn ──► tool calls? ──no──► fits the output schema? ──yes──► passes the checks? ──► output
-        ▲               │yes                    │no (max_repairs times at most)   │no
-        │               ▼                       ▼                                 ▼
-        └── results ◄── run them concurrently;  the errors go back: "reply again   the unsupported
-                        errors go back too      with JSON"                         claims go back
+    model turn ──► tool calls? ──no──► fits the output schema? ──yes──► passes checks? ──► output
+        ▲               │yes                    │no (max_repairs times at most)  │no
+        │               ▼                       ▼                                ▼
+        └── results ◄── run them concurrently;  the errors go back: "reply      the unsupported
+                        errors go back too      again with JSON"                claims go back
 
 Each model turn and each tool call is a durable step of the task: after a crash, the
 resumed task replays the journaled replies and results instead of asking or acting again.

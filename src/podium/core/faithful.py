@@ -196,7 +196,7 @@ _DATE = re.compile(
     rf"|{_MONTH_WORD}(?:\s+\d{{1,2}}{_ORD}(?!\d))?(?:,?\s+\d{{4}})?"  # October 14, 2026
     r")(?![\w])")
 _NUMBER = re.compile(
-    r"(?<![\w.,])(?P<neg>[-−])?(?P<cur>[$€£¥]|(?:USD|EUR|GBP|JPY|CHF|CAD|AUD)\s?)?[-−]?"
+    r"(?<![\w.,])(?P<neg>[-\u2212])?(?P<cur>[$€£¥]|(?:USD|EUR|GBP|JPY|CHF|CAD|AUD)\s?)?[-\u2212]?"
     r"(?P<num>\d[\d,]*\d(?:\.\d+)?|\d(?:\.\d+)?|\.\d+)"
     r"(?P<ord>st|nd|rd|th)?"
     r"(?P<scale>\s?(?:k|K|bn|BN|[mM](?!\w))(?![\w])|\s(?:thousand|million|billion)\b)?"
@@ -207,7 +207,7 @@ _SCALES = {"k": 3, "thousand": 3, "m": 6, "million": 6, "bn": 9, "billion": 9}
 _SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
 _WORDS = {"dollar": "USD", "euro": "EUR", "pound": "GBP"}
 _GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+")
-_WORD = r"[A-Z][\w'’&.-]*[\w]|[A-Z]"
+_WORD = r"[A-Z][\w'\u2019&.-]*[\w]|[A-Z]"
 _NAME = re.compile(rf"(?:{_WORD})(?:\s+(?:(?:of|and|&|de|du|la|van|von|der)\s+)?(?:{_WORD}))*")
 _LEADING = frozenset(
     "the a an in on at for of to by from with this that these those its it our their his her "
@@ -320,7 +320,7 @@ def _entities(text: str, where: str) -> Iterator[tuple[Claim, Any]]:
         if not words or (len(words) == 1 and starts):
             continue
         name = " ".join(words).rstrip(".")
-        name = re.sub(r"['’]s$", "", name)
+        name = re.sub(r"['\u2019]s$", "", name)
         if len(name) > 1 and name.lower() not in _CALENDAR:
             yield Claim(kind="entities", text=name, where=where), name
 
@@ -430,5 +430,5 @@ def _source_numbers(value: Any) -> Iterator[_Number]:
 
 
 def _words(text: str) -> str:
-    text = re.sub(r"['’]s\b", "", text.casefold())
+    text = re.sub(r"['\u2019]s\b", "", text.casefold())
     return " ".join(re.findall(r"[\w&]+", text))

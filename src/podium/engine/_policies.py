@@ -197,13 +197,6 @@ class TaskRunner:
         given = Given(prompt=request.prompt, args=request.args, inputs=scope["inputs"],
                       outputs=scope["outputs"])
 
-        async def run_attempt(ctx: TaskContext) -> Any:
-            asked = await recalled(task, request, memory, scope, ctx)
-            output = validate(spec, await agent.run(asked, ctx))
-            for check in checks:  # the agent may have checked already; the engine decides
-                check.check(output, given)
-            return output
-
         retry = task.policy.retry
         if not await self._permitted(task, key, name):
             return "gave_up"
@@ -231,11 +224,12 @@ class TaskRunner:
                 memory.ctx = ctx
             error: BaseException
             try:
+                attempt_args = (agent, task, request, memory, scope, ctx, spec, given)
                 if task.policy.timeout is None:
-                    output = await run_attempt(ctx)
+                    output = await self._attempt(*attempt_args)
                 else:
                     async with asyncio.timeout(task.policy.timeout):
-                        output = await run_attempt(ctx)
+                        output = await self._attempt(*attempt_args)
             except ApprovalRequired as e:
                 # Not a failure: the attempt's steps stay, so the held call is replayed.
                 self.breakers.abandon(self._circuit_key(name))
@@ -284,6 +278,16 @@ class TaskRunner:
                 "error_type": type(error).__name__, "decision": decision,
                 **({"circuit": "open"} if opened else {}), **_claims(error)}))
             return "gave_up"
+
+    async def _attempt(self, agent: Agent, task: Task, request: TaskInput,
+                       memory: Any, scope: Mapping[str, Any], ctx: TaskContext, spec: Any,
+                       given: Given) -> Any:
+        """One attempt's output: the agent's, validated against the schema and checked."""
+        asked = await recalled(task, request, memory, scope, ctx)
+        output = validate(spec, await agent.run(asked, ctx))
+        for check in request.checks:  # the agent may have checked already; the engine decides
+            check.check(output, given)
+        return output
 
     async def _permitted(self, task: Task, key: str, name: str) -> bool:
         """Whether the run's principal may use agent `name`; a denial gives the agent up
