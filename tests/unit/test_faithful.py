@@ -167,6 +167,11 @@ def test_a_failure_is_an_output_invalid_naming_each_claim() -> None:
     assert "'$773,25.13', '12%', 'Acme Corp'" in told and "only figures" in told
 
 
+def test_a_claim_repeated_is_named_once() -> None:
+    assert unsupported("$1.2 billion, then $1.2 billion, then $2 billion.") == [
+        "$1.2 billion", "$2 billion"]
+
+
 def test_long_lists_are_cut_in_the_message_but_kept_in_the_claims() -> None:
     text = " ".join(f"{n}.5" for n in range(100, 130))
     with pytest.raises(Unfaithful) as caught:

@@ -60,7 +60,9 @@ class LLMAgent(Agent):
     its schema must also pass each check: a faithfulness check
     (`podium.core.faithful.Faithful`) sends the claims the data does not support back to
     the model, within the same `max_repairs`, then fails the attempt with `Unfaithful` (an
-    `OutputInvalid`) naming them. Every check is journaled as an `output_checked`.
+    `OutputInvalid`) naming them. The model is asked again without its unfaithful reply
+    (the claims named under the task): a small model shown its own reply writes it again.
+    Every check is journaled as an `output_checked`.
 
     With `tools`, the model may answer a turn with tool calls instead: they run
     concurrently, each result (or error) goes back to the model, and the model takes
@@ -240,8 +242,11 @@ class LLMAgent(Agent):
                     if repairs >= self.max_repairs:
                         raise self._unfit(model, e) from None
                     repairs += 1
-                    messages += [Message(role="assistant", content=response.text),
-                                 Message(role="user", content=_feedback(e, checks, spec))]
+                    if isinstance(e, Unfaithful):
+                        messages = _asked_again(messages, _feedback(e, checks, spec))
+                    else:
+                        messages += [Message(role="assistant", content=response.text),
+                                     Message(role="user", content=repair_prompt(str(e)))]
                     continue
             messages.append(Message(role="assistant", content=response.text,
                                     tool_calls=response.tool_calls))
@@ -395,12 +400,19 @@ async def _verify(checks: Sequence[Faithful], output: JSON, given: Given, ctx: T
                 "ms": round((time.perf_counter() - started) * 1000, 3), **marks})
 
 
-def _feedback(error: OutputInvalid, checks: Sequence[Faithful], spec: Any) -> str:
-    """What the model is told after a final answer that was refused."""
-    if not isinstance(error, Unfaithful):
-        return repair_prompt(str(error))
+def _feedback(error: Unfaithful, checks: Sequence[Faithful], spec: Any) -> str:
+    """What the model is told after a final answer with unsupported claims."""
     told = checks[0].feedback(error)
-    return f"{told} Reply again with JSON only." if spec is not None else told
+    return f"{told} Reply with JSON only." if spec is not None else told
+
+
+def _asked_again(messages: list[Message], told: str) -> list[Message]:
+    """The conversation before the refused reply, `told` added to its last user message
+    (or as one, after a tool result)."""
+    last = messages[-1]
+    if last.role != "user":
+        return [*messages, Message(role="user", content=told)]
+    return [*messages[:-1], replace(last, content=f"{last.content}\n\n{told}")]
 
 
 def _cleaned(response: ModelResponse) -> ModelResponse:

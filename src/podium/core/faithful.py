@@ -129,13 +129,15 @@ class Faithful:
                              f"{self.small_numbers!r} and {self.max_listed!r}")
 
     def unsupported(self, output: Any, given: Given) -> list[Claim]:
-        """The claims of `output` that no source supports, in the order written."""
+        """The claims of `output` that no source supports, in the order written, each
+        once (per field)."""
         facts = _Facts.of(self._sources(given))
         allowed = _Facts.of(list(self.allow))
-        return [c for c, value in _claims(output, self.kinds)
-                if c.reason or not (facts.supports(c, value, self.tolerance)
-                                    or allowed.supports(c, value, 0.0)
-                                    or self._small(c, value))]
+        found = [c for c, value in _claims(output, self.kinds)
+                 if c.reason or not (facts.supports(c, value, self.tolerance)
+                                     or allowed.supports(c, value, 0.0)
+                                     or self._small(c, value))]
+        return list(dict.fromkeys(found))
 
     def check(self, output: Any, given: Given) -> None:
         """Raises:
@@ -154,12 +156,12 @@ class Faithful:
                      **({"reason": c.reason} if c.reason else {})} for c in claims])
 
     def feedback(self, error: Unfaithful) -> str:
-        """What a model is told after a reply with unsupported claims."""
+        """What a model is told after a reply with unsupported claims (beside the task,
+        not after the reply)."""
         texts = ", ".join(repr(c["text"]) for c in error.claims[:self.max_listed])
-        return (f"Your reply states things that are not in the data you were given: {texts}. "
-                "Write it again using only figures, dates and names that appear in the "
-                "data, written as they appear there; leave out anything you cannot take "
-                "from the data.")
+        return (f"An earlier reply to this stated things that are not in the data given: "
+                f"{texts}. Use only figures, dates and names that appear in the data, "
+                "written as they appear there; leave out anything you cannot take from it.")
 
     def _sources(self, given: Given) -> list[Any]:
         picked: list[Any] = []
