@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,9 @@ def check_only(repeat: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from examples.finance.agents import analyse, extract, validate
 
-    figures = analyse(validate(extract("2026-10", str(DB))))
+    extracted = extract("2026-10", str(DB))
+    validated = validate(extracted)
+    figures = analyse(validated)
     prompt = ("Summarise these figures in two or three sentences: "
               + json.dumps(figures["headline"]))
     reply = {"text": "In October 2026 income was $77,325.13 and expenses $73.2k, a net of "
@@ -62,17 +65,27 @@ def check_only(repeat: int) -> dict[str, Any]:
                      "12,480.00 at Skyline Charter on October 14 stands out."}
     check, given = Faithful(sources=("prompt",)), Given(prompt=prompt)
     assert not check.unsupported(reply, given)
+    # Every upstream output as the source: two months of transactions and the analysis.
+    wide = Faithful(sources=("outputs",))
+    everything = Given(outputs={"extract": extracted, "validate": validated,
+                                "analyse": figures})
+    assert not wide.unsupported(reply, everything)
+    return {"prompt": _timed(lambda: check.check(reply, given), repeat),
+            "all_outputs": _timed(lambda: wide.check(reply, everything), max(repeat // 20, 5)),
+            "repeat": repeat, "prompt_chars": len(prompt),
+            "all_outputs_chars": len(json.dumps(everything.outputs)),
+            "reply_chars": len(reply["text"])}
+
+
+def _timed(run: Callable[[], None], repeat: int) -> dict[str, float]:
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
-        check.check(reply, given)
+        run()
         samples.append((time.perf_counter() - started) * 1000)
     samples.sort()
-    return {"ms": {"median": round(statistics.median(samples), 3),
-                   "min": round(samples[0], 3),
-                   "p95": round(samples[int(len(samples) * 0.95)], 3)},
-            "repeat": repeat, "prompt_chars": len(prompt),
-            "reply_chars": len(reply["text"])}
+    return {"median_ms": round(statistics.median(samples), 3), "min_ms": round(samples[0], 3),
+            "p95_ms": round(samples[int(len(samples) * 0.95)], 3)}
 
 
 def _writer(agent: LLMAgent, temperature: float | None, seed: int) -> LLMAgent:

@@ -38,6 +38,8 @@ Everything here is pure: the engine and the LLM agent gather the sources and jou
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -52,6 +54,8 @@ from podium.errors import Unfaithful
 
 Kind = Literal["numbers", "currency", "percentages", "dates", "entities"]
 KINDS: tuple[Kind, ...] = ("numbers", "currency", "percentages", "dates", "entities")
+_FIGURES: tuple[Kind, ...] = KINDS[:4]
+"""What is read from the data by pattern: names are looked up in its words instead."""
 SOURCE_ROOTS = ("prompt", "with", "inputs", "outputs")
 """Where sources come from: the rendered prompt, the task's `with:` values, the run's inputs
 (`inputs.NAME` for one), the outputs of the tasks it depends on (`outputs.TASK` for one)."""
@@ -243,8 +247,20 @@ _A = datetime(2001, 1, 1)
 _B = datetime(2002, 2, 2)
 
 
-def _date(text: str) -> list[_Date]:
+_ISO = re.compile(r"(\d{4})-(\d{2})(?:-(\d{2}))?")
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(text: str) -> tuple[_Date, ...]:
     """The dates `text` may mean (two for an ambiguous day/month), none if it is no date."""
+    iso = _ISO.fullmatch(text)
+    if iso:  # the commonest form in data, read without dateutil's general parser
+        year, month, day = (int(part) if part else None for part in iso.groups())
+        try:
+            datetime(year or 1, month or 1, day or 1)
+        except ValueError:
+            return ()
+        return (_Date(year, month, day),)
     text = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text.replace(" of ", " "))
     found = []
     firsts = (False, True) if re.fullmatch(r"\d{1,2}[/.]\d{1,2}[/.]\d{4}", text) else (False,)
@@ -257,7 +273,7 @@ def _date(text: str) -> list[_Date]:
         found.append(_Date(a.year if a.year == b.year else None,
                            a.month if a.month == b.month else None,
                            a.day if a.day == b.day else None))
-    return list(dict.fromkeys(found))
+    return tuple(dict.fromkeys(found))
 
 
 def _number(m: re.Match[str]) -> _Number | None:
@@ -363,31 +379,44 @@ class _Facts:
 
     @classmethod
     def of(cls, sources: list[Any]) -> _Facts:
-        facts, texts = cls(), []
+        facts = cls()
+        # One text read once: a pattern run over a few large strings costs far less than
+        # over thousands of small ones. The separator stops a date or number across two.
+        text = " \u00a6 ".join(t for source in sources for t in _strings(source))
+        for claim, value in _text_claims(text, "", _FIGURES):
+            if isinstance(value, _Number):
+                facts.numbers.append(value)
+            elif claim.kind == "dates":
+                facts.dates.update(value)
         for source in sources:
-            for text in _strings(source):
-                texts.append(text)
-                for claim, value in _text_claims(text, "", KINDS):
-                    if isinstance(value, _Number):
-                        facts.numbers.append(value)
-                    elif claim.kind == "dates":
-                        facts.dates.update(value)
             for number in _source_numbers(source):
                 facts.numbers.append(number)
                 if number.value == number.value.to_integral() and 1900 <= number.value <= 2099:
                     facts.dates.add(_Date(int(number.value), None, None))  # a year
-        facts.words = f" {_words(' '.join(texts))} "
+        facts.numbers.sort(key=lambda n: n.value)
+        facts.words = f" {_words(text)} "
         return facts
 
     def supports(self, claim: Claim, value: Any, tolerance: float) -> bool:
         if isinstance(value, _Number):
-            return any(_same(value, fact, tolerance) for fact in self.numbers)
+            return any(_same(value, fact, tolerance) for fact in self._near(value, tolerance))
         if claim.kind == "dates":
             return any(_covers(fact, date) for date in value for fact in self.dates)
         # "Payroll and Travel" may be two names as well as one ("Marks and Spencer").
         names = [str(value), *re.split(r"\s+(?:and|&)\s+", str(value))]
         return f" {_words(names[0])} " in self.words or (len(names) > 2 and all(
             f" {_words(name)} " in self.words for name in names[1:]))
+
+
+    def _near(self, claim: _Number, tolerance: float) -> Iterator[_Number]:
+        """The numbers that may be within tolerance of `claim` (as fractions, too)."""
+        keys = [n.value for n in self.numbers]
+        low = (claim.value - claim.unit / 2) / (1 + Decimal(str(tolerance)))
+        high = (claim.value + claim.unit / 2) / (1 - Decimal(str(tolerance)))
+        for scale in (1, 100) if claim.percent else (1,):
+            start = bisect.bisect_left(keys, low / scale)
+            end = bisect.bisect_right(keys, high / scale)
+            yield from self.numbers[start:end]
 
 
 def _same(claim: _Number, fact: _Number, tolerance: float) -> bool:
