@@ -196,7 +196,6 @@ class TaskRunner:
                             checks=checks)
         given = Given(prompt=request.prompt, args=request.args, inputs=scope["inputs"],
                       outputs=scope["outputs"])
-
         retry = task.policy.retry
         if not await self._permitted(task, key, name):
             return "gave_up"
