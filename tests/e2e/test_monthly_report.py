@@ -65,7 +65,8 @@ def _check_overview(home: Path, run_id: str, task: dict[str, Any],
         return
     assert task["agent"] == "template_writer" and len(failed) == 1, events
     if failed[0]["error_type"] == "Unfaithful":
-        assert failed[0]["claims"] and checked and not checked[-1]["passed"]
+        assert checked and not checked[-1]["passed"]
+        assert failed[0]["claims"] or "min_figures" in failed[0]["error"]
         assert checked[-1]["claims"] == failed[0]["claims"]
         for claim in failed[0]["claims"][:10]:
             assert claim["text"] in str(failed[0]["error"])

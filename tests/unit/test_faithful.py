@@ -167,6 +167,16 @@ def test_a_failure_is_an_output_invalid_naming_each_claim() -> None:
     assert "'$773,25.13', '12%', 'Acme Corp'" in told and "only figures" in told
 
 
+def test_min_figures_refuses_an_output_that_states_too_few() -> None:
+    check = Faithful(sources=("prompt",), min_figures=2)
+    check.check({"text": "In October 2026 income was 77,325.13; 3 items."}, GIVEN)
+    for empty in ("A summary of the month's figures.", "In October 2026, 3 items stood out."):
+        with pytest.raises(Unfaithful, match=r"states \d figure\(s\).*at least 2") as caught:
+            check.check({"text": empty}, GIVEN)
+        assert caught.value.claims == []
+        assert "State at least 2 of the amounts" in check.feedback(caught.value)
+
+
 def test_a_claim_repeated_is_named_once() -> None:
     assert unsupported("$1.2 billion, then $1.2 billion, then $2 billion.") == [
         "$1.2 billion", "$2 billion"]
@@ -187,6 +197,7 @@ def test_long_lists_are_cut_in_the_message_but_kept_in_the_claims() -> None:
     ({"sources": ()}, "sources"),
     ({"tolerance": 1.5}, "tolerance"),
     ({"small_numbers": -2}, "small_numbers"),
+    ({"min_figures": -1}, "min_figures"),
 ])
 def test_bad_settings_are_refused_naming_the_setting(settings: dict[str, Any],
                                                      field: str) -> None:

@@ -135,6 +135,19 @@ async def test_a_task_check_applies_to_whichever_agent_writes(store: SQLiteStore
     assert state.outputs()["overview"] == {"text": "none"}
 
 
+async def test_a_reply_with_too_few_figures_is_asked_again(store: SQLiteStore) -> None:
+    model = ScriptedModel([{"text": "A summary of the figures."}, GOOD])
+    agent = LLMAgent(model, name="writer", checks=[Faithful(min_figures=2)])
+
+    state = await Engine(store).start(_workflow(agent))
+
+    assert state.outputs()["overview"] == GOOD
+    assert "State at least 2 of the amounts" in model.calls[1].messages[-1].content
+    first, second = await _events(store, state, "output_checked")
+    assert not first["passed"] and first["claims"] == [] and "min_figures" in first["error"]
+    assert second["passed"]
+
+
 async def test_a_plain_text_reply_is_checked_too(store: SQLiteStore) -> None:
     model = ScriptedModel(["Income hit 1,000,000.", "Income was 77,325.13."])
     wf = Workflow("faithful")
@@ -233,5 +246,5 @@ def test_the_monthly_report_checks_its_overview() -> None:
                         "monthly_report.yaml", base=root)
     writer = wf.agents["writer"]
     assert isinstance(writer, LLMAgent)
-    assert writer.checks == (Faithful(sources=("prompt",)),)
+    assert writer.checks == (Faithful(sources=("prompt",), min_figures=2),)
     assert wf.tasks["overview"].policy.fallback == ("template_writer",)

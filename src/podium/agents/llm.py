@@ -388,15 +388,17 @@ async def _verify(checks: Sequence[Faithful], output: JSON, given: Given, ctx: T
     marks: dict[str, JSON] = {"repair": repair} if repair else {}
     for check in checks:
         started = time.perf_counter()
-        claims: list[dict[str, str]] = []
+        failure: Unfaithful | None = None
         try:
             check.check(output, given)
         except Unfaithful as e:
-            claims = e.claims
+            failure = e
             raise
         finally:
             await ctx.record("output_checked", {
-                "check": "faithful", "passed": not claims, "claims": claims,
+                "check": "faithful", "passed": failure is None,
+                "claims": failure.claims if failure else [],
+                **({"error": str(failure)} if failure and not failure.claims else {}),
                 "ms": round((time.perf_counter() - started) * 1000, 3), **marks})
 
 

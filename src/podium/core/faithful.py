@@ -114,6 +114,10 @@ class Faithful:
     """Plain integers (and ordinals) up to this are supported: counts, ranks. -1: none."""
     max_listed: int = 10
     """How many unsupported claims a failure spells out."""
+    min_figures: int = 0
+    """How many figures of the data (numbers, amounts, percentages, dates; not counts
+    under `small_numbers` nor `allow`ed values) the output must state: an output that
+    states nothing checkable is faithful, but may be of no use."""
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in KINDS]
@@ -128,26 +132,39 @@ class Faithful:
             raise ValueError("sources: give at least one source")
         if not 0 <= self.tolerance < 1:
             raise ValueError(f"tolerance: {self.tolerance!r} is not a fraction in [0, 1)")
-        if self.small_numbers < -1 or self.max_listed < 1:
-            raise ValueError(f"small_numbers must be >= -1 and max_listed >= 1, got "
-                             f"{self.small_numbers!r} and {self.max_listed!r}")
+        if self.small_numbers < -1 or self.max_listed < 1 or self.min_figures < 0:
+            raise ValueError(f"small_numbers must be >= -1, max_listed >= 1 and min_figures "
+                             f">= 0, got {self.small_numbers!r}, {self.max_listed!r} and "
+                             f"{self.min_figures!r}")
 
     def unsupported(self, output: Any, given: Given) -> list[Claim]:
         """The claims of `output` that no source supports, in the order written, each
         once (per field)."""
+        return self._judge(output, given)[0]
+
+    def _judge(self, output: Any, given: Given) -> tuple[list[Claim], int]:
+        """The unsupported claims, and how many figures the data supports."""
         facts = _Facts.of(self._sources(given))
         allowed = _Facts.of(list(self.allow))
-        found = [c for c, value in _claims(output, self.kinds)
-                 if c.reason or not (facts.supports(c, value, self.tolerance)
-                                     or allowed.supports(c, value, 0.0)
-                                     or self._small(c, value))]
-        return list(dict.fromkeys(found))
+        found, figures = [], 0
+        for claim, value in _claims(output, self.kinds):
+            if allowed.supports(claim, value, 0.0) or self._small(claim, value):
+                continue
+            if not claim.reason and facts.supports(claim, value, self.tolerance):
+                figures += claim.kind != "entities"
+            else:
+                found.append(claim)
+        return list(dict.fromkeys(found)), figures
 
     def check(self, output: Any, given: Given) -> None:
         """Raises:
-            Unfaithful: some claims are unsupported; it names them (up to `max_listed`).
+            Unfaithful: some claims are unsupported, naming them (up to `max_listed`); or
+                the output states fewer than `min_figures` figures of the data.
         """
-        claims = self.unsupported(output, given)
+        claims, figures = self._judge(output, given)
+        if not claims and figures < self.min_figures:
+            raise Unfaithful(f"the output states {figures} figure(s) of the task's data; at "
+                             f"least {self.min_figures} are required (min_figures)")
         if not claims:
             return
         listed = ", ".join(map(str, claims[:self.max_listed]))
@@ -162,6 +179,10 @@ class Faithful:
     def feedback(self, error: Unfaithful) -> str:
         """What a model is told after a reply with unsupported claims (beside the task,
         not after the reply)."""
+        if not error.claims:
+            return (f"An earlier reply to this stated too few of the figures given. State "
+                    f"at least {self.min_figures} of the amounts, percentages and dates of "
+                    "the data, written as they appear there.")
         texts = ", ".join(repr(c["text"]) for c in error.claims[:self.max_listed])
         return (f"An earlier reply to this stated things that are not in the data given: "
                 f"{texts}. Use only figures, dates and names that appear in the data, "

@@ -97,6 +97,7 @@ class FaithfulDoc(_Doc):
     allow: list[str | int | float] = []
     small_numbers: int = Field(10, ge=-1)
     max_listed: int = Field(10, ge=1)
+    min_figures: int = Field(0, ge=0)
 
     @field_validator("sources")
     @classmethod
