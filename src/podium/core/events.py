@@ -16,7 +16,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | note_added | key | text (a shared note any later prompt may include) |
 | context_assembled | key | agent, budget, counted, used, sections, dropped |
 | memory_recalled | key | namespace, ids, scores, trust, top_k, trusted_only (no texts) |
-| output_checked | key | check, passed, claims (kind, text, where of each unsupported), error, ms |
+| output_checked | key | check, passed, claims (kind, text, where), error, ms, repair |
 | fanout_started | id | count |
 | task_waiting | key | prompt, reason, error; tool_call (reason `tool_approval`) |
 | task_approved | key | data, by |
