@@ -5,6 +5,7 @@ from podium.agents.function import FunctionAgent
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.events import Event
+from podium.core.faithful import Faithful
 from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, RetryPolicy, TaskPolicy
 from podium.core.principal import Principal
@@ -38,6 +39,7 @@ from podium.errors import (
     RunTimeout,
     TaskFailed,
     TaskTimeout,
+    Unfaithful,
     UnknownRun,
     UserError,
     WorkflowError,
@@ -79,6 +81,7 @@ __all__ = [
     "Engine",
     "Escalate",
     "Event",
+    "Faithful",
     "FunctionAgent",
     "Handoff",
     "InputSpec",
@@ -129,6 +132,7 @@ __all__ = [
     "TaskTimeout",
     "Tool",
     "ToolPolicy",
+    "Unfaithful",
     "UnknownRun",
     "Usage",
     "UserError",

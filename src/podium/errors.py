@@ -17,6 +17,7 @@ The tree::
         ├── TaskFailed            a task failed after its whole policy
         ├── TaskTimeout           an attempt exceeded its timeout
         ├── OutputInvalid         an output did not validate against its schema
+        │   └── Unfaithful        an output states figures, dates or names not in its data
         ├── CircuitOpen           the agent's circuit breaker is open
         ├── RunTimeout            the run exceeded its own timeout
         ├── BudgetExceeded        the run or an agent reached a budget
@@ -150,6 +151,16 @@ class TaskTimeout(RunError):
 
 class OutputInvalid(RunError):
     """An agent's output did not validate against the task's output schema."""
+
+
+class Unfaithful(OutputInvalid):
+    """An output failed a faithfulness check (`podium.core.faithful.Faithful`): it states
+    numbers, dates or names that the task's data does not hold. `claims` lists each one as
+    `{"kind", "text", "where"}` (and `reason` when it can never be supported)."""
+
+    def __init__(self, message: str, *, claims: list[dict[str, str]] | None = None) -> None:
+        self.claims = list(claims or [])
+        super().__init__(message)
 
 
 class CircuitOpen(RunError):

@@ -3,11 +3,11 @@ the final answer must fit.
 
 The agent runs a loop of turns::
 
-    model turn ──► tool calls? ──no──► fits the output schema? ──yes──► the task's output
-        ▲               │yes                    │no (max_repairs times at most)
-        │               ▼                       ▼
-        └── results ◄── run them concurrently;  the errors go back: "reply again with JSON"
-                        errors go back too
+    model turn ──► tool calls? ──no──► fits the output schema? ──yes──► passes checks? ──► output
+        ▲               │yes                    │no (max_repairs times at most)  │no
+        │               ▼                       ▼                                ▼
+        └── results ◄── run them concurrently;  the errors go back: "reply      the unsupported
+                        errors go back too      again with JSON"                claims go back
 
 Each model turn and each tool call is a durable step of the task: after a crash, the
 resumed task replays the journaled replies and results instead of asking or acting again.
@@ -30,9 +30,10 @@ from podium.agents._masking import ModelMasking, run_vault
 from podium.agents._repair import answer, clean, repair_prompt
 from podium.agents.context import ContextOptions, NoteTool, assemble
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
+from podium.core.faithful import Faithful, Given
 from podium.core.untrusted import delimit
 from podium.engine._output import schema_of
-from podium.errors import ModelError, OutputInvalid, UserError
+from podium.errors import ModelError, OutputInvalid, Unfaithful, UserError
 from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
 from podium.models.limits import ReplyTooLarge, limit_source, reply_limit, size
 from podium.models.pricing import cost
@@ -56,6 +57,14 @@ class LLMAgent(Agent):
     to `max_repairs` times; then the attempt fails with `OutputInvalid`, for the task's
     policy to handle. Repair turns are durable steps like the others, and journaled as
     `model_call`s with `repair: n`; they do not count against `max_turns`.
+
+    With `checks` (the agent's, and the task's the engine hands over), an answer that fits
+    its schema must also pass each check: a faithfulness check
+    (`podium.core.faithful.Faithful`) sends the claims the data does not support back to
+    the model, within the same `max_repairs`, then fails the attempt with `Unfaithful` (an
+    `OutputInvalid`) naming them. The model is asked again without its unfaithful reply
+    (the claims named under the task): a small model shown its own reply writes it again.
+    Every check is journaled as an `output_checked`.
 
     With `tools`, the model may answer a turn with tool calls instead: they run
     concurrently, each result (or error) goes back to the model, and the model takes
@@ -109,6 +118,7 @@ class LLMAgent(Agent):
         max_tool_result_bytes: the bound on a tool's result, as JSON text in UTF-8
             bytes, for tools that set none of their own; a result past it goes back to
             the model as an error. Default: `podium.tools.DEFAULT_MAX_RESULT_BYTES`.
+        checks: what the final answer must pass beyond its schema (a `Faithful` check).
 
     Raises:
         UserError: two tools share a name, a bound is out of range, or an allowlist entry
@@ -126,7 +136,9 @@ class LLMAgent(Agent):
                  allowed_tools: Collection[str] | None = None,
                  high_risk_without_approval: bool = False,
                  max_reply_bytes: int | None = None,
-                 max_tool_result_bytes: int | None = None) -> None:
+                 max_tool_result_bytes: int | None = None,
+
+                 checks: Sequence[Faithful] = ()) -> None:
         names = [t.name for t in tools]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -173,6 +185,8 @@ class LLMAgent(Agent):
         self.max_argument_repairs = max_argument_repairs
         self.max_repairs = max_repairs
         self.cache = cache
+        self.checks = tuple(checks)
+        """Checks every final answer must pass, whichever task the agent does."""
         self._output_schema: dict[str, Any] | None = None
         try:
             self._output_schema = schema_of(output)
@@ -223,20 +237,33 @@ class LLMAgent(Agent):
                       for t in gate.offered(offered))
         messages = noticed(await assemble(self, model, task, ctx, specs), gate.untrusted)
         spec = self._spec(task)
+        checks = tuple(dict.fromkeys((*task.checks, *self.checks)))
+        given = Given(prompt=task.prompt, args=task.args, inputs=ctx.inputs,
+                      outputs=ctx.outputs)
+
+        def final(text: str) -> JSON:
+            output = text if spec is None else answer(text, spec)
+            for check in checks:
+                check.check(output, given)
+            return output
+
         turns = argument_repairs = repairs = 0
         while True:
-            response = await self._ask(model, messages, task, specs, ctx, repairs, spec)
+            response = await self._ask(model, messages, task, specs, ctx, repairs, final)
             if not (specs and response.tool_calls):
-                if spec is None:
-                    return response.text
                 try:
-                    return answer(response.text, spec)
+                    output = response.text if spec is None else answer(response.text, spec)
+                    await _verify(checks, output, given, ctx, repairs)
+                    return output
                 except OutputInvalid as e:
                     if repairs >= self.max_repairs:
-                        raise OutputInvalid(self._unfit(model, e)) from None
+                        raise self._unfit(model, e) from None
                     repairs += 1
-                    messages += [Message(role="assistant", content=response.text),
-                                 Message(role="user", content=repair_prompt(str(e)))]
+                    if isinstance(e, Unfaithful):
+                        messages = _asked_again(messages, _feedback(e, checks, spec))
+                    else:
+                        messages += [Message(role="assistant", content=response.text),
+                                     Message(role="user", content=repair_prompt(str(e)))]
                     continue
             messages.append(Message(role="assistant", content=response.text,
                                     tool_calls=response.tool_calls))
@@ -271,9 +298,10 @@ class LLMAgent(Agent):
 
     async def _ask(self, model: Model, messages: Sequence[Message], task: TaskInput,
                    specs: Sequence[ToolSpec], ctx: TaskContext, repair: int,
-                   spec: Any) -> ModelResponse:
+                   final: Callable[[str], JSON]) -> ModelResponse:
         """One model turn, as a durable step: a turn replayed after a crash is not asked
-        again, nor counted again. `repair` numbers the turn among repairs (0: not one)."""
+        again, nor counted again. `repair` numbers the turn among repairs (0: not one);
+        `final` makes a final answer of a reply, or raises `OutputInvalid`."""
         sent = tuple(messages)
         marks: dict[str, JSON] = {"repair": repair} if repair else {}
         masking = (ModelMasking(self.masking, ctx.run_id, await run_vault(ctx))
@@ -309,10 +337,10 @@ class LLMAgent(Agent):
 
         def usable(reply: dict[str, JSON]) -> bool:
             response = ModelResponse.from_json(reply)
-            if spec is None or (specs and response.tool_calls):
+            if specs and response.tool_calls:
                 return True
             try:
-                answer(response.text, spec)
+                final(response.text)
             except OutputInvalid:
                 return False
             return True
@@ -361,10 +389,15 @@ class LLMAgent(Agent):
                 f"If replies this long are expected, raise the agent's max_reply_bytes",
                 partial=response)
 
-    def _unfit(self, model: Model, error: OutputInvalid) -> str:
-        return (f"agent {self.name!r}: model {model.name!r} gave no answer that fits the "
-                f"output schema after {self.max_repairs} repair(s) "
-                f"(max_repairs={self.max_repairs}); last: {error}")
+    def _unfit(self, model: Model, error: OutputInvalid) -> OutputInvalid:
+        if isinstance(error, Unfaithful):
+            return Unfaithful(
+                f"agent {self.name!r}: model {model.name!r} gave no answer faithful to the "
+                f"task's data after {self.max_repairs} repair(s) "
+                f"(max_repairs={self.max_repairs}); last: {error}", claims=error.claims)
+        return OutputInvalid(f"agent {self.name!r}: model {model.name!r} gave no answer that "
+                             f"fits the output schema after {self.max_repairs} repair(s) "
+                             f"(max_repairs={self.max_repairs}); last: {error}")
 
     def _repairs_exhausted(self, model: Model, outcomes: Sequence[ToolOutcome]) -> str:
         errors = "; ".join(o.error or "" for o in outcomes if o.repairable)
@@ -394,6 +427,45 @@ def reply_key(model: str, messages: Sequence[Message], *, output_schema: dict[st
     }
     text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"podium-reply/1:{text}".encode()).hexdigest()
+
+
+async def _verify(checks: Sequence[Faithful], output: JSON, given: Given, ctx: TaskContext,
+                  repair: int) -> None:
+    """Apply the checks to a final answer, journaling each outcome.
+
+    Raises:
+        Unfaithful: a check failed.
+    """
+    marks: dict[str, JSON] = {"repair": repair} if repair else {}
+    for check in checks:
+        started = time.perf_counter()
+        failure: Unfaithful | None = None
+        try:
+            check.check(output, given)
+        except Unfaithful as e:
+            failure = e
+            raise
+        finally:
+            await ctx.record("output_checked", {
+                "check": "faithful", "passed": failure is None,
+                "claims": failure.claims if failure else [],
+                **({"error": str(failure)} if failure and not failure.claims else {}),
+                "ms": round((time.perf_counter() - started) * 1000, 3), **marks})
+
+
+def _feedback(error: Unfaithful, checks: Sequence[Faithful], spec: Any) -> str:
+    """What the model is told after a final answer with unsupported claims."""
+    told = checks[0].feedback(error)
+    return f"{told} Reply with JSON only." if spec is not None else told
+
+
+def _asked_again(messages: list[Message], told: str) -> list[Message]:
+    """The conversation before the refused reply, `told` added to its last user message
+    (or as one, after a tool result)."""
+    last = messages[-1]
+    if last.role != "user":
+        return [*messages, Message(role="user", content=told)]
+    return [*messages[:-1], replace(last, content=f"{last.content}\n\n{told}")]
 
 
 def _cleaned(response: ModelResponse) -> ModelResponse:

@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
+from podium.core.faithful import Faithful
 from podium.core.memory import MemoryAccess
 from podium.core.principal import Principal
 
@@ -297,6 +298,10 @@ class TaskInput:
     """Seconds this attempt may take (the task's `timeout`), None without a limit. The
     engine cancels the attempt then; an agent whose work cannot be cancelled where it runs
     (a blocking call) should run it where it can be stopped (a process)."""
+    checks: tuple[Faithful, ...] = ()
+    """Checks the output must pass beyond its schema (the task's and the agent's own); the
+    engine applies them to the output, and an agent can apply them first (and ask for
+    repairs), as an LLM agent does."""
 
 
 class Agent(ABC):

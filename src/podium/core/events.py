@@ -16,6 +16,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | note_added | key | text (a shared note any later prompt may include) |
 | context_assembled | key | agent, budget, counted, used, sections, dropped |
 | memory_recalled | key | namespace, ids, scores, trust, top_k, trusted_only (no texts) |
+| output_checked | key | check, passed, claims (kind, text, where), error, ms, repair |
 | fanout_started | id | count |
 | task_waiting | key | prompt, reason, error; tool_call (reason `tool_approval`) |
 | task_approved | key | data, by |
@@ -46,7 +47,7 @@ from typing import Any, Literal
 EventType = Literal[
     "run_started", "run_resumed", "task_routed", "task_started", "attempt_failed", "agent_skipped",
     "model_call", "tool_call", "step_completed", "note_added", "context_assembled",
-    "memory_recalled",
+    "memory_recalled", "output_checked",
     "fanout_started", "task_waiting",
     "task_approved", "task_rejected",
     "task_completed", "task_skipped", "task_failed", "run_waiting", "run_completed",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from podium.core.agent import Agent
+from podium.core.faithful import Faithful
 from podium.core.memory import MemoryQuery
 from podium.core.plan import PLAN_KEY, PlannerConfig, goal_problems
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy, TaskPolicy
@@ -87,6 +88,9 @@ class Task:
     """With `for_each`, how many items run at once; None for no limit."""
     output: Any = None
     """A pydantic model class or a JSON schema the output must satisfy."""
+    checks: tuple[Faithful, ...] = ()
+    """Checks the output must pass beyond its schema, whichever agent writes it (a
+    faithfulness check: `podium.core.faithful`); a failure is an `OutputInvalid`."""
     policy: TaskPolicy = field(default_factory=TaskPolicy)
     description: str = ""
     """What the task is for, in words; without `agent`, the router ranks agents by it."""
@@ -178,6 +182,7 @@ class Workflow:
         skill: str | None = None,
         router: RouterPolicy | None = None,
         memory: MemoryQuery | None = None,
+        checks: Iterable[Faithful] = (),
     ) -> Task:
         """Add a task. `agent` is an agent's name, or an agent (registered under `id`);
         without one, the router chooses an agent by `skill` and `description` when the task
@@ -197,7 +202,7 @@ class Workflow:
             id=id, agent=agent, needs=tuple(needs), args=dict(args or {}), prompt=prompt,
             when=when, for_each=for_each, concurrency=concurrency, output=output,
             policy=policy, description=description, skill=skill, router=router,
-            memory=memory,
+            memory=memory, checks=tuple(checks),
         )
         self.tasks[id] = task
         return task

@@ -19,6 +19,7 @@ from podium.core.agent import (
     VaultStore,
 )
 from podium.core.events import NewEvent
+from podium.core.faithful import Faithful, Given
 from podium.core.policy import CircuitPolicy
 from podium.core.principal import Principal
 from podium.core.registry import RouterPolicy
@@ -38,6 +39,7 @@ from podium.errors import (
     PermissionDenied,
     Retry,
     TaskTimeout,
+    Unfaithful,
 )
 from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
@@ -49,7 +51,7 @@ Decision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_agai
 
 
 _OBSERVATIONS = frozenset({"model_call", "tool_call", "step_completed", "note_added",
-                           "context_assembled", "memory_recalled"})
+                           "context_assembled", "memory_recalled", "output_checked"})
 
 
 def describe(error: BaseException) -> str:
@@ -187,11 +189,14 @@ class TaskRunner:
         agent = self.agents[name]
         spec = task.output if task.output is not None else getattr(agent, "output", None)
         untrusted = input_sources(task.prompt, task.args, self.untrusted_inputs)
+        checks = _checks(task, agent)
         request = TaskInput(args=render(task.args, scope),
                             prompt=render(task.prompt, delimited_inputs(scope, untrusted))
                             if task.prompt else None,
                             output_schema=schema_of(spec), output=spec, untrusted=untrusted,
-                            timeout=task.policy.timeout)
+                            timeout=task.policy.timeout, checks=checks)
+        given = Given(prompt=request.prompt, args=request.args, inputs=scope["inputs"],
+                      outputs=scope["outputs"])
         retry = task.policy.retry
         if not await self._permitted(task, key, name):
             return "gave_up"
@@ -219,13 +224,12 @@ class TaskRunner:
                 memory.ctx = ctx
             error: BaseException
             try:
+                attempt_args = (agent, task, request, memory, scope, ctx, spec, given)
                 if task.policy.timeout is None:
-                    asked = await recalled(task, request, memory, scope, ctx)
-                    output = validate(spec, await agent.run(asked, ctx))
+                    output = await self._attempt(*attempt_args)
                 else:
                     async with asyncio.timeout(task.policy.timeout):
-                        asked = await recalled(task, request, memory, scope, ctx)
-                        output = validate(spec, await agent.run(asked, ctx))
+                        output = await self._attempt(*attempt_args)
             except ApprovalRequired as e:
                 # Not a failure: the attempt's steps stay, so the held call is replayed.
                 self.breakers.abandon(self._circuit_key(name))
@@ -266,15 +270,25 @@ class TaskRunner:
                 await self.journal(NewEvent(type="attempt_failed", task=key, data={
                     "agent": name, "attempt": attempt, "error": describe(error),
                     "error_type": type(error).__name__, "decision": "retry",
-                    "delay": round(delay, 3)}))
+                    "delay": round(delay, 3), **_claims(error)}))
                 await asyncio.sleep(delay)
                 continue
             decision = self._decide(task, self.state().task(key), name)
             await self.journal(NewEvent(type="attempt_failed", task=key, data={
                 "agent": name, "attempt": attempt, "error": describe(error),
                 "error_type": type(error).__name__, "decision": decision,
-                **({"circuit": "open"} if opened else {})}))
+                **({"circuit": "open"} if opened else {}), **_claims(error)}))
             return "gave_up"
+
+    async def _attempt(self, agent: Agent, task: Task, request: TaskInput,
+                       memory: Any, scope: Mapping[str, Any], ctx: TaskContext, spec: Any,
+                       given: Given) -> Any:
+        """One attempt's output: the agent's, validated against the schema and checked."""
+        asked = await recalled(task, request, memory, scope, ctx)
+        output = validate(spec, await agent.run(asked, ctx))
+        for check in request.checks:  # the agent may have checked already; the engine decides
+            check.check(output, given)
+        return output
 
     async def _permitted(self, task: Task, key: str, name: str) -> bool:
         """Whether the run's principal may use agent `name`; a denial gives the agent up
@@ -337,6 +351,17 @@ class TaskRunner:
         error = ts.error or "every agent was skipped (circuit open)"
         await self.journal(NewEvent(type="task_failed", task=key, data={
             "error": error, "error_type": "TaskFailed"}))
+
+
+def _checks(task: Task, agent: Agent) -> tuple[Faithful, ...]:
+    """The output checks of an attempt: the task's, then the agent's own."""
+    own = getattr(agent, "checks", ())
+    return tuple(dict.fromkeys((*task.checks, *own)))
+
+
+def _claims(error: BaseException) -> dict[str, Any]:
+    """The unsupported claims of a faithfulness failure, for the journal."""
+    return {"claims": error.claims} if isinstance(error, Unfaithful) else {}
 
 
 def _tool_answer(ts: TaskState) -> dict[str, Any] | None:

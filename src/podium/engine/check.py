@@ -44,6 +44,7 @@ def _task_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent],
         schema_of(task.output)
     except TypeError as e:
         found.append(workflow.problem(f"tasks.{task_id}.output", str(e)))
+    found += _source_problems(workflow, task_id, agents, upstream)
     available = set(task.args) | upstream | set(workflow.inputs)
     for name in (task.agent, *task.policy.fallback):
         agent = agents.get(name)
@@ -55,6 +56,29 @@ def _task_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent],
                 f"tasks.{task_id}.with",
                 f"agent {name!r} ({where}) needs {param!r}, which no with: value, upstream "
                 f"task or input supplies; add `{param}:` under with:"))
+    return found
+
+
+def _source_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent],
+                     upstream: frozenset[str]) -> list[Problem]:
+    """Faithfulness sources that name an input the workflow lacks or a task this one does
+    not depend on (whose output it would never receive)."""
+    task = workflow.tasks[task_id]
+    declared = [(f"tasks.{task_id}.checks.faithful.sources", c) for c in task.checks]
+    for name in (task.agent, *task.policy.fallback):
+        declared += [(f"agents.{name}.checks.faithful.sources", c)
+                     for c in getattr(agents.get(name), "checks", ())]
+    found: list[Problem] = []
+    for field, check in declared:
+        for source in check.sources:
+            root, _, name = source.partition(".")
+            if root == "outputs" and name and name not in upstream:
+                found.append(workflow.problem(field, (
+                    f"{source!r}: task {task_id!r} does not depend on a task {name!r}; "
+                    "add it to `needs:` or name one it depends on")))
+            elif root == "inputs" and name and name not in workflow.inputs:
+                found.append(workflow.problem(field, f"{source!r}: the workflow has no input "
+                                              f"{name!r}"))
     return found
 
 

@@ -27,6 +27,7 @@ from podium._yaml import YAMLSyntaxError, compose, read_text
 from podium.agents.context import ContextOptions
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.faithful import KINDS, SOURCE_ROOTS, Faithful, Kind
 from podium.core.memory import MemoryQuery
 from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
@@ -88,6 +89,45 @@ class ContextDoc(_Doc):
     summariser: str | None = None
     """A model name (`local`, `openai:NAME`, ...) that writes summaries; default the agent's."""
     summary_tokens: int = Field(256, ge=16)
+
+
+class FaithfulDoc(_Doc):
+    kinds: list[Kind] = Field(default_factory=lambda: list(KINDS), min_length=1)
+    sources: list[str] = Field(["prompt", "with"], min_length=1)
+    """`prompt`, `with`, `inputs`, `inputs.NAME`, `outputs`, `outputs.TASK`."""
+    tolerance: float = Field(0.0, ge=0, lt=1)
+    allow: list[str | int | float] = []
+    small_numbers: int = Field(10, ge=-1)
+    max_listed: int = Field(10, ge=1)
+    min_figures: int = Field(0, ge=0)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        for source in value:
+            root, dot, name = source.partition(".")
+            if root not in SOURCE_ROOTS or (dot and (not name or root in ("prompt", "with"))):
+                raise ValueError(f"{source!r} is not a source; use 'prompt', 'with', 'inputs', "
+                                 "'inputs.NAME', 'outputs' or 'outputs.TASK'")
+        return value
+
+    def build(self) -> Faithful:
+        return Faithful(**{**self.model_dump(), "kinds": tuple(self.kinds),
+                           "sources": tuple(self.sources), "allow": tuple(self.allow)})
+
+
+class ChecksDoc(_Doc):
+    faithful: FaithfulDoc | None = None
+    """Every number, date and name of the output must appear in the task's data
+    (`podium.core.faithful`); `true` for the defaults."""
+
+    @field_validator("faithful", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return {} if value is True else None if value is False else value
+
+    def build(self) -> tuple[Faithful, ...]:
+        return (self.faithful.build(),) if self.faithful is not None else ()
 
 
 class InputDoc(_Doc):
@@ -164,6 +204,8 @@ class AgentDoc(_Doc):
     """The bound on a model agent's reply text (UTF-8 bytes); default from `max_tokens`."""
     max_tool_result_bytes: int | None = Field(None, ge=1)
     """The bound on a tool result (JSON, UTF-8 bytes) for tools that set none of their own."""
+    checks: ChecksDoc | None = None
+    """What every output of the agent must pass beyond its schema (`faithful:`)."""
 
 
 def _listify(value: Any) -> Any:
@@ -201,6 +243,8 @@ class TaskDoc(_Doc):
     default: Any = None
     description: str = ""
     memory: MemoryDoc | None = None
+    checks: ChecksDoc | None = None
+    """What the task's output must pass beyond its schema, whichever agent writes it."""
 
     _split = field_validator("needs", "fallback", mode="before")(_listify)
 
@@ -464,6 +508,7 @@ def _build_builtin(name: str, kind: str, agent: AgentDoc, workflow: Workflow,
         problems.append(workflow.problem(at, str(e)))
         return
     built.circuit = CircuitPolicy(**agent.circuit.model_dump()) if agent.circuit else None
+    built.checks = agent.checks.build() if agent.checks else ()
     workflow.add_agent(name, built)
 
 
@@ -557,6 +602,7 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
             return
         fn_agent.output = output  # type: ignore[attr-defined]
         fn_agent.circuit = circuit  # type: ignore[attr-defined]
+        fn_agent.checks = agent.checks.build() if agent.checks else ()  # type: ignore[attr-defined]
         workflow.add_agent(name, fn_agent)
     else:
         _build_model_agent(name, agent, output, circuit, workflow, problems)
@@ -597,7 +643,8 @@ def _build_model_agent(name: str, agent: AgentDoc, output: Any, circuit: Circuit
                        allowed_tools=_allowed(agent, tools, toolsets),
                        high_risk_without_approval=agent.high_risk_without_approval,
                        max_reply_bytes=agent.max_reply_bytes,
-                       max_tool_result_bytes=agent.max_tool_result_bytes)
+                       max_tool_result_bytes=agent.max_tool_result_bytes,
+                       checks=agent.checks.build() if agent.checks else ())
     except UserError as e:
         problems.append(workflow.problem(f"{at}.tools", str(e)))
         return
@@ -640,7 +687,8 @@ def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,
             default=task.default if "default" in task.model_fields_set else ...,
             description=task.description, skill=task.skill,
             router=router_policy(task.router),
-            memory=MemoryQuery(**task.memory.model_dump()) if task.memory else None)
+            memory=MemoryQuery(**task.memory.model_dump()) if task.memory else None,
+            checks=task.checks.build() if task.checks else ())
         problems.extend(router_model_problems(workflow, task.router, f"tasks.{task_id}.router"))
 
 
