@@ -12,6 +12,12 @@
   model with a 2 KB prompt holding personal data (a new value in each, so the run's vault
   grows and is kept in the journal every call), with and without a masking policy.
 - `audit`: the audit log's durable append rate and its verification rate.
+- `injection_matrix`: the size and result of the injection matrix
+  (`tests/integration/_taint_matrix.py`, also run as a test): every route from an
+  untrusted source into a prompt or a tool argument, times two high-risk tools acting on
+  real loopback servers (SMTP, HTTP), with a scripted model that obeys the planted order.
+  `hostile.forbidden_executed` must be 0 (and `held` equal to `attempts`); the trusted
+  control runs the same routes from trusted sources, where every call must run unheld.
 
 Medians and minima of several runs after a warm-up, interleaved so that load drift falls
 on both sides alike.
@@ -26,6 +32,7 @@ import argparse
 import functools
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -41,6 +48,7 @@ from podium.security import AuditLog, Masker, MaskingPolicy
 from podium.security.crypto import DataKey, Keyring, MasterKey, new_data_key, seal, unseal
 from podium.testing import ScriptedModel
 
+ROOT = str(Path(__file__).resolve().parents[1])
 SYNCHRONOUS: tuple[Literal["NORMAL", "FULL"], ...] = ("NORMAL", "FULL")
 
 
@@ -200,6 +208,20 @@ def audit(folder: Path, records: int, synchronous: Literal["NORMAL", "FULL"]) ->
                 p.stat().st_size for p in folder.glob(f"{db.name}-*"))}
 
 
+# -- injection matrix ------------------------------------------------------------------------
+
+
+async def injection_matrix(folder: Path) -> dict[str, Any]:
+    """Run the injection matrix once; its counts, and how long it took."""
+    # The matrix is test code, shared with tests/integration/test_taint_matrix.py.
+    sys.path.insert(0, ROOT)
+    from tests.integration._taint_matrix import run_matrix
+
+    start = time.perf_counter()
+    figures = await run_matrix(folder)
+    return {**figures, "wall_s": round(time.perf_counter() - start, 2)}
+
+
 async def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
@@ -219,6 +241,7 @@ async def main() -> dict[str, Any]:
                         "model_call": await masking_per_call(tmp, 10 if quick else 100,
                                                              repeat)},
             "audit": [audit(Path(tmp), 500 if quick else 10_000, s) for s in SYNCHRONOUS],
+            "injection_matrix": await injection_matrix(Path(tmp) / "matrix"),
         }
 
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 from podium.core.memory import MemoryAccess
 from podium.core.principal import Principal
+from podium.core.untrusted import Provenance
 
 JSON = Any
 """A JSON value: dict, list, str, int, float, bool or None."""
@@ -122,6 +123,19 @@ class TaskContext:
     _scope: str = field(default="", repr=False)
     """Where this context's steps sit: "" for the task's own, `/3` for those taken inside
     its step 3 (`nested_step`), `/3/0` deeper still."""
+    _provenance: Provenance = field(default_factory=Provenance, repr=False)
+
+    @property
+    def untrusted(self) -> tuple[str, ...]:
+        """The sources of untrusted content this attempt has read so far (`input:NAME`,
+        `output:TASK`, `tool:NAME`, `memory`): its output is untrusted when there are any,
+        and `high_risk` tool calls wait for a person."""
+        return self._provenance.sources
+
+    def mark_untrusted(self, *sources: str) -> None:
+        """Note untrusted content this attempt read from elsewhere than `inputs`, `outputs`
+        and its templates (which are noted already), e.g. `tool:fetch_page`."""
+        self._provenance.add(*sources)
 
     @property
     def vaults(self) -> VaultStore | None:
@@ -291,8 +305,9 @@ class TaskInput:
     """Memories retrieved for this task, most relevant first: text, or objects with a
     `text` field; an LLM agent places them in its prompt within its context budget."""
     untrusted: tuple[str, ...] = ()
-    """Sources of untrusted content in `prompt` and `args` (`input:NAME`): the run inputs
-    not marked trusted that the task's templates read."""
+    """Sources of untrusted content in `prompt` and `args`: the run inputs not marked
+    trusted (`input:NAME`) and the untrusted upstream outputs (`output:TASK`) the task's
+    templates, its `when:` and its `for_each:` item read."""
 
 
 class Agent(ABC):

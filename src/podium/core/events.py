@@ -20,7 +20,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | task_waiting | key | prompt, reason, error; tool_call (reason `tool_approval`) |
 | task_approved | key | data, by |
 | task_rejected | key | reason, by |
-| task_completed | key | output, agent, defaulted |
+| task_completed | key | output, agent, defaulted, untrusted (the sources the output derives from) |
 | task_skipped | key | reason |
 | task_failed | key | error, error_type |
 | plan_invalid | | attempt, reason, problems, reply (a plan that failed its check) |

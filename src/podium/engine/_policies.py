@@ -24,7 +24,15 @@ from podium.core.principal import Principal
 from podium.core.registry import RouterPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.templates import render
-from podium.core.untrusted import delimited_inputs, input_sources
+from podium.core.untrusted import (
+    NO_SOURCES,
+    Provenance,
+    ScopeTaint,
+    Sources,
+    Tracked,
+    render_prompt,
+    sources,
+)
 from podium.core.workflow import HUMAN, Task
 from podium.engine._memory import bind, recalled
 from podium.engine._output import schema_of, to_json, validate
@@ -87,8 +95,9 @@ class TaskRunner:
     session_thread: SessionThread | None = None
     """Loads the earlier runs of the session."""
     untrusted_inputs: frozenset[str] = frozenset()
-    """The run inputs not marked trusted: prompts delimit them, and agents that read them
-    hold high-risk tool calls for a person."""
+    """The run inputs not marked trusted: prompts delimit them, agents that read them hold
+    high-risk tool calls for a person, and the outputs of tasks that read them are
+    untrusted in turn."""
     memory: MemoryStore | None = None
     """Long-term memory for tasks that declare `memory:`."""
     subjects: tuple[str, ...] = ()
@@ -122,6 +131,30 @@ class TaskRunner:
             if await self._try(task, key, name, scope) != "gave_up":
                 return
         await self._exhausted(task, key, scope)
+
+    def taint(self, task: Task, scope: Mapping[str, Any]) -> dict[str, Any]:
+        """The untrusted sources of each name `task`'s templates can read in `scope`."""
+        state = self.state()
+        taint: dict[str, Any] = {
+            "inputs": {n: frozenset({f"input:{n}"}) if n in self.untrusted_inputs
+                       else NO_SOURCES for n in scope["inputs"]},
+            "outputs": {k: frozenset({f"output:{k}"}) if state.task(k).untrusted
+                        else NO_SOURCES for k in scope["outputs"]}}
+        if "item" in scope:
+            # An item is what its task's `for_each:` expression gave: it carries all that
+            # the expression read.
+            taint["item"] = sources(task.for_each or "", taint, expression=True)
+        return taint
+
+    @staticmethod
+    def _read(task: Task, scope: Mapping[str, Any], taint: ScopeTaint) -> Sources:
+        """The untrusted sources a task reads before its agent reads anything: its
+        templates', its `when:` condition's (which decided that it runs) and its item's."""
+        found = sources(task.prompt or "", taint) | sources(dict(task.args), taint)
+        if task.when:
+            found |= sources(task.when, taint, expression=True)
+        item = taint.get("item")
+        return found | item if isinstance(item, frozenset) else found
 
     def _circuit_key(self, agent: str) -> str:
         return f"{self.workflow}/{agent}"
@@ -185,11 +218,13 @@ class TaskRunner:
         """Attempts by one agent, with retries. Returns how it ended."""
         agent = self.agents[name]
         spec = task.output if task.output is not None else getattr(agent, "output", None)
-        untrusted = input_sources(task.prompt, task.args, self.untrusted_inputs)
+        taint = self.taint(task, scope)
+        read = self._read(task, scope, taint)
         request = TaskInput(args=render(task.args, scope),
-                            prompt=render(task.prompt, delimited_inputs(scope, untrusted))
+                            prompt=render_prompt(task.prompt, scope, taint)
                             if task.prompt else None,
-                            output_schema=schema_of(spec), output=spec, untrusted=untrusted)
+                            output_schema=schema_of(spec), output=spec,
+                            untrusted=tuple(sorted(read)))
         retry = task.policy.retry
         if not await self._permitted(task, key, name):
             return "gave_up"
@@ -200,10 +235,13 @@ class TaskRunner:
             idempotency_key = f"{self.run_id}:{key}"
             await self.journal(NewEvent(type="task_started", task=key, data={
                 "agent": name, "attempt": attempt, "idempotency_key": idempotency_key}))
+            provenance = Provenance(request.untrusted)
             ctx = TaskContext(
                 run_id=self.run_id, task_id=task.id, attempt=attempt,
-                idempotency_key=idempotency_key, inputs=scope["inputs"],
-                outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
+                idempotency_key=idempotency_key,
+                inputs=Tracked(scope["inputs"], _per_key(taint["inputs"]), provenance),
+                outputs=Tracked(scope["outputs"], _per_key(taint["outputs"]), provenance),
+                workflow=self.workflow, item=scope.get("item"),
                 index=scope.get("index"), _record=self._recorder(key),
                 _replay=list(ts.steps) if ts.agent == name else [],
                 _cache=self.cache, _resources=self.resources, _vaults=self.vaults,
@@ -212,7 +250,7 @@ class TaskRunner:
                 _authorize=None if self.guard is None else self.guard.authorizer(
                     self.principal, self.run_id, key), session=self.session,
                 _notes=lambda: self.state().notes, _session=self.session_thread,
-                memory=memory)
+                memory=memory, _provenance=provenance)
             if memory is not None:
                 memory.ctx = ctx
             error: BaseException
@@ -252,8 +290,11 @@ class TaskRunner:
                 error = e
             else:
                 await self.breakers.success(self._circuit_key(name))
-                await self.journal(NewEvent(type="task_completed", task=key,
-                                            data={"output": output, "agent": name}))
+                # What the attempt read decides whether its output is untrusted: the
+                # tasks that read it inherit that, across resumes (it is journaled).
+                untrusted = {"untrusted": list(ctx.untrusted)} if ctx.untrusted else {}
+                await self.journal(NewEvent(type="task_completed", task=key, data={
+                    "output": output, "agent": name, **untrusted}))
                 return "done"
             opened = await self.breakers.failure(self._circuit_key(name), self.circuits[name])
             used = self.state().task(key).attempts_by_agent.get(name, 0)
@@ -334,6 +375,10 @@ class TaskRunner:
         error = ts.error or "every agent was skipped (circuit open)"
         await self.journal(NewEvent(type="task_failed", task=key, data={
             "error": error, "error_type": "TaskFailed"}))
+
+
+def _per_key(taint: Any) -> dict[str, Sources]:
+    return dict(taint) if isinstance(taint, Mapping) else {}
 
 
 def _tool_answer(ts: TaskState) -> dict[str, Any] | None:
