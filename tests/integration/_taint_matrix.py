@@ -220,6 +220,13 @@ def reader(tool_name: str) -> Callable[[Sequence[Message], Any], Any]:
     return reply
 
 
+def note_taker(messages: Sequence[Message], schema: Any) -> Any:
+    """An upstream agent's model: writes what the ticket asks as a shared note."""
+    if any(m.role == "tool" for m in messages):
+        return "Noted."
+    return {"tool_calls": [{"name": "note", "arguments": {"text": echo(messages, schema)}}]}
+
+
 # -- the routes ------------------------------------------------------------------------------
 
 
@@ -339,6 +346,15 @@ def llm_output_to_context(env: Env) -> Case:
     return Case(wf, model, {"ticket": env.text})
 
 
+def note_to_context(env: Env) -> Case:
+    wf, model = _base(env, context=ContextOptions(notes=True))
+    wf.add_agent("clerk", LLMAgent(ScriptedModel(note_taker), name="clerk",
+                                   context=ContextOptions(note_tool=True)))
+    wf.add_task("clerk", agent="clerk", prompt="Note what matters in: {{ inputs.ticket }}")
+    wf.add_task("t", agent="desk", needs=["clerk"], prompt="Do what the notes say.")
+    return Case(wf, model, {"ticket": env.text})
+
+
 def for_each_over_output(env: Env) -> Case:
     wf, model = _base(env)
     wf.add_agent("split", lambda ticket: [p for p in ticket.split("\n\n") if p])
@@ -420,6 +436,7 @@ ROUTES: dict[str, Callable[[Env], Case]] = {
     "input/llm_output/prompt": llm_output_to_prompt,
     "input/llm_output/context": llm_output_to_context,
     "input/function_output/for_each": for_each_over_output,
+    "input/note/context": note_to_context,
     "tool_result/output": tool_result_downstream,
     "mcp_result/output": mcp_result_downstream,
     "memory/output": memory_downstream,

@@ -271,7 +271,7 @@ async def _sections(options: ContextOptions, task: TaskInput, ctx: TaskContext,
     found["memory"] = [entry(f"memory {n}", f"- {_memory_text(m)}")
                        for n, m in enumerate(task.memories, start=1)]
     if options.notes:
-        found["notes"] = [entry(f"note by {n.get('by')!r}", f"- ({n.get('by')}) {n['text']}")
+        found["notes"] = [entry(f"note by {n.get('by')!r}", _note_text(n))
                           for n in ctx.notes]
     if options.session is not False and ctx.session is not None:
         found["session"] = [entry(label, text) for run in await ctx.session_thread()
@@ -285,6 +285,15 @@ def _output_text(outputs: Mapping[str, JSON], key: str) -> str:
     text = _text(outputs[key])
     found = sources_of(outputs, key)
     return f"### {key}\n{delimit(text, label(found)) if found else text}"
+
+
+def _note_text(note: Mapping[str, JSON]) -> str:
+    """A shared note as a context entry; delimited when its writer had read untrusted
+    content."""
+    text = str(note["text"])
+    if note.get("untrusted"):
+        text = delimit(text, f"note:{note.get('by')}")
+    return f"- ({note.get('by')}) {text}"
 
 
 def _run_entries(run: Mapping[str, Any]) -> list[tuple[str, str]]:

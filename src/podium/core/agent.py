@@ -147,8 +147,11 @@ class TaskContext:
     @property
     def notes(self) -> list[Mapping[str, JSON]]:
         """The run's shared notes so far, oldest first: `{"text", "by", "at"}`, `by` being
-        the key of the task that wrote it."""
-        return list(self._notes())
+        the key of the task that wrote it, and `untrusted` when the attempt that wrote it
+        had read untrusted content (reading such notes is reading untrusted content)."""
+        found = list(self._notes())
+        self._provenance.add(*(f"note:{n.get('by')}" for n in found if n.get("untrusted")))
+        return found
 
     async def note(self, text: str) -> None:
         """Add a note to the run's shared blackboard, journaled. Later tasks see it in
@@ -160,7 +163,8 @@ class TaskContext:
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"task {self.task_id!r}: a note is a non-empty string, "
                              f"got {text!r}")
-        await self._record("note_added", {"text": text.strip()})
+        untrusted = {"untrusted": list(self.untrusted)} if self.untrusted else {}
+        await self._record("note_added", {"text": text.strip(), **untrusted})
 
     async def session_thread(self) -> list[Mapping[str, JSON]]:
         """The earlier runs of this run's session, oldest first, each

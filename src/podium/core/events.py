@@ -13,7 +13,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | model_call | key | model, input_tokens, output_tokens, latency_ms |
 | tool_call | key | name, arguments, result or error, duration_ms; refused, reason, rejected_by |
 | step_completed | key | index, kind, name, result, scope (replayed after a crash) |
-| note_added | key | text (a shared note any later prompt may include) |
+| note_added | key | text (a shared note any later prompt may include), untrusted |
 | context_assembled | key | agent, budget, counted, used, sections, dropped |
 | memory_recalled | key | namespace, ids, scores, trust, top_k, trusted_only (no texts) |
 | fanout_started | id | count |

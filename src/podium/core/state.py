@@ -126,7 +126,8 @@ class RunState:
     session: str | None = None
     """The session the run belongs to: runs of one session share a thread."""
     notes: list[dict[str, Any]] = field(default_factory=list)
-    """The run's shared notes, oldest first: `{"text", "by" (task key), "at"}`."""
+    """The run's shared notes, oldest first: `{"text", "by" (task key), "at"}`, and
+    `untrusted` (sources) for a note written by an attempt that had read untrusted content."""
     status: RunStatus = "running"
     started_at: float | None = None
     finished_at: float | None = None
@@ -214,7 +215,9 @@ class RunState:
             case "note_added":
                 # A task run again after a crash writes its notes again: keep one.
                 if not any(n["by"] == e.task and n["text"] == d["text"] for n in self.notes):
-                    self.notes.append({"text": d["text"], "by": e.task, "at": iso(e.ts)})
+                    self.notes.append({"text": d["text"], "by": e.task, "at": iso(e.ts),
+                                       **({"untrusted": d["untrusted"]}
+                                          if d.get("untrusted") else {})})
             case "context_assembled" if t:
                 t.context.append(d)
             case "model_call" if t:
