@@ -32,7 +32,15 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from podium import Engine, InputSpec, LLMAgent, SQLiteStore, TaskInput, Workflow
+from podium import (
+    Engine,
+    InputSpec,
+    LLMAgent,
+    PlannerConfig,
+    SQLiteStore,
+    TaskInput,
+    Workflow,
+)
 from podium.agents.context import ContextOptions
 from podium.core.memory import MemoryQuery
 from podium.core.workflow import HUMAN
@@ -240,8 +248,8 @@ class Case:
     key: str = "t"
     """The key of the task whose model tries the call."""
     delimited: bool = True
-    """Whether the actor's prompt must hold the order inside a delimiter (a delegate's
-    prompt is written by a function: its hold and notice are checked, not a delimiter)."""
+    """Whether the actor's prompt must hold the order inside a delimiter (a prompt a
+    function or a planner wrote is its own words: its hold and notice are checked)."""
     memory: list[tuple[str, str]] = field(default_factory=list)
     """Memories to store first: (text, source)."""
     resume: bool = False
@@ -417,6 +425,20 @@ def delegate(env: Env) -> Case:
     return Case(wf, model, {"ticket": env.text}, delimited=False)
 
 
+def planner_wrote(env: Env) -> Case:
+    def plan(messages: Sequence[Message], schema: Any) -> str:
+        task = {"id": "answer", "skill": "handle_ticket", "needs": [], "with": {},
+                "prompt": f"Handle it: {echo(messages, schema)}"}
+        return json.dumps({"tasks": [task]})
+
+    wf = Workflow("matrix", inputs=env.ticket(), goal="Handle this ticket: {{ ticket }}",
+                  planner=PlannerConfig(model=ScriptedModel(plan)))
+    agent, model = env.actor(skills=["handle_ticket"], description="Handles tickets.")
+    wf.add_agent("desk", agent)
+    # The planner's words are its own, not a template's: held, but not delimited.
+    return Case(wf, model, {"ticket": env.text}, key="answer", delimited=False)
+
+
 def across_resume(env: Env) -> Case:
     wf, model = _base(env)
     wf.add_task("summary", agent="summariser", prompt="Summarise: {{ inputs.ticket }}")
@@ -442,6 +464,7 @@ ROUTES: dict[str, Callable[[Env], Case]] = {
     "memory/output": memory_downstream,
     "input/output/pattern_member": pattern_member,
     "input/delegate": delegate,
+    "input/planner/plan": planner_wrote,
     "input/output/resume": across_resume,
 }
 
@@ -461,6 +484,8 @@ class Outcome:
     """The order in the actor's first prompt is inside a delimiter, and not outside one."""
     blocks: int
     """Delimited blocks in the actor's first prompt."""
+    must_delimit: bool
+    """Whether the route puts the order in the prompt through a template."""
     noticed: bool
     error: str | None = None
 
@@ -500,7 +525,7 @@ async def run_case(route: str, tool_name: str, trusted: bool, folder: Path,
         executed=where.received(),
         delimited=_ORDER.search(inside) is not None
         and _ORDER.search(_BLOCK.sub("", text)) is None,
-        blocks=len(_BLOCK.findall(text)),
+        blocks=len(_BLOCK.findall(text)), must_delimit=case.delimited,
         noticed=any(m.role == "system" and NOTICE_WORDS in m.content for m in prompt),
         error=state.error)
 
@@ -520,8 +545,7 @@ async def run_matrix(folder: Path) -> dict[str, Any]:
                 hostile["attempts"] += bad.attempts
                 hostile["held"] += bad.held
                 hostile["forbidden_executed"] += len(bad.executed)
-                hostile["undelimited_prompts"] += ROUTES[route] is not delegate and (
-                    not bad.delimited)
+                hostile["undelimited_prompts"] += bad.must_delimit and not bad.delimited
                 hostile["missing_notice"] += not bad.noticed
                 good = await run_case(route, tool_name, True,
                                       _fresh(folder, f"{n}-{tool_name}-trusted"), where)

@@ -21,7 +21,6 @@ from tests.integration._taint_matrix import (
     TOOLS,
     Obedient,
     Sinks,
-    delegate,
     echo,
     high_risk_tools,
     run_case,
@@ -45,8 +44,7 @@ async def test_an_order_in_untrusted_content_is_held_for_a_person(
     assert outcome.executed == [], outcome  # nothing reached the SMTP or HTTP server
     assert (outcome.status, outcome.held) == ("waiting", 1), outcome
     assert outcome.noticed, outcome
-    if ROUTES[route] is not delegate:  # a delegate's prompt is its function's words
-        assert outcome.delimited, outcome
+    assert outcome.delimited or not outcome.must_delimit, outcome
 
 
 @pytest.mark.parametrize("tool", TOOLS)

@@ -19,6 +19,7 @@ from podium.core.agent import (
     VaultStore,
 )
 from podium.core.events import NewEvent
+from podium.core.plan import PLAN_KEY
 from podium.core.policy import CircuitPolicy
 from podium.core.principal import Principal
 from podium.core.registry import RouterPolicy
@@ -156,6 +157,22 @@ class TaskRunner:
         item = taint.get("item")
         return found | item if isinstance(item, frozenset) else found
 
+    def _planned(self, task: Task) -> Sources:
+        """`plan` when a model wrote the task (a goal's planner, a replan, an agent's
+        subtasks) while the run held untrusted content, and no person approved the plan:
+        its literal words may be the attacker's."""
+        state = self.state()
+        planned = {t.get("id") for t in (state.plan or {}).get("tasks", ())}
+        approval = state.tasks.get(PLAN_KEY)
+        if task.id not in planned or (approval is not None and approval.agent == HUMAN
+                                      and approval.status == "completed"):
+            return NO_SOURCES  # a person who approved the plan vouched for its words
+        if any(n in self.untrusted_inputs and v not in (None, "", [], {})
+               for n, v in state.inputs.items()) or any(
+                t.untrusted for t in state.tasks.values()):
+            return frozenset({"plan"})
+        return NO_SOURCES
+
     def _circuit_key(self, agent: str) -> str:
         return f"{self.workflow}/{agent}"
 
@@ -219,7 +236,7 @@ class TaskRunner:
         agent = self.agents[name]
         spec = task.output if task.output is not None else getattr(agent, "output", None)
         taint = self.taint(task, scope)
-        read = self._read(task, scope, taint)
+        read = self._read(task, scope, taint) | self._planned(task)
         request = TaskInput(args=render(task.args, scope),
                             prompt=render_prompt(task.prompt, scope, taint)
                             if task.prompt else None,
