@@ -232,15 +232,23 @@ def derived(source: str, classify: Classify, *, expression: bool = False) -> Sou
     Raises:
         TemplateProblem: the template does not parse.
     """
+    classes = tuple((r, s) for r in _candidates(source, expression) if (s := classify(r)))
+    return _derived(source, expression, classes) if classes else frozenset()
+
+
+@lru_cache(maxsize=4096)
+def _derived(source: str, expression: bool, classes: tuple[tuple[Reference, Sources], ...]
+             ) -> Sources:
+    known = dict(classes)
     tree = _parse(source, expression)
-    return _Flow(tree, classify).of(tree)
+    return _Flow(tree, lambda ref: known.get(ref, frozenset())).of(tree)
 
 
-@lru_cache(maxsize=1024)
-def _candidates(source: str) -> tuple[Reference, ...]:
+@lru_cache(maxsize=4096)
+def _candidates(source: str, expression: bool = False) -> tuple[Reference, ...]:
     """Every reference a template may read a scope name by, in a stable order: those
     `references` finds, and each name the template rebinds, as a whole."""
-    tree = _parse(source, False)
+    tree = _parse(source, expression)
     shadowed = _shadowed(tree)
     found = set(_references(tree, shadowed)) | {Reference(n, None) for n in shadowed}
     return tuple(sorted(found, key=lambda r: (r.root, r.attr or "")))

@@ -5,7 +5,7 @@ breaker, escalation to a human, the safe default. Every step is journaled before
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -135,12 +135,10 @@ class TaskRunner:
 
     def taint(self, task: Task, scope: Mapping[str, Any]) -> dict[str, Any]:
         """The untrusted sources of each name `task`'s templates can read in `scope`."""
-        state = self.state()
         taint: dict[str, Any] = {
             "inputs": {n: frozenset({f"input:{n}"}) if n in self.untrusted_inputs
                        else NO_SOURCES for n in scope["inputs"]},
-            "outputs": {k: frozenset({f"output:{k}"}) if state.task(k).untrusted
-                        else NO_SOURCES for k in scope["outputs"]}}
+            "outputs": _OutputTaint(self.state, scope["outputs"])}
         if "item" in scope:
             # An item is what its task's `for_each:` expression gave: it carries all that
             # the expression read.
@@ -256,8 +254,8 @@ class TaskRunner:
             ctx = TaskContext(
                 run_id=self.run_id, task_id=task.id, attempt=attempt,
                 idempotency_key=idempotency_key,
-                inputs=Tracked(scope["inputs"], _per_key(taint["inputs"]), provenance),
-                outputs=Tracked(scope["outputs"], _per_key(taint["outputs"]), provenance),
+                inputs=Tracked(scope["inputs"], taint["inputs"], provenance),
+                outputs=Tracked(scope["outputs"], taint["outputs"], provenance),
                 workflow=self.workflow, item=scope.get("item"),
                 index=scope.get("index"), _record=self._recorder(key),
                 _replay=list(ts.steps) if ts.agent == name else [],
@@ -394,8 +392,26 @@ class TaskRunner:
             "error": error, "error_type": "TaskFailed"}))
 
 
-def _per_key(taint: Any) -> dict[str, Sources]:
-    return dict(taint) if isinstance(taint, Mapping) else {}
+class _OutputTaint(Mapping[str, Sources]):
+    """The sources of each upstream output, looked up in the run's state when asked: a
+    long chain does not pay for every ancestor at every task."""
+
+    __slots__ = ("_keys", "_state")
+
+    def __init__(self, state: Callable[[], RunState], keys: Mapping[str, Any]) -> None:
+        self._state, self._keys = state, keys
+
+    def __getitem__(self, key: str) -> Sources:
+        if key not in self._keys:
+            raise KeyError(key)
+        return frozenset({f"output:{key}"}) if self._state().task(key).untrusted else (
+            NO_SOURCES)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def _tool_answer(ts: TaskState) -> dict[str, Any] | None:
