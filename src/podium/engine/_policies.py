@@ -160,7 +160,9 @@ class TaskRunner:
         subtasks) while the run held untrusted content, and no person approved the plan:
         its literal words may be the attacker's."""
         state = self.state()
-        planned = {t.get("id") for t in (state.plan or {}).get("tasks", ())}
+        if state.plan is None:
+            return NO_SOURCES
+        planned = {t.get("id") for t in state.plan.get("tasks", ())}
         approval = state.tasks.get(PLAN_KEY)
         if task.id not in planned or (approval is not None and approval.agent == HUMAN
                                       and approval.status == "completed"):
