@@ -146,7 +146,7 @@ class TaskRunner:
         return taint
 
     @staticmethod
-    def _read(task: Task, scope: Mapping[str, Any], taint: ScopeTaint) -> Sources:
+    def _read(task: Task, taint: ScopeTaint) -> Sources:
         """The untrusted sources a task reads before its agent reads anything: its
         templates', its `when:` condition's (which decided that it runs) and its item's."""
         found = sources(task.prompt or "", taint) | sources(dict(task.args), taint)
@@ -236,7 +236,7 @@ class TaskRunner:
         agent = self.agents[name]
         spec = task.output if task.output is not None else getattr(agent, "output", None)
         taint = self.taint(task, scope)
-        read = self._read(task, scope, taint) | self._planned(task)
+        read = self._read(task, taint) | self._planned(task)
         request = TaskInput(args=render(task.args, scope),
                             prompt=render_prompt(task.prompt, scope, taint)
                             if task.prompt else None,
