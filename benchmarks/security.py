@@ -30,6 +30,12 @@
   appended one per call and read back and folded (`RunState.of(store.events())`) with the
   checksum on and off (off: computing and checking skipped), interleaved, on a journal
   without and with a master key; and the checksum function alone per event.
+- `injection_matrix`: the size and result of the injection matrix
+  (`tests/integration/_taint_matrix.py`, also run as a test): every route from an
+  untrusted source into a prompt or a tool argument, times two high-risk tools acting on
+  real loopback servers (SMTP, HTTP), with a scripted model that obeys the planted order.
+  `hostile.forbidden_executed` must be 0 (and `held` equal to `attempts`); the trusted
+  control runs the same routes from trusted sources, where every call must run unheld.
 
 Medians and minima of several runs after a warm-up, interleaved so that load drift falls
 on both sides alike.
@@ -72,6 +78,7 @@ from podium.store._common import new_owner
 from podium.store._sums import event_sum
 from podium.testing import ScriptedModel
 
+ROOT = str(Path(__file__).resolve().parents[1])
 SYNCHRONOUS: tuple[Literal["NORMAL", "FULL"], ...] = ("NORMAL", "FULL")
 
 
@@ -396,39 +403,61 @@ async def journal_checksum(folder: str, events: int, repeat: int) -> dict[str, A
             rounds.append((time.perf_counter() - start) / n * 1e6)
         result[f"sum_alone_us_{label}"] = summary(rounds, 3)
     return result
+# -- injection matrix ------------------------------------------------------------------------
+
+
+async def injection_matrix(folder: Path) -> dict[str, Any]:
+    """Run the injection matrix once; its counts, and how long it took."""
+    # The matrix is test code, shared with tests/integration/test_taint_matrix.py.
+    sys.path.insert(0, ROOT)
+    from tests.integration._taint_matrix import run_matrix
+
+    start = time.perf_counter()
+    figures = await run_matrix(folder)
+    return {**figures, "wall_s": round(time.perf_counter() - start, 2)}
+
+
+SECTIONS = ("encryption", "masking", "audit", "access_matrix", "runs_show_json",
+            "audit_tamper", "journal_checksum", "injection_matrix")
+
+
+async def section(name: str, tmp: str, quick: bool) -> Any:
+    """One section's figures."""
+    repeat = 2 if quick else 7
+    if name == "encryption":
+        return await encryption(tmp, 20 if quick else 200, repeat)
+    if name == "masking":
+        return {**masking(20_000 if quick else 200_000, 3 if quick else 15,
+                          50 if quick else 300),
+                "model_call": await masking_per_call(tmp, 10 if quick else 100, repeat)}
+    if name == "audit":
+        return [audit(Path(tmp), 500 if quick else 10_000, s) for s in SYNCHRONOUS]
+    if name == "access_matrix":
+        # In a thread: the commands it runs start event loops of their own.
+        return await asyncio.to_thread(access_matrix, not quick)
+    if name == "runs_show_json":
+        return await runs_show_json(Path(tmp), (100, 1_000) if quick else (10_000, 100_000))
+    if name == "audit_tamper":
+        return audit_tamper(Path(tmp))
+    if name == "journal_checksum":
+        return await journal_checksum(tmp, 50 if quick else 2_000, repeat)
+    return await injection_matrix(Path(tmp) / "matrix")
 
 
 async def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
-    parser.add_argument("--only", choices=["runs_show_json"], help="run one section")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="run this section (repeatable); default: all")
     args = parser.parse_args()
-    quick = args.quick
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PODIUM_HOME"] = str(Path(tmp) / "home")
         for name in ("PODIUM_AUDIT_KEY", "PODIUM_MASTER_KEY", "PODIUM_MASTER_KEY_FILE"):
             os.environ.pop(name, None)
-        json_sizes = (100, 1_000) if quick else (10_000, 100_000)
-        if args.only == "runs_show_json":
-            return {"benchmark": "security", "environment": environment(),
-                    "runs_show_json": await runs_show_json(Path(tmp), json_sizes)}
-        repeat = 2 if quick else 7
-        return {
-            "benchmark": "security",
-            "environment": environment(),
-            "encryption": await encryption(tmp, 20 if quick else 200, repeat),
-            "masking": {**masking(20_000 if quick else 200_000, 3 if quick else 15,
-                                  50 if quick else 300),
-                        "model_call": await masking_per_call(tmp, 10 if quick else 100,
-                                                             repeat)},
-            "audit": [audit(Path(tmp), 500 if quick else 10_000, s) for s in SYNCHRONOUS],
-            # In a thread: the commands it runs start event loops of their own.
-            "access_matrix": await asyncio.to_thread(access_matrix, not quick),
-            "runs_show_json": await runs_show_json(Path(tmp), json_sizes),
-            "audit_tamper": audit_tamper(Path(tmp)),
-            "journal_checksum": await journal_checksum(tmp, 50 if quick else 2_000,
-                                                       2 if quick else 7),
-        }
+        figures: dict[str, Any] = {"benchmark": "security", "environment": environment()}
+        for name in args.only or SECTIONS:
+            figures[name] = await section(name, tmp, args.quick)
+        return figures
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """A high-risk tool call held for a person, through the real `podium` command: the run
 exits 3 while it waits; `podium approve`, in a new process, runs exactly the call that was
-shown (written by the first process) once, and nothing runs it again."""
+shown (written by the first process) once, and nothing runs it again. An order in an
+input that reaches the model as a `for_each` item of an upstream output waits too."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e._cli import podium_json
-from tests.integration._planted import ATTACKER, CUSTOMERS, make_data, sent
+from tests.integration._planted import ATTACKER, CUSTOMERS, PLANTED, make_data, sent
 
 WORKFLOW = """\
 name: planted
@@ -71,3 +72,42 @@ def test_a_rejected_call_is_refused_and_the_run_goes_on(tmp_path: Path, shop: Pa
     (attempt,) = [c for c in task["tool_calls"] if c["name"] == "send_email"]
     assert attempt["refused"] is True and "exfiltration" in attempt["reason"]
     assert "rejected this call" in record["outputs"]["t"]
+
+
+TICKETS = """\
+name: tickets
+inputs:
+  ticket: {type: string}
+agents:
+  bot:
+    function: "tests.e2e._mediation_agents:desk"
+  clean:
+    function: "tests.e2e._mediation_agents:clean"
+tasks:
+  tidy: {agent: clean, with: {text: "{{ inputs.ticket }}"}}
+  t:
+    agent: bot
+    needs: [tidy]
+    for_each: "{{ [outputs.tidy] }}"
+    prompt: "Handle ticket: {{ item }}"
+"""
+
+
+def test_an_order_in_a_for_each_item_from_an_input_waits(tmp_path: Path, shop: Path) -> None:
+    workflow = tmp_path / "tickets.yaml"
+    workflow.write_text(TICKETS)
+    home = tmp_path / "home"
+
+    code, record = podium_json("run", str(workflow), "-i", f"ticket={PLANTED}", "--json",
+                               home=home)
+
+    assert code == 3, record
+    assert record["waiting"] == ["t[0]"] and sent(shop) == []
+    tasks = {t["id"]: t for t in record["tasks"]}
+    assert tasks["tidy"]["untrusted"] == ["input:ticket"]
+    assert tasks["t[0]"]["wait_reason"] == "tool_approval" and ATTACKER in tasks["t[0]"][
+        "prompt"]
+    code, record = podium_json("reject", record["run_id"], "t[0]", "--reason", "exfiltration",
+                               "--json", home=home)
+    assert code == 0, record
+    assert record["status"] == "completed" and sent(shop) == []

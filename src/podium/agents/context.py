@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from podium.core.agent import JSON, TaskContext, TaskInput
 from podium.core.memory import Memory, memory_line
+from podium.core.untrusted import delimit, label, sources_of
 from podium.errors import ContextTooLarge
 from podium.models.base import Message, Model, ModelResponse, ToolSpec
 from podium.tools.tool import Tool, ToolArgumentsInvalid
@@ -265,17 +266,34 @@ async def _sections(options: ContextOptions, task: TaskInput, ctx: TaskContext,
 
     found: dict[Section, list[_Entry]] = {}
     if options.outputs:
-        found["outputs"] = [entry(f"output of {key!r}", f"### {key}\n{_text(ctx.outputs[key])}")
+        found["outputs"] = [entry(f"output of {key!r}", _output_text(ctx.outputs, key))
                             for key in sorted(ctx.outputs)]
     found["memory"] = [entry(f"memory {n}", f"- {_memory_text(m)}")
                        for n, m in enumerate(task.memories, start=1)]
     if options.notes:
-        found["notes"] = [entry(f"note by {n.get('by')!r}", f"- ({n.get('by')}) {n['text']}")
+        found["notes"] = [entry(f"note by {n.get('by')!r}", _note_text(n))
                           for n in ctx.notes]
     if options.session is not False and ctx.session is not None:
         found["session"] = [entry(label, text) for run in await ctx.session_thread()
                             for label, text in _run_entries(run)]
     return found
+
+
+def _output_text(outputs: Mapping[str, JSON], key: str) -> str:
+    """An upstream output as a context entry; delimited when it derives from untrusted
+    content (reading it notes that in the attempt's provenance)."""
+    text = _text(outputs[key])
+    found = sources_of(outputs, key)
+    return f"### {key}\n{delimit(text, label(found)) if found else text}"
+
+
+def _note_text(note: Mapping[str, JSON]) -> str:
+    """A shared note as a context entry; delimited when its writer had read untrusted
+    content."""
+    text = str(note["text"])
+    if note.get("untrusted"):
+        text = delimit(text, f"note:{note.get('by')}")
+    return f"- ({note.get('by')}) {text}"
 
 
 def _run_entries(run: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -31,6 +31,7 @@ from podium.agents._repair import answer, clean, repair_prompt
 from podium.agents.context import ContextOptions, NoteTool, assemble
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 from podium.core.faithful import Faithful, Given
+from podium.core.memory import Memory
 from podium.core.untrusted import delimit
 from podium.engine._output import schema_of
 from podium.errors import ModelError, OutputInvalid, Unfaithful, UserError
@@ -231,11 +232,15 @@ class LLMAgent(Agent):
         offered = await self._all_tools(ctx) if self.toolsets else list(self.tools)
         tools = {t.name: t for t in offered}
         # Retrieved memories are documents nobody vouched for: untrusted like tool results.
-        untrusted = [*task.untrusted, *(["memory"] if task.memories else [])]
-        gate = Mediation(self.name, self.tool_policy, self.masking, untrusted)
+        ctx.mark_untrusted(*task.untrusted, *(["memory"] if any(
+            not (isinstance(m, Memory) and m.trust == "trusted") for m in task.memories)
+            else []))
+        gate = Mediation(self.name, self.tool_policy, self.masking, ctx.untrusted)
         specs = tuple(ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
                       for t in gate.offered(offered))
-        messages = noticed(await assemble(self, model, task, ctx, specs), gate.untrusted)
+        assembled = await assemble(self, model, task, ctx, specs)
+        gate.absorb(ctx.untrusted)  # upstream outputs the context sections read
+        messages = noticed(assembled, gate.untrusted)
         spec = self._spec(task)
         checks = tuple(dict.fromkeys((*task.checks, *self.checks)))
         given = Given(prompt=task.prompt, args=task.args, inputs=ctx.inputs,
@@ -272,6 +277,7 @@ class LLMAgent(Agent):
                                      max_result_bytes=self.max_tool_result_bytes), tools, ctx)
             messages += [gate.message(outcome, tools) for outcome in outcomes]
             gate.observe(outcomes, tools)
+            ctx.mark_untrusted(*gate.untrusted)
             messages = noticed(messages, gate.untrusted)
             argument_repairs = argument_repairs + 1 if any(o.repairable for o in outcomes) else 0
             if argument_repairs > self.max_argument_repairs:

@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from podium.core.faithful import Faithful
 from podium.core.memory import MemoryAccess
 from podium.core.principal import Principal
+from podium.core.untrusted import Provenance
 
 JSON = Any
 """A JSON value: dict, list, str, int, float, bool or None."""
@@ -123,6 +124,19 @@ class TaskContext:
     _scope: str = field(default="", repr=False)
     """Where this context's steps sit: "" for the task's own, `/3` for those taken inside
     its step 3 (`nested_step`), `/3/0` deeper still."""
+    _provenance: Provenance = field(default_factory=Provenance, repr=False)
+
+    @property
+    def untrusted(self) -> tuple[str, ...]:
+        """The sources of untrusted content this attempt has read so far (`input:NAME`,
+        `output:TASK`, `tool:NAME`, `memory`): its output is untrusted when there are any,
+        and `high_risk` tool calls wait for a person."""
+        return self._provenance.sources
+
+    def mark_untrusted(self, *sources: str) -> None:
+        """Note untrusted content this attempt read from elsewhere than `inputs`, `outputs`
+        and its templates (which are noted already), e.g. `tool:fetch_page`."""
+        self._provenance.add(*sources)
 
     @property
     def vaults(self) -> VaultStore | None:
@@ -134,8 +148,11 @@ class TaskContext:
     @property
     def notes(self) -> list[Mapping[str, JSON]]:
         """The run's shared notes so far, oldest first: `{"text", "by", "at"}`, `by` being
-        the key of the task that wrote it."""
-        return list(self._notes())
+        the key of the task that wrote it, and `untrusted` when the attempt that wrote it
+        had read untrusted content (reading such notes is reading untrusted content)."""
+        found = list(self._notes())
+        self._provenance.add(*(f"note:{n.get('by')}" for n in found if n.get("untrusted")))
+        return found
 
     async def note(self, text: str) -> None:
         """Add a note to the run's shared blackboard, journaled. Later tasks see it in
@@ -147,7 +164,8 @@ class TaskContext:
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"task {self.task_id!r}: a note is a non-empty string, "
                              f"got {text!r}")
-        await self._record("note_added", {"text": text.strip()})
+        untrusted = {"untrusted": list(self.untrusted)} if self.untrusted else {}
+        await self._record("note_added", {"text": text.strip(), **untrusted})
 
     async def session_thread(self) -> list[Mapping[str, JSON]]:
         """The earlier runs of this run's session, oldest first, each
@@ -292,8 +310,9 @@ class TaskInput:
     """Memories retrieved for this task, most relevant first: text, or objects with a
     `text` field; an LLM agent places them in its prompt within its context budget."""
     untrusted: tuple[str, ...] = ()
-    """Sources of untrusted content in `prompt` and `args` (`input:NAME`): the run inputs
-    not marked trusted that the task's templates read."""
+    """Sources of untrusted content in `prompt` and `args`: the run inputs not marked
+    trusted (`input:NAME`) and the untrusted upstream outputs (`output:TASK`) the task's
+    templates, its `when:` and its `for_each:` item read."""
     timeout: float | None = None
     """Seconds this attempt may take (the task's `timeout`), None without a limit. The
     engine cancels the attempt then; an agent whose work cannot be cancelled where it runs

@@ -13,7 +13,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | model_call | key | model, input_tokens, output_tokens, latency_ms |
 | tool_call | key | name, arguments, result or error, duration_ms; refused, reason, rejected_by |
 | step_completed | key | index, kind, name, result, scope (replayed after a crash) |
-| note_added | key | text (a shared note any later prompt may include) |
+| note_added | key | text (a shared note any later prompt may include), untrusted |
 | context_assembled | key | agent, budget, counted, used, sections, dropped |
 | memory_recalled | key | namespace, ids, scores, trust, top_k, trusted_only (no texts) |
 | output_checked | key | check, passed, claims (kind, text, where), error, ms, repair |
@@ -21,7 +21,7 @@ A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
 | task_waiting | key | prompt, reason, error; tool_call (reason `tool_approval`) |
 | task_approved | key | data, by |
 | task_rejected | key | reason, by |
-| task_completed | key | output, agent, defaulted |
+| task_completed | key | output, agent, defaulted, untrusted (the sources the output derives from) |
 | task_skipped | key | reason |
 | task_failed | key | error, error_type |
 | plan_invalid | | attempt, reason, problems, reply (a plan that failed its check) |

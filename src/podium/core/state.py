@@ -40,6 +40,9 @@ class TaskState:
     error: str | None = None
     output: Any = None
     defaulted: bool = False
+    untrusted: tuple[str, ...] = ()
+    """The untrusted sources the attempt that produced the output read: when there are
+    any, the output is untrusted content for the tasks that read it."""
     input_tokens: int = 0
     output_tokens: int = 0
     model_calls: int = 0
@@ -92,6 +95,7 @@ class TaskState:
             "attempts": self.attempts, "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at), "duration": duration, "error": self.error,
             "defaulted": self.defaulted,
+            **({"untrusted": list(self.untrusted)} if self.untrusted else {}),
             "tokens": {"input": self.input_tokens, "output": self.output_tokens,
                        "calls": self.model_calls, "cost_usd": round(self.cost_usd, 6),
                        **({"repairs": self.repairs} if self.repairs else {}),
@@ -122,7 +126,8 @@ class RunState:
     session: str | None = None
     """The session the run belongs to: runs of one session share a thread."""
     notes: list[dict[str, Any]] = field(default_factory=list)
-    """The run's shared notes, oldest first: `{"text", "by" (task key), "at"}`."""
+    """The run's shared notes, oldest first: `{"text", "by" (task key), "at"}`, and
+    `untrusted` (sources) for a note written by an attempt that had read untrusted content."""
     status: RunStatus = "running"
     started_at: float | None = None
     finished_at: float | None = None
@@ -210,7 +215,9 @@ class RunState:
             case "note_added":
                 # A task run again after a crash writes its notes again: keep one.
                 if not any(n["by"] == e.task and n["text"] == d["text"] for n in self.notes):
-                    self.notes.append({"text": d["text"], "by": e.task, "at": iso(e.ts)})
+                    self.notes.append({"text": d["text"], "by": e.task, "at": iso(e.ts),
+                                       **({"untrusted": d["untrusted"]}
+                                          if d.get("untrusted") else {})})
             case "context_assembled" if t:
                 t.context.append(d)
             case "model_call" if t:
@@ -242,6 +249,7 @@ class RunState:
                                   "at": iso(e.ts)})
             case "task_completed" if t:
                 t.status, t.output, t.finished_at = "completed", d.get("output"), e.ts
+                t.untrusted = tuple(d.get("untrusted") or ())
                 t.in_flight, t.error = False, None
                 t.defaulted, t.agent = bool(d.get("defaulted")), d.get("agent", t.agent)
                 t.approval = None

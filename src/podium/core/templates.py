@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -129,22 +129,181 @@ def references(source: str, *, expression: bool = False) -> Iterator[Reference]:
         TemplateProblem: the template does not parse.
     """
     tree = _parse(source, expression)
-    shadowed = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    yield from _references(tree, _shadowed(tree))
+
+
+def _shadowed(tree: nodes.Node) -> set[str]:
+    """Names the template binds itself (`for`, `set`, macro parameters)."""
+    return {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+
+
+def _with_self(node: nodes.Node, kinds: Any) -> Iterator[Any]:
+    if isinstance(node, kinds):
+        yield node
+    yield from node.find_all(kinds)
+
+
+def _references(node: nodes.Node, shadowed: set[str]) -> Iterator[Reference]:
+    """The scope names `node` (itself included) reads, with their first attribute."""
     attributed: set[int] = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        assert isinstance(node, nodes.Getattr | nodes.Getitem)
-        target = node.node
+    for found in _with_self(node, (nodes.Getattr, nodes.Getitem)):
+        target = found.node
         if isinstance(target, nodes.Name) and target.name not in shadowed:
             attributed.add(id(target))
             attr: str | None = None
-            if isinstance(node, nodes.Getattr):
-                attr = node.attr
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                attr = node.arg.value
+            if isinstance(found, nodes.Getattr):
+                attr = found.attr
+            elif isinstance(found.arg, nodes.Const) and isinstance(found.arg.value, str):
+                attr = found.arg.value
             yield Reference(target.name, attr)
-    for name in tree.find_all(nodes.Name):
+    for name in _with_self(node, nodes.Name):
         if name.ctx == "load" and id(name) not in attributed and name.name not in shadowed:
             yield Reference(name.name, None)
+
+
+Sources = frozenset[str]
+Classify = Callable[[Reference], Sources]
+Mark = Callable[[Any, tuple[str, ...]], str]
+_MARK = "_podium_mark"
+"""The function a marked template calls around each output derived from marked sources."""
+
+
+def _bound(node: nodes.Node) -> set[str]:
+    """The names an assignment target binds (`a`, `a, b`, `ns.attr` binds `ns`)."""
+    names = {n.name for n in _with_self(node, nodes.Name) if n.ctx == "store"}
+    return names | {n.name for n in _with_self(node, nodes.NSRef)}
+
+
+class _Flow:
+    """Which sources each part of one template derives from: scope names as `classify`
+    says, and the template's own variables (`for`, `set`, `with`, macro parameters) from
+    what they were bound to, to a fixed point."""
+
+    def __init__(self, tree: nodes.Node, classify: Classify) -> None:
+        self.classify, self.shadowed = classify, _shadowed(tree)
+        self.local: dict[str, Sources] = {}
+        read = frozenset().union(*(classify(r) for r in _references(tree, self.shadowed)))
+        changed = True
+        while changed:
+            changed = False
+            for target, derived in self._bindings(tree, read):
+                for name in target:
+                    before = self.local.get(name, frozenset())
+                    if not derived <= before:
+                        self.local[name] = before | derived
+                        changed = True
+
+    def _bindings(self, tree: nodes.Node, read: Sources
+                  ) -> Iterator[tuple[set[str], Sources]]:
+        for node in tree.find_all((nodes.For, nodes.Assign, nodes.AssignBlock, nodes.With,
+                                   nodes.Macro, nodes.CallBlock)):
+            if isinstance(node, nodes.For):
+                derived = self.of(node.iter)
+                yield _bound(node.target), derived
+                yield {"loop"}, derived  # loop.previtem and loop.nextitem hold items
+            elif isinstance(node, nodes.Assign):
+                yield _bound(node.target), self.of(node.node)
+            elif isinstance(node, nodes.AssignBlock):
+                yield _bound(node.target), frozenset().union(*(self.of(n) for n in node.body))
+            elif isinstance(node, nodes.With):
+                for target, value in zip(node.targets, node.values, strict=False):
+                    yield _bound(target), self.of(value)
+            elif isinstance(node, nodes.Macro | nodes.CallBlock):
+                # A macro's parameters take whatever a call passes: assume the worst.
+                yield {a.name for a in node.args} | {"caller", "varargs", "kwargs"}, read
+
+    def of(self, node: nodes.Node) -> Sources:
+        """The sources `node`'s value derives from."""
+        found: set[str] = set()
+        for ref in _references(node, self.shadowed):
+            found |= self.classify(ref)
+        for name in _with_self(node, nodes.Name):
+            if name.ctx == "load" and (name.name in self.shadowed or name.name == "loop"):
+                # A template may rebind a scope name on one branch only: count both.
+                found |= self.local.get(name.name, frozenset())
+                found |= self.classify(Reference(name.name, None))
+        return frozenset(found)
+
+
+def derived(source: str, classify: Classify, *, expression: bool = False) -> Sources:
+    """Every source a template (or expression) reads, as `classify` names them per scope
+    name it reads.
+
+    Raises:
+        TemplateProblem: the template does not parse.
+    """
+    classes = tuple((r, s) for r in _candidates(source, expression) if (s := classify(r)))
+    return _derived(source, expression, classes) if classes else frozenset()
+
+
+@lru_cache(maxsize=4096)
+def _derived(source: str, expression: bool, classes: tuple[tuple[Reference, Sources], ...]
+             ) -> Sources:
+    known = dict(classes)
+    tree = _parse(source, expression)
+    return _Flow(tree, lambda ref: known.get(ref, frozenset())).of(tree)
+
+
+@lru_cache(maxsize=4096)
+def _candidates(source: str, expression: bool = False) -> tuple[Reference, ...]:
+    """Every reference a template may read a scope name by, in a stable order: those
+    `references` finds, and each name the template rebinds, as a whole."""
+    tree = _parse(source, expression)
+    shadowed = _shadowed(tree)
+    found = set(_references(tree, shadowed)) | {Reference(n, None) for n in shadowed}
+    return tuple(sorted(found, key=lambda r: (r.root, r.attr or "")))
+
+
+@lru_cache(maxsize=1024)
+def _marked(source: str, classes: tuple[tuple[Reference, Sources], ...]) -> Any:
+    tree = _parse(source, False)
+    assert isinstance(tree, nodes.Template)
+    known = dict(classes)
+    flow = _Flow(tree, lambda ref: known.get(ref, frozenset()))
+    for output in tree.find_all(nodes.Output):
+        for i, node in enumerate(output.nodes):
+            if isinstance(node, nodes.TemplateData):
+                continue
+            derived = flow.of(node)
+            if derived:
+                output.nodes[i] = nodes.Call(
+                    nodes.Name(_MARK, "load", lineno=node.lineno),
+                    [node, nodes.Const(tuple(sorted(derived)), lineno=node.lineno)],
+                    [], None, None, lineno=node.lineno)
+    try:
+        return _env.from_string(tree)
+    except TemplateError as e:
+        raise TemplateProblem(f"invalid template {source!r}: {e}") from None
+
+
+def render_marked(source: str, scope: Mapping[str, Any], classify: Classify,
+                  mark: Mark) -> Any:
+    """Render a template whose every output (`{{ … }}`) that derives from a source
+    `classify` names (through filters, slices, loops and `set` variables too) goes through
+    `mark(value, sources)`: how a prompt delimits untrusted content wherever it lands.
+
+    A template that is exactly one `{{ expr }}` keeps the expression's native type when it
+    derives from no source, as `render` does.
+
+    Raises:
+        TemplateProblem: the template does not parse or does not render.
+    """
+    if not is_template(source):
+        return source
+    if _SINGLE.match(source):
+        found = derived(source, classify, expression=True)
+        value = evaluate(source, scope)
+        return mark(value, tuple(sorted(found))) if found else value
+    classes = tuple((r, s) for r in _candidates(source) if (s := classify(r)))
+    if not classes:
+        return render(source, scope)
+    template = _marked(source, classes)
+    try:
+        return template.render(**scope, **{_MARK: mark})
+    except TemplateProblem:
+        raise
+    except Exception as e:
+        raise TemplateProblem(f"{source!r}: {e}") from None
 
 
 def template_strings(value: Any) -> Iterator[str]:

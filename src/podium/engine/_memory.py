@@ -113,4 +113,6 @@ async def recalled(task: Task, request: TaskInput, bound: BoundMemory | None,
         "namespace": bound.namespace, "ids": [m.id for m in found],
         "scores": [m.score for m in found], "trust": [m.trust for m in found],
         "top_k": spec.top_k, "trusted_only": spec.trusted_only})
+    if any(m.trust != "trusted" for m in found):
+        ctx.mark_untrusted("memory")
     return replace(request, memories=tuple(found))

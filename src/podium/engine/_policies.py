@@ -5,7 +5,7 @@ breaker, escalation to a human, the safe default. Every step is journaled before
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,12 +20,21 @@ from podium.core.agent import (
 )
 from podium.core.events import NewEvent
 from podium.core.faithful import Faithful, Given
+from podium.core.plan import PLAN_KEY
 from podium.core.policy import CircuitPolicy
 from podium.core.principal import Principal
 from podium.core.registry import RouterPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.templates import render
-from podium.core.untrusted import delimited_inputs, input_sources
+from podium.core.untrusted import (
+    NO_SOURCES,
+    Provenance,
+    ScopeTaint,
+    Sources,
+    Tracked,
+    render_prompt,
+    sources,
+)
 from podium.core.workflow import HUMAN, Task
 from podium.engine._memory import bind, recalled
 from podium.engine._output import schema_of, to_json, validate
@@ -90,8 +99,9 @@ class TaskRunner:
     session_thread: SessionThread | None = None
     """Loads the earlier runs of the session."""
     untrusted_inputs: frozenset[str] = frozenset()
-    """The run inputs not marked trusted: prompts delimit them, and agents that read them
-    hold high-risk tool calls for a person."""
+    """The run inputs not marked trusted: prompts delimit them, agents that read them hold
+    high-risk tool calls for a person, and the outputs of tasks that read them are
+    untrusted in turn."""
     memory: MemoryStore | None = None
     """Long-term memory for tasks that declare `memory:`."""
     subjects: tuple[str, ...] = ()
@@ -125,6 +135,46 @@ class TaskRunner:
             if await self._try(task, key, name, scope) != "gave_up":
                 return
         await self._exhausted(task, key, scope)
+
+    def taint(self, task: Task, scope: Mapping[str, Any]) -> dict[str, Any]:
+        """The untrusted sources of each name `task`'s templates can read in `scope`."""
+        taint: dict[str, Any] = {
+            "inputs": {n: frozenset({f"input:{n}"}) if n in self.untrusted_inputs
+                       else NO_SOURCES for n in scope["inputs"]},
+            "outputs": _OutputTaint(self.state, scope["outputs"])}
+        if "item" in scope:
+            # An item is what its task's `for_each:` expression gave: it carries all that
+            # the expression read.
+            taint["item"] = sources(task.for_each or "", taint, expression=True)
+        return taint
+
+    @staticmethod
+    def _read(task: Task, taint: ScopeTaint) -> Sources:
+        """The untrusted sources a task reads before its agent reads anything: its
+        templates', its `when:` condition's (which decided that it runs) and its item's."""
+        found = sources(task.prompt or "", taint) | sources(dict(task.args), taint)
+        if task.when:
+            found |= sources(task.when, taint, expression=True)
+        item = taint.get("item")
+        return found | item if isinstance(item, frozenset) else found
+
+    def _planned(self, task: Task) -> Sources:
+        """`plan` when a model wrote the task (a goal's planner, a replan, an agent's
+        subtasks) while the run held untrusted content, and no person approved the plan:
+        its literal words may be the attacker's."""
+        state = self.state()
+        if state.plan is None:
+            return NO_SOURCES
+        planned = {t.get("id") for t in state.plan.get("tasks", ())}
+        approval = state.tasks.get(PLAN_KEY)
+        if task.id not in planned or (approval is not None and approval.agent == HUMAN
+                                      and approval.status == "completed"):
+            return NO_SOURCES  # a person who approved the plan vouched for its words
+        if any(n in self.untrusted_inputs and v not in (None, "", [], {})
+               for n, v in state.inputs.items()) or any(
+                t.untrusted for t in state.tasks.values()):
+            return frozenset({"plan"})
+        return NO_SOURCES
 
     def _circuit_key(self, agent: str) -> str:
         return f"{self.workflow}/{agent}"
@@ -188,12 +238,14 @@ class TaskRunner:
         """Attempts by one agent, with retries. Returns how it ended."""
         agent = self.agents[name]
         spec = task.output if task.output is not None else getattr(agent, "output", None)
-        untrusted = input_sources(task.prompt, task.args, self.untrusted_inputs)
+        taint = self.taint(task, scope)
+        read = self._read(task, taint) | self._planned(task)
         checks = _checks(task, agent)
         request = TaskInput(args=render(task.args, scope),
-                            prompt=render(task.prompt, delimited_inputs(scope, untrusted))
+                            prompt=render_prompt(task.prompt, scope, taint)
                             if task.prompt else None,
-                            output_schema=schema_of(spec), output=spec, untrusted=untrusted,
+                            output_schema=schema_of(spec), output=spec,
+                            untrusted=tuple(sorted(read)),
                             timeout=task.policy.timeout, checks=checks)
         given = Given(prompt=request.prompt, args=request.args, inputs=scope["inputs"],
                       outputs=scope["outputs"])
@@ -207,10 +259,13 @@ class TaskRunner:
             idempotency_key = f"{self.run_id}:{key}"
             await self.journal(NewEvent(type="task_started", task=key, data={
                 "agent": name, "attempt": attempt, "idempotency_key": idempotency_key}))
+            provenance = Provenance(request.untrusted)
             ctx = TaskContext(
                 run_id=self.run_id, task_id=task.id, attempt=attempt,
-                idempotency_key=idempotency_key, inputs=scope["inputs"],
-                outputs=scope["outputs"], workflow=self.workflow, item=scope.get("item"),
+                idempotency_key=idempotency_key,
+                inputs=Tracked(scope["inputs"], taint["inputs"], provenance),
+                outputs=Tracked(scope["outputs"], taint["outputs"], provenance),
+                workflow=self.workflow, item=scope.get("item"),
                 index=scope.get("index"), _record=self._recorder(key),
                 _replay=list(ts.steps) if ts.agent == name else [],
                 _cache=self.cache, _resources=self.resources, _vaults=self.vaults,
@@ -219,7 +274,7 @@ class TaskRunner:
                 _authorize=None if self.guard is None else self.guard.authorizer(
                     self.principal, self.run_id, key), session=self.session,
                 _notes=lambda: self.state().notes, _session=self.session_thread,
-                memory=memory)
+                memory=memory, _provenance=provenance)
             if memory is not None:
                 memory.ctx = ctx
             error: BaseException
@@ -259,8 +314,11 @@ class TaskRunner:
                 error = e
             else:
                 await self.breakers.success(self._circuit_key(name))
-                await self.journal(NewEvent(type="task_completed", task=key,
-                                            data={"output": output, "agent": name}))
+                # What the attempt read decides whether its output is untrusted: the
+                # tasks that read it inherit that, across resumes (it is journaled).
+                untrusted = {"untrusted": list(ctx.untrusted)} if ctx.untrusted else {}
+                await self.journal(NewEvent(type="task_completed", task=key, data={
+                    "output": output, "agent": name, **untrusted}))
                 return "done"
             opened = await self.breakers.failure(self._circuit_key(name), self.circuits[name])
             used = self.state().task(key).attempts_by_agent.get(name, 0)
@@ -362,6 +420,28 @@ def _checks(task: Task, agent: Agent) -> tuple[Faithful, ...]:
 def _claims(error: BaseException) -> dict[str, Any]:
     """The unsupported claims of a faithfulness failure, for the journal."""
     return {"claims": error.claims} if isinstance(error, Unfaithful) else {}
+
+
+class _OutputTaint(Mapping[str, Sources]):
+    """The sources of each upstream output, looked up in the run's state when asked: a
+    long chain does not pay for every ancestor at every task."""
+
+    __slots__ = ("_keys", "_state")
+
+    def __init__(self, state: Callable[[], RunState], keys: Mapping[str, Any]) -> None:
+        self._state, self._keys = state, keys
+
+    def __getitem__(self, key: str) -> Sources:
+        if key not in self._keys:
+            raise KeyError(key)
+        return frozenset({f"output:{key}"}) if self._state().task(key).untrusted else (
+            NO_SOURCES)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def _tool_answer(ts: TaskState) -> dict[str, Any] | None:

@@ -684,8 +684,10 @@ class _Run:
                 "error": f"{len(failed)} of {len(keys)} items failed; first {failed[0]!r}: "
                          f"{self.state.task(failed[0]).error}", "error_type": "TaskFailed"}))
         elif all(self.state.task(k).status == "completed" for k in keys):
+            read = dict.fromkeys(s for k in keys for s in self.state.task(k).untrusted)
             await self.journal(NewEvent(type="task_completed", task=task.id, data={
-                "output": [self.state.task(k).output for k in keys], "agent": task.agent}))
+                "output": [self.state.task(k).output for k in keys], "agent": task.agent,
+                **({"untrusted": list(read)} if read else {})}))
 
 
 class _Outputs(Mapping[str, Any]):

@@ -105,7 +105,7 @@ async def call(ctx: TaskContext, members: Members, request: Request,
     agent = members.agent(request.name)
     spec = request.output if request.output is not None else getattr(agent, "output", None)
     task = TaskInput(args=dict(request.args), prompt=request.prompt,
-                     output_schema=schema_of(spec), output=spec)
+                     output_schema=schema_of(spec), output=spec, untrusted=ctx.untrusted)
 
     async def body(inner: TaskContext) -> JSON:
         result = await agent.run(task, inner)

@@ -10,8 +10,12 @@ For every call an LLM agent's model asks for, in this order::
     otherwise ────────────────────────────────► run
 
 Untrusted content is what no one vouched for: every tool's result (and a failed tool's
-message) unless the tool is tagged `trusted`, and the run inputs not marked trusted that
-the task's templates read. It reaches the model delimited (`podium.core.untrusted`).
+message) unless the tool is tagged `trusted`, retrieved memories, the run inputs not
+marked trusted, and the outputs of tasks that read any of these, however they reach the
+task (a template, a `for_each` item, a `when:`, the agent's own reads through `ctx`). It
+reaches the model delimited (`podium.core.untrusted`). The attempt's context keeps the
+sources it read (`TaskContext.untrusted`); the gate consults it before each call, so a
+sub-agent or a delegate that shares the context is held too.
 
 How approval stays durable: the held call's step is journaled with an approval id, then
 the agent asks for the person's answer as the next step. Without an answer that step
@@ -124,6 +128,13 @@ class Mediation:
         self.untrusted: list[str] = list(dict.fromkeys(untrusted))
         """Where the untrusted content in the context came from, in the order first seen."""
 
+    def absorb(self, sources: Iterable[str]) -> None:
+        """Note untrusted content that reached the context by another way (the task's
+        context sections, an earlier agent of the same attempt)."""
+        for source in sources:
+            if source not in self.untrusted:
+                self.untrusted.append(source)
+
     def offered(self, tools: Iterable[Tool]) -> list[Tool]:
         """The tools the model is told of: those the allowlist lets it call."""
         return [t for t in tools if self.policy.allows(t)]
@@ -138,6 +149,7 @@ class Mediation:
                 "call was refused and not run"))
             await _journal_refusal(ctx, call, outcome)
             return outcome
+        self.absorb(ctx.untrusted)
         if tool is not None and self._needs_approval(tool):
             return ToolOutcome(call=call, error_type="ApprovalRequired", approval=uuid.uuid4().hex,
                                error="this call waits for a person's approval")
