@@ -205,3 +205,12 @@ def test_workers_stop_with_the_process_without_warnings(tmp_path: Path) -> None:
     for pid in pids:  # reaped by the process that started them, before it exited
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_installed_build_passes_the_amx_check() -> None:
+    import llama_cpp
+
+    from podium.models._local_worker import amx_problem, cpu_flags
+
+    info = llama_cpp.llama_print_system_info().decode()
+    assert amx_problem(info, cpu_flags()) is None, info

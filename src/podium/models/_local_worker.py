@@ -147,7 +147,9 @@ def main() -> int:
     try:
         llama = llama_cpp.Llama(model_path=settings["model_path"], n_ctx=settings["n_ctx"],
                                 seed=settings["seed"], n_threads=settings["n_threads"],
-                                verbose=False)
+                                # Prompts too: llama.cpp's default (every core) in each of
+                                # several workers would oversubscribe the cores.
+                                n_threads_batch=settings["n_threads"], verbose=False)
     except Exception as exc:
         send({"fatal": f"could not load {settings['model_path']!r}: {exc}; is it a GGUF "
                        f"chat model?", "retryable": False})
