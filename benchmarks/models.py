@@ -17,6 +17,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -128,6 +129,10 @@ async def _stamped(model: Any, ask: Any, tokens: int) -> list[float]:
     return stamps
 
 
+def _progress(what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
 def _load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -154,15 +159,18 @@ def main() -> None:
     report: dict[str, Any] = {"model": Path(model_path).name, "tokens": tokens,
                               "repeats": repeats, "cpus": os.cpu_count(),
                               "load_average_before": _load_average()}
+    _progress("in-process")
     report["in_process"] = llama_in_process(model_path, tokens, repeats)
     sizes = sorted({1, default_workers()} | (set() if args.quick else {2, 4}))
     report["workers"] = {}
     for size in sizes:
+        _progress(f"workers={size}")
         report["workers"][str(size)] = asyncio.run(workers(tokens, repeats, size))
         stop_workers()  # idle workers of one measurement do not weigh on the next
     builds = {}
     for item in args.build:
         label, _, python = item.partition("=")
+        _progress(f"build {label}")
         done = subprocess.run([python, __file__, "--llama-only", model_path,
                                "--tokens", str(tokens), "--repeats", str(repeats)],
                               capture_output=True, text=True, check=True)
