@@ -308,7 +308,11 @@ class WorkerPool:
             raise
 
     async def _start(self) -> _Worker:
-        worker = _Worker(self.spec)
+        try:
+            worker = _Worker(self.spec)
+        except OSError as exc:
+            raise ModelError(f"{self.name}: could not start a model worker "
+                             f"({sys.executable} {_SCRIPT}): {exc}", retryable=True) from exc
         with _workers_lock:
             _workers.add(worker)
         inbox: asyncio.Queue[Message | None] = asyncio.Queue()
