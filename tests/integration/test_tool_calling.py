@@ -258,7 +258,7 @@ class Place(BaseModel):
 def test_the_local_protocol_schema_becomes_a_llama_cpp_grammar() -> None:
     llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
     # Importing llama_cpp opens files that only the local model's exit hook closes.
-    atexit.register(local._close_all)
+    atexit.register(local._close_vocabs)
 
     @tool
     def weather(place: Place, unit: str = "c") -> str:

@@ -3,8 +3,8 @@
 Models are named `provider:model`, the provider saying how to reach the model and the
 rest being the provider's own name for it:
 
-- `local`: `LocalModel`, SmolLM2-135M-Instruct run in-process by llama.cpp
-  (extra `podium[local]`); the one provider that needs no model name;
+- `local`: `LocalModel`, SmolLM2-135M-Instruct run by llama.cpp in supervised worker
+  processes (extra `podium[local]`); the one provider that needs no model name;
 - `openai:NAME`: `OpenAICompatModel`, model `NAME` on any OpenAI-compatible server
   (OpenAI, vLLM, Ollama, llama.cpp's server), e.g. `openai:gpt-4o-mini`;
 - `anthropic:NAME`: `AnthropicModel`, Claude model `NAME` through Anthropic's Messages
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 _LOCAL_OPTIONS = frozenset({"model_path", "n_ctx", "seed", "default_max_tokens",
-                            "max_tool_calls"})
+                            "max_tool_calls", "workers"})
 _OPENAI_OPTIONS = frozenset({"timeout", "schema_mode", "max_reply_bytes"})
 _ANTHROPIC_OPTIONS = frozenset({"timeout", "default_max_tokens"})
 _ACCEPTED = "'local' or 'openai:NAME' or 'anthropic:NAME' (provider:model)"
@@ -91,7 +91,7 @@ def resolve_model(
             holding the API key. Default: the provider's setting, else
             `OPENAI_API_KEY` or `ANTHROPIC_API_KEY`.
         options: provider settings. `local`: `model_path`, `n_ctx`, `seed`,
-            `default_max_tokens` (see `LocalModel`). `openai:NAME`: `timeout`,
+            `default_max_tokens`, `workers` (see `LocalModel`). `openai:NAME`: `timeout`,
             `schema_mode` (see `OpenAICompatModel`). `anthropic:NAME`: `timeout`,
             `default_max_tokens` (see `AnthropicModel`). A `timeout` or
             `default_max_tokens` not given comes from the settings.
@@ -108,7 +108,7 @@ def resolve_model(
     if spec == "local":
         if base_url is not None or api_key_env is not None:
             raise UserError(
-                "model 'local' runs in-process: base_url and api_key_env apply only to "
+                "model 'local' runs on this machine: base_url and api_key_env apply only to "
                 "'openai:NAME' and 'anthropic:NAME' models"
             )
         _check_options(spec, opts, _LOCAL_OPTIONS)

