@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -42,6 +44,7 @@ from podium.testing import ScriptedModel
 
 ROOT = Path(__file__).resolve().parents[1]
 FINANCE = ROOT / "examples" / "monthly_report_planned.yaml"
+SUPPLY = ROOT / "examples" / "supply_chain_planned.yaml"
 TEMPERATURES = (0.0, 0.3, 0.6, 0.9)
 KINDS = (
     ("not_json", re.compile(r"is not JSON")),
@@ -54,6 +57,8 @@ KINDS = (
     ("bad_id", re.compile(r"an id is|two tasks have|already has a task|planning step")),
     ("too_big", re.compile(r"more than max_tasks")),
     ("model_failed", re.compile(r"the model failed")),
+    ("no_skill_chosen", re.compile(r"choose at least one skill")),
+    ("unbound_step", re.compile(r"no chosen skill above it gives")),
 )
 
 
@@ -120,54 +125,137 @@ def kinds(problems: list[str]) -> list[str]:
     return sorted(found) or ["other"]
 
 
-async def local_tries(tries: int, repairs: int) -> dict[str, Any]:
-    from podium import load_workflow, resolve_model
+GOALS = {
+    "finance": (FINANCE, ROOT / "examples" / "monthly_report.yaml"),
+    "supply_chain": (SUPPLY, ROOT / "examples" / "supply_chain.yaml"),
+}
 
-    base = load_workflow(FINANCE)
+
+def goal_inputs(goal: str, folder: Path) -> dict[str, Any]:
+    """The inputs of a goal's runs: copies of the data, so that runs write nothing back."""
+    if goal == "finance":
+        return {"month": "2026-10", "db": str(ROOT / "examples/finance/transactions.db"),
+                "outbox": str(folder / "outbox"), "to": "finance-team@example.com"}
+    db = folder / f"inventory-{time.perf_counter_ns()}.db"
+    shutil.copy(ROOT / "examples/supply_chain/inventory.db", db)
+    return {"db": str(db)}
+
+
+async def local_tries(spec: str, goal_name: str, tries: int, repairs: int,
+                      temperatures: tuple[float, ...], folder: Path) -> dict[str, Any]:
+    """`tries` first plans of a goal by the local model `spec`, each with its own seed."""
+    from podium import load_workflow, resolve_model
+    from podium.core.plan import goal_scope
+    from podium.core.templates import render
+    from podium.models.base import Message
+
+    base = load_workflow(GOALS[goal_name][0])
     assert base.planner is not None and base.goal is not None
-    inputs = {"month": "2026-10", "db": "examples/finance/transactions.db",
-              "outbox": "examples/outbox", "to": "finance-team@example.com"}
-    goal = base.goal.replace("{{ month }}", inputs["month"])
     first_pass = within = 0
     first_kinds: Counter[str] = Counter()
     latencies: list[float] = []
     runs = []
     for i in range(tries):
-        temperature = TEMPERATURES[i % len(TEMPERATURES)]
-        model = resolve_model("local", options={"seed": 1000 + i})
+        temperature = temperatures[i % len(temperatures)]
+        inputs = goal_inputs(goal_name, folder)
+        goal = str(render(base.goal, goal_scope(inputs)))
+        model = resolve_model(spec, options={"seed": 1000 + i})
+        # Loading the file is not planning: warm the model first.
+        await model.complete([Message(role="user", content="hi")], max_tokens=1)
         config = dataclasses.replace(base.planner, model=model, temperature=temperature,
                                      max_repairs=repairs)
         invalid: list[list[str]] = []
+        replies: list[str] = []
 
         async def on_invalid(attempt: int, problems: list[str], text: str,
                              invalid: list[list[str]] = invalid) -> None:
             invalid.append(problems)
 
-        async def on_reply(attempt: int, model: Any, reply: Any, ms: float) -> None:
+        async def on_reply(attempt: int, model: Any, reply: Any, ms: float,
+                           replies: list[str] = replies) -> None:
             latencies.append(ms)
+            replies.append(reply.text)
 
-        outcome = await Planner(base, config).plan(goal, inputs=inputs, on_reply=on_reply,
-                                                   on_invalid=on_invalid)
+        planner = Planner(base, config)
+        outcome = await planner.plan(goal, inputs=inputs, on_reply=on_reply,
+                                     on_invalid=on_invalid)
         passed_first = outcome.tasks is not None and outcome.attempts == 1
         first_pass += passed_first
         within += outcome.tasks is not None
         if invalid:
             first_kinds.update(kinds(invalid[0]))
-        runs.append({"seed": 1000 + i, "temperature": temperature,
-                     "passed": outcome.tasks is not None, "attempts": outcome.attempts,
-                     "first_problems": invalid[0][:3] if invalid else [],
-                     **({"plan": [t.to_json() for t in outcome.tasks]}
-                        if outcome.tasks else {})})
+        run: dict[str, Any] = {
+            "seed": 1000 + i, "temperature": temperature, "form": planner.form,
+            "passed": outcome.tasks is not None, "attempts": outcome.attempts,
+            "first_reply": replies[0][:400] if replies else None,
+            "first_problems": invalid[0][:3] if invalid else []}
+        if outcome.tasks:
+            run["plan"] = [f"{t.id}:{t.skill}" for t in outcome.tasks]
+            run["result"] = await compare(goal_name, replies[-1], planner.form, folder)
+        runs.append(run)
+    same = sum(1 for r in runs if r.get("result", {}).get("same"))
     return {
-        "model": "local (SmolLM2-135M-Instruct, grammar-constrained)",
-        "goal": goal, "tries": tries, "max_repairs": repairs,
+        "model": spec, "goal": goal_name, "tries": tries, "max_repairs": repairs,
+        "temperatures": list(temperatures),
         "first_plan_passes": first_pass, "first_plan_pass_rate": round(first_pass / tries, 3),
-        "passes_within_repairs": within,
+        "passes_within_repairs": within, "same_result_as_hand_written": same,
         "first_plan_problem_kinds": dict(first_kinds.most_common()),
-        "model_latency_ms": {"median": round(statistics.median(latencies), 1),
-                             "min": round(min(latencies), 1), "calls": len(latencies)},
+        "plan_latency_ms": {"median": round(statistics.median(latencies), 1),
+                            "min": round(min(latencies), 1),
+                            "max": round(max(latencies), 1), "calls": len(latencies)},
         "runs": runs,
     }
+
+
+async def drive(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> RunState:
+    """A run to its end, every waiting task approved (a review releases nothing)."""
+    state = await engine.start(workflow, inputs)
+    for _ in range(10):
+        if state.status != "waiting":
+            break
+        for task in state.waiting():
+            await engine.approve(state.run_id, task.key, None, by="benchmark")
+        state = await engine.resume(workflow, state.run_id)
+    return state
+
+
+async def compare(goal_name: str, reply: str, form: str, folder: Path) -> dict[str, Any]:
+    """Run the plan the model wrote (its reply replayed) and the hand-written workflow on
+    the same data, and compare what they decided."""
+    from podium import load_workflow
+
+    planned_file, written_file = GOALS[goal_name]
+    planned = load_workflow(planned_file)
+    assert planned.planner is not None
+    planned.planner = dataclasses.replace(
+        planned.planner, model=ScriptedModel(lambda messages, schema: reply),
+        form="constructed" if form == "constructed" else "free")
+    written = load_workflow(written_file)
+    store = open_store(str(folder), f"compare-{time.perf_counter_ns()}")
+    try:
+        engine = Engine(store)
+        inputs = goal_inputs(goal_name, folder)
+        mine = await drive(engine, planned, inputs)
+        if goal_name == "finance":
+            theirs = await drive(engine, written, {**inputs, "recipient": inputs["to"]})
+        else:
+            theirs = await drive(engine, written, goal_inputs(goal_name, folder))
+    finally:
+        await store.close()
+    if mine.status != "completed" or theirs.status != "completed":
+        return {"same": False, "planned": mine.status, "hand_written": theirs.status,
+                "error": (mine.error or theirs.error or "")[:300]}
+    by_skill = {t["skill"]: t["id"] for t in (mine.plan or {}).get("tasks", [])}
+    a, b = mine.outputs(), theirs.outputs()
+    if goal_name == "finance":
+        checks = {"figures": a.get(by_skill.get("analyse_finances", "")) == b["analyse"],
+                  "sent": by_skill.get("send_report") in a and "send" in b}
+    else:
+        decided = a.get(by_skill.get("decide_reorders", ""), {})
+        orders = a.get(by_skill.get("write_purchase_orders", ""), {})
+        checks = {"decisions": decided.get("decisions") == b["plan"]["decisions"],
+                  "orders": orders == b["orders"]}
+    return {"same": all(checks.values()), **checks}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -180,8 +268,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "with_repair": [await plan_phase_ms(folder, k, repeat, repair=True)
                             for k in sizes]}
     if args.local:
-        result["local"] = await local_tries(args.tries, args.repairs)
-    return {"benchmark": "planner", "environment": environment(), **result}
+        with tempfile.TemporaryDirectory(prefix="podium-bench-") as folder:
+            result["local"] = [
+                await local_tries(spec, goal, args.tries, args.repairs,
+                                  tuple(args.temperatures), Path(folder))
+                for spec in args.models for goal in args.goals]
+    return {"benchmark": "planner", "environment": environment(),
+            "load_average": [round(x, 2) for x in os.getloadavg()], **result}
 
 
 def parse() -> argparse.Namespace:
@@ -192,6 +285,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--tries", type=int, default=10, help="local plans to ask for")
     parser.add_argument("--repairs", type=int, default=2,
                         help="repairs allowed per local try (the first plan is counted too)")
+    parser.add_argument("--models", nargs="+", default=["local", "local:gemma3-270m"],
+                        help="local models to plan with")
+    parser.add_argument("--goals", nargs="+", default=list(GOALS), choices=list(GOALS))
+    parser.add_argument("--temperatures", nargs="+", type=float,
+                        default=list(TEMPERATURES),
+                        help="temperatures the tries cycle through")
     return parser.parse_args()
 
 
