@@ -131,10 +131,17 @@ GOALS = {
 }
 
 
-def goal_inputs(goal: str, folder: Path) -> dict[str, Any]:
-    """The inputs of a goal's runs: copies of the data, so that runs write nothing back."""
+MONTHS = ("2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11")
+"""Months with data and a month before them: each try of the finance goal asks for one."""
+
+
+def goal_inputs(goal: str, folder: Path, i: int = 4) -> dict[str, Any]:
+    """The inputs of a goal's try `i`: the finance goal's month varies (at temperature 0
+    the prompt, not the seed, is what makes tries differ); the supply chain's database
+    is a fresh copy (its path is in the goal), so that runs write nothing back."""
     if goal == "finance":
-        return {"month": "2026-10", "db": str(ROOT / "examples/finance/transactions.db"),
+        return {"month": MONTHS[i % len(MONTHS)],
+                "db": str(ROOT / "examples/finance/transactions.db"),
                 "outbox": str(folder / "outbox"), "to": "finance-team@example.com"}
     db = folder / f"inventory-{time.perf_counter_ns()}.db"
     shutil.copy(ROOT / "examples/supply_chain/inventory.db", db)
@@ -157,7 +164,7 @@ async def local_tries(spec: str, goal_name: str, tries: int, repairs: int,
     runs = []
     for i in range(tries):
         temperature = temperatures[i % len(temperatures)]
-        inputs = goal_inputs(goal_name, folder)
+        inputs = goal_inputs(goal_name, folder, i)
         goal = str(render(base.goal, goal_scope(inputs)))
         model = resolve_model(spec, options={"seed": 1000 + i})
         # Loading the file is not planning: warm the model first.
@@ -186,12 +193,13 @@ async def local_tries(spec: str, goal_name: str, tries: int, repairs: int,
             first_kinds.update(kinds(invalid[0]))
         run: dict[str, Any] = {
             "seed": 1000 + i, "temperature": temperature, "form": planner.form,
+            **({"month": inputs["month"]} if "month" in inputs else {}),
             "passed": outcome.tasks is not None, "attempts": outcome.attempts,
             "first_reply": replies[0][:400] if replies else None,
             "first_problems": invalid[0][:3] if invalid else []}
         if outcome.tasks:
             run["plan"] = [f"{t.id}:{t.skill}" for t in outcome.tasks]
-            run["result"] = await compare(goal_name, replies[-1], planner.form, folder)
+            run["result"] = await compare(goal_name, replies[-1], planner.form, folder, i)
         runs.append(run)
     same = sum(1 for r in runs if r.get("result", {}).get("same"))
     return {
@@ -219,7 +227,8 @@ async def drive(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> R
     return state
 
 
-async def compare(goal_name: str, reply: str, form: str, folder: Path) -> dict[str, Any]:
+async def compare(goal_name: str, reply: str, form: str, folder: Path, i: int
+                  ) -> dict[str, Any]:
     """Run the plan the model wrote (its reply replayed) and the hand-written workflow on
     the same data, and compare what they decided."""
     from podium import load_workflow
@@ -234,12 +243,14 @@ async def compare(goal_name: str, reply: str, form: str, folder: Path) -> dict[s
     store = open_store(str(folder), f"compare-{time.perf_counter_ns()}")
     try:
         engine = Engine(store)
-        inputs = goal_inputs(goal_name, folder)
+        inputs = goal_inputs(goal_name, folder, i)
         mine = await drive(engine, planned, inputs)
         if goal_name == "finance":
-            theirs = await drive(engine, written, {**inputs, "recipient": inputs["to"]})
+            theirs = await drive(engine, written, {
+                "month": inputs["month"], "db": inputs["db"], "outbox": inputs["outbox"],
+                "recipient": inputs["to"]})
         else:
-            theirs = await drive(engine, written, goal_inputs(goal_name, folder))
+            theirs = await drive(engine, written, goal_inputs(goal_name, folder, i))
     finally:
         await store.close()
     if mine.status != "completed" or theirs.status != "completed":
@@ -258,6 +269,71 @@ async def compare(goal_name: str, reply: str, form: str, folder: Path) -> dict[s
     return {"same": all(checks.values()), **checks}
 
 
+WRITERS = {
+    "legal_writer": "Drafts contracts, terms of service and legal clauses.",
+    "marketing_writer": "Writes product announcements, slogans and advertising copy.",
+    "support_writer": "Answers customers' support tickets about orders and refunds.",
+    "tech_writer": "Writes API reference documentation and code examples for developers.",
+    "finance_writer": "Writes the commentary of monthly financial reports for the board.",
+}
+ROUTED = [
+    ("Draft the non-disclosure agreement for our new supplier.", "legal_writer"),
+    ("Update the refund clause of the terms of service.", "legal_writer"),
+    ("Announce the spring sale on the homepage banner.", "marketing_writer"),
+    ("Write a catchy slogan for the new running shoe.", "marketing_writer"),
+    ("Reply to a customer whose parcel arrived damaged.", "support_writer"),
+    ("Tell a customer when their refund will be paid.", "support_writer"),
+    ("Document the /orders endpoint with a Python example.", "tech_writer"),
+    ("Explain how to authenticate against the REST API.", "tech_writer"),
+    ("Comment on October's income and expenses for the board.", "finance_writer"),
+    ("Summarise the quarter's cash flow in the board pack.", "finance_writer"),
+]
+
+
+async def router_choice(spec: str, top: int) -> dict[str, Any]:
+    """The router's model (`router: {model: spec}`) choosing among the `top` best-scored
+    agents with the skill `write`: how often it picks the right one, against chance
+    (1/top) and against the best embedding score alone."""
+    from podium import resolve_model
+    from podium.core.registry import RouterPolicy
+    from podium.core.workflow import Task
+    from podium.engine.router import Router
+
+    agents = {name: FunctionAgent(noop, name=name, description=text, skills=["write"])
+              for name, text in WRITERS.items()}
+    model = resolve_model(spec)
+    router = Router()
+    policy = RouterPolicy(model=model, top=top)
+
+    async def closed(name: str) -> bool:
+        return False
+
+    runs = []
+    for i, (text, right) in enumerate(ROUTED):
+        task = Task(id=f"t{i}", skill="write", description=text)
+        started = time.perf_counter()
+        decision = await router.decide(task, prompt=None, agents=agents, is_open=closed,
+                                       policy=policy)
+        ms = (time.perf_counter() - started) * 1e3
+        names = [c["agent"] for c in decision["candidates"][:top]]
+        runs.append({"task": text, "right": right, "top": names,
+                     "best_score": names[0] if names else None,
+                     "model": decision.get("model", {}).get("choice"),
+                     "valid": decision.get("model", {}).get("valid"),
+                     "chosen": decision["agent"], "ms": round(ms, 1)})
+    reachable = [r for r in runs if r["right"] in r["top"]]
+    return {
+        "model": spec, "top": top, "tasks": len(runs),
+        "right_in_top": len(reachable),
+        "model_right": sum(r["model"] == r["right"] for r in reachable),
+        "best_score_right": sum(r["best_score"] == r["right"] for r in reachable),
+        "chance": round(len(reachable) / top, 2),
+        "model_choice_valid": sum(bool(r["valid"]) for r in runs),
+        "median_ms": round(statistics.median(r["ms"] for r in runs), 1),
+        "runs": runs,
+    }
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     sizes, repeat = ((5, 20), 3) if args.quick else ((7, 20, 50), 15)
     result: dict[str, Any] = {
@@ -273,6 +349,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 await local_tries(spec, goal, args.tries, args.repairs,
                                   tuple(args.temperatures), Path(folder))
                 for spec in args.models for goal in args.goals]
+    if args.router:
+        result["router"] = [await router_choice(spec, 3) for spec in args.models]
     return {"benchmark": "planner", "environment": environment(),
             "load_average": [round(x, 2) for x in os.getloadavg()], **result}
 
@@ -287,6 +365,8 @@ def parse() -> argparse.Namespace:
                         help="repairs allowed per local try (the first plan is counted too)")
     parser.add_argument("--models", nargs="+", default=["local", "local:gemma3-270m"],
                         help="local models to plan with")
+    parser.add_argument("--router", action="store_true",
+                        help="also measure the router's model choice among its top 3")
     parser.add_argument("--goals", nargs="+", default=list(GOALS), choices=list(GOALS))
     parser.add_argument("--temperatures", nargs="+", type=float,
                         default=list(TEMPERATURES),

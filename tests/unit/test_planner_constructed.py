@@ -158,7 +158,7 @@ def test_a_choice_that_leaves_a_parameter_unbound_is_refused_with_reasons() -> N
     listed = constructed.listing(wf, ["month"])
     chosen = [e for e in listed if e.skill in ("add_up", "write_report")]
 
-    tasks, problems = constructed.build(chosen, listed, wf, "goal", ["month"])
+    _, problems = constructed.build(chosen, listed, wf, "goal", ["month"])
 
     assert problems == [
         "step 1 ('add_up'): agent 'adder' needs 'rows', which no chosen skill above it "

@@ -43,7 +43,8 @@ _PERSON = "approve"
 SYSTEM = """\
 You plan work for a team of agents. The skills are listed in the order they would run; \
 each can use the results of the skills above it. Choose the skills the goal needs: true \
-to use a skill, false to leave it out. Reply with JSON only."""
+to use a skill, false to leave it out. Reply with JSON only, for example:
+{"read_data": true, "check_data": true, "translate": false, "publish": true}"""
 
 
 @dataclass(frozen=True, kw_only=True)

