@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -162,6 +163,7 @@ async def local_tries(spec: str, goal_name: str, tries: int, repairs: int,
     first_kinds: Counter[str] = Counter()
     latencies: list[float] = []
     runs = []
+    compared: dict[str, dict[str, Any]] = {}
     for i in range(tries):
         temperature = temperatures[i % len(temperatures)]
         inputs = goal_inputs(goal_name, folder, i)
@@ -199,14 +201,24 @@ async def local_tries(spec: str, goal_name: str, tries: int, repairs: int,
             "first_problems": invalid[0][:3] if invalid else []}
         if outcome.tasks:
             run["plan"] = [f"{t.id}:{t.skill}" for t in outcome.tasks]
-            run["result"] = await compare(goal_name, replies[-1], planner.form, folder, i)
+            run["added"] = [f"{t.id}:{t.skill}" for t in outcome.tasks
+                            if "(added: " in t.description]
+            # Each distinct plan is run once (at its first try's inputs): runs cost minutes.
+            if replies[-1] not in compared:
+                compared[replies[-1]] = await compare(goal_name, replies[-1], planner.form,
+                                                      folder, i)
+            run["result"] = compared[replies[-1]]
         runs.append(run)
+        print(json.dumps({"model": spec, "goal": goal_name, **run})[:300], file=sys.stderr,
+              flush=True)
     same = sum(1 for r in runs if r.get("result", {}).get("same"))
+    added = Counter(t.split(":")[1] for r in runs for t in r.get("added", []))
     return {
         "model": spec, "goal": goal_name, "tries": tries, "max_repairs": repairs,
         "temperatures": list(temperatures),
         "first_plan_passes": first_pass, "first_plan_pass_rate": round(first_pass / tries, 3),
         "passes_within_repairs": within, "same_result_as_hand_written": same,
+        "skills_added_by_binding": dict(added.most_common()),
         "first_plan_problem_kinds": dict(first_kinds.most_common()),
         "plan_latency_ms": {"median": round(statistics.median(latencies), 1),
                             "min": round(min(latencies), 1),

@@ -153,18 +153,45 @@ def add_up_plan(plan: int) -> int:
     return plan * 2
 
 
-def test_a_choice_that_leaves_a_parameter_unbound_is_refused_with_reasons() -> None:
+def test_what_a_chosen_skill_needs_from_one_skill_alone_is_added_with_why() -> None:
     wf = workflow(ScriptedModel([]))
     listed = constructed.listing(wf, ["month"])
+    chosen = [e for e in listed if e.skill == "write_report"]
+
+    tasks, problems = constructed.build(chosen, listed, wf, "goal", ["month"])
+
+    assert problems == []
+    assert [(t["id"], t.get("description")) for t in tasks] == [
+        ("rows", "read_rows: rows (added: 'add_up' uses its 'rows')"),
+        ("total", "add_up: total (added: 'write_report' uses its 'total')"),
+        ("approval", "human: approval (added: 'write_report' uses its 'approval')"),
+        ("report", None),
+    ]
+
+
+def ambiguous(wf: Workflow) -> Workflow:
+    """`rows` given by two skills: which one to use is the model's to say."""
+    fast = FunctionAgent(read, name="fast_reader", skills=["read_rows_fast"])
+    fast.provides = "rows"
+    wf.add_agent("fast_reader", fast)
+    return wf
+
+
+AMBIGUOUS = ["read_rows", "read_rows_fast", "add_up", "human", "write_report"]
+
+
+def test_a_parameter_several_skills_give_and_none_chosen_is_refused_with_reasons() -> None:
+    wf = ambiguous(workflow(ScriptedModel([])))
+    listed = constructed.listing(wf, ["month"])
+    assert [e.skill for e in listed] == AMBIGUOUS
     chosen = [e for e in listed if e.skill in ("add_up", "write_report")]
 
     _, problems = constructed.build(chosen, listed, wf, "goal", ["month"])
 
     assert problems == [
         "step 1 ('add_up'): agent 'adder' needs 'rows', which no chosen skill above it "
-        "gives and no run input supplies; choose 'read_rows' (it gives 'rows')",
-        "step 2 ('write_report'): agent 'writer' needs 'approval', which no chosen skill "
-        "above it gives and no run input supplies; choose 'human' (it gives 'approval')",
+        "gives and no run input supplies; choose 'read_rows', 'read_rows_fast' (it gives "
+        "'rows')",
     ]
 
 
@@ -209,10 +236,11 @@ async def test_a_constructed_plan_is_journaled_and_runs(store: SQLiteStore) -> N
 
 async def test_a_refused_choice_goes_back_with_the_reasons_then_the_run_fails(
         store: SQLiteStore) -> None:
-    model = ScriptedModel([choose("add_up"), choose(), choose("write_report")])
+    model = ScriptedModel([choose("add_up", listed=AMBIGUOUS), choose(listed=AMBIGUOUS),
+                           choose("write_report", listed=AMBIGUOUS)])
     events: list[Event] = []
 
-    state = await start(store, workflow(model, max_repairs=2), events)
+    state = await start(store, ambiguous(workflow(model, max_repairs=2)), events)
 
     assert state.status == "failed"
     invalid = [e.data for e in events if e.type == "plan_invalid"]
@@ -220,20 +248,23 @@ async def test_a_refused_choice_goes_back_with_the_reasons_then_the_run_fails(
     assert "agent 'adder' needs 'rows'" in invalid[0]["problems"][0]
     assert invalid[1]["problems"] == ["the plan has no tasks: choose at least one skill "
                                       "(true)"]
-    assert "choose 'read_rows' (it gives 'rows')" in model.calls[1].messages[-1].content
-    assert state.error is not None and "agent 'writer' needs 'total'" in state.error
+    assert "choose 'read_rows', 'read_rows_fast'" in model.calls[1].messages[-1].content
+    assert state.error is not None and "agent 'adder' needs 'rows'" in state.error
     assert not any(e.type == "plan_created" for e in events)
 
 
 async def test_a_repaired_choice_runs(store: SQLiteStore) -> None:
-    model = ScriptedModel([choose("add_up", "human", "write_report"), ALL])
+    model = ScriptedModel([choose("add_up", listed=AMBIGUOUS),
+                           choose("read_rows_fast", "write_report", listed=AMBIGUOUS)])
     events: list[Event] = []
 
-    state = await start(store, workflow(model, max_repairs=1), events)
+    state = await start(store, ambiguous(workflow(model, max_repairs=1)), events)
 
     assert state.status == "waiting"
     [created] = [e.data for e in events if e.type == "plan_created"]
     assert created["attempts"] == 2
+    assert [t["skill"] for t in created["tasks"]] == [
+        "read_rows_fast", "add_up", "human", "write_report"]
 
 
 def test_auto_is_free_form_for_other_models_and_constructed_for_a_local_one() -> None:

@@ -15,11 +15,15 @@ skill's task in the listed order:
 - a parameter that no agent provides and no input supplies is a person's answer: the
   `human` skill is listed before its first user and provides it;
 - a task whose agents take no parameters (a person, a model agent) needs the task above
-  it, and is asked about the goal and that task's output.
+  it, and is asked about the goal and that task's output;
+- a skill not chosen that is the only one above a chosen skill giving a parameter it
+  uses is added (its description says why): choosing `send_report` brings the report and
+  the person's approval it needs.
 
-A parameter that nothing above supplies is a problem naming the step, the agent, the
-parameter and the skills that would supply it; the plan then goes back to the model with
-those reasons, and is checked by `plan_problems` like any plan.
+A parameter that nothing above supplies, or that several skills give none of which was
+chosen, is a problem naming the step, the agent, the parameter and the skills that would
+supply it; the plan then goes back to the model with those reasons, and is checked by
+`plan_problems` like any plan.
 """
 
 from __future__ import annotations
@@ -186,10 +190,14 @@ def build(chosen: list[Listed], listed: list[Listed], workflow: Workflow, goal: 
     problems: list[str] = []
     person = next(e for e in listed if e.skill == HUMAN)
     asked = _asked(listed, inputs)
+    added = _providers(chosen, listed, set(inputs) | set(done), asked)
+    chosen = [e for e in listed if e in chosen or e.skill in added]
     for number, entry in enumerate(chosen, start=1):
         tid = _fresh(entry.gives, taken)
         taken.add(tid)
         task: dict[str, Any] = {"id": tid, "skill": entry.skill, "needs": [], "with": {}}
+        if entry.skill in added:
+            task["description"] = f"{entry.skill}: {tid} (added: {added[entry.skill]})"
         previous = tasks[-1]["id"] if tasks else None
         fns = _function_agents(workflow, entry.skill)
         if not fns:
@@ -213,6 +221,33 @@ def build(chosen: list[Listed], listed: list[Listed], workflow: Workflow, goal: 
             for param in asked:
                 where.setdefault(param, tid)
     return tasks, problems
+
+
+def _providers(chosen: list[Listed], listed: list[Listed], present: set[str],
+               asked: Collection[str]) -> dict[str, str]:
+    """Skills not chosen that a chosen one needs, each the only skill above it that gives
+    a parameter it uses, with why; to a fixpoint. A parameter with several givers, or
+    none, stays unbound (and is refused with reasons)."""
+    included = {e.skill for e in chosen}
+    added: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for i, entry in enumerate(listed):
+            if entry.skill not in included:
+                continue
+            for param in entry.uses:
+                if param in present:
+                    continue
+                above = listed[:i]
+                givers = [e for e in above if e.gives == param and e.skill != HUMAN] or [
+                    e for e in above if e.skill == HUMAN and param in asked]
+                if any(g.skill in included for g in givers) or len(givers) != 1:
+                    continue
+                included.add(givers[0].skill)
+                added[givers[0].skill] = f"{entry.skill!r} uses its {param!r}"
+                changed = True
+    return added
 
 
 def _asked(listed: list[Listed], inputs: Collection[str]) -> list[str]:
