@@ -9,16 +9,20 @@ With the scripted model (which answers at once), the figures are Podium's overhe
   `plan_created` and `task_completed` events in a SQLite file); `with_repair` adds one
   plan that fails its check (a cycle) and goes back with the reasons.
 
-With `--local`, the finance goal of `examples/monthly_report_planned.yaml` is planned by
-the local model (SmolLM2-135M, grammar-constrained) `--tries` times, each try with its own
-seed and the temperature cycling through 0, 0.3, 0.6, 0.9. It reports how many first plans
-pass the check, how many pass within `--repairs` repairs, the problems that first plans
-had (by kind), and the model's latency. A 135M model is expected to fail often: that is
-the figure, not a fault of the benchmark.
+With `--local`, the finance and supply-chain goals (`--goals`) are planned by each local
+model of `--models` (`local`, `local:gemma3-270m`) `--tries` times, each try with its own
+seed, the temperature cycling through `--temperatures`, and for the finance goal its own
+month. It reports how many first plans pass the check, how many within `--repairs`
+repairs, which skills binding added, the problems first plans had (by kind), the model's
+latency, and whether each distinct plan, run through the engine with every approval
+given, decided what the hand-written workflow decides on the same data. `--router`
+measures the router's model choosing among its top 3 candidates, against chance and
+against the best embedding score.
 
     python benchmarks/planner.py                 # overhead, a few seconds
     python benchmarks/planner.py --quick         # small sizes: a smoke test
-    python benchmarks/planner.py --local         # and the local model, minutes
+    python benchmarks/planner.py --local         # and the local models, many minutes
+    python benchmarks/planner.py --quick --router   # the router's model choice
 """
 
 from __future__ import annotations
