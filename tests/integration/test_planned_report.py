@@ -64,3 +64,34 @@ async def test_a_planned_monthly_report_matches_the_agents_called_by_hand(
     expected = analyse(validate(extract("2026-10", str(DB))))
     assert state.outputs()["analyse"] == json.loads(json.dumps(expected))
     assert list((tmp_path / "outbox").glob("*.eml"))
+
+
+async def test_a_constructed_plan_of_the_report_binds_every_agent_and_matches(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    wf = load_workflow(WORKFLOW)
+    assert wf.planner is not None
+    skills = ["extract_transactions", "validate_transactions", "analyse_finances",
+              "write_overview", "format_report", "human", "send_report"]
+    model = ScriptedModel([json.dumps(dict.fromkeys(skills, True))])
+    wf.planner = dataclasses.replace(wf.planner, model=model, form="constructed")
+    engine = Engine(store)
+    inputs = {"month": "2026-09", "db": str(DB), "outbox": str(tmp_path / "outbox")}
+
+    async with asyncio.timeout(60):
+        state = await engine.start(wf, inputs)
+        assert state.plan is not None
+        assert [(t["id"], t.get("needs", [])) for t in state.plan["tasks"]] == [
+            ("extract", []), ("validate", ["extract"]), ("analyse", ["validate"]),
+            ("overview", ["analyse"]), ("report", ["analyse", "overview"]),
+            ("approve", ["report"]), ("sent", ["report", "approve"])]
+        await engine.approve(state.run_id, "plan")
+        state = await engine.resume(wf, state.run_id)
+        assert [t.key for t in state.waiting()] == ["approve"]
+        await engine.approve(state.run_id, "approve")
+        state = await engine.resume(wf, state.run_id)
+
+    assert state.status == "completed", state.error
+    assert list(model.calls[0].output_schema["properties"]) == skills
+    expected = analyse(validate(extract("2026-09", str(DB))))
+    assert state.outputs()["analyse"] == json.loads(json.dumps(expected))
+    assert [p.name for p in (tmp_path / "outbox").glob("*.eml")]

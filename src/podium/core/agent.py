@@ -339,6 +339,9 @@ class Agent(ABC):
     latency: float | None = None
     """A hint of how many seconds one task takes: after cost, the router prefers the
     faster."""
+    provides: str | None = None
+    """The name its output goes by: the planner gives a task of this agent that id, so
+    that a function parameter of that name in a later task reads the output."""
 
     @abstractmethod
     async def run(self, task: TaskInput, ctx: TaskContext) -> JSON:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from podium.core.templates import TemplateProblem, references
 
@@ -41,6 +41,12 @@ class PlannerConfig:
     """The bound on the length of the model's reply."""
     instructions: str = ""
     """Extra guidance added to the planner's system message."""
+    form: Literal["auto", "constructed", "free"] = "auto"
+    """How the model writes a plan. `constructed`: it only chooses skills, under a grammar,
+    and Podium builds the tasks, binding needs and arguments (what small local models can
+    do); `free`: it writes every task, ids, needs and `with:` values (what larger models
+    can do, and the only way to give literal arguments or prompts). `auto`: constructed
+    for a local model, free for any other."""
 
     def problems(self) -> list[tuple[str, str]]:
         """`(field, message)` for each bound that makes no sense."""

@@ -61,6 +61,7 @@ def card(name: str, agent: Agent, where: Declared | None = None) -> dict[str, JS
         "output_schema": output_schema(agent),
         "cost": agent.cost,
         "latency": agent.latency,
+        "provides": agent.provides,
         "declared": str(where or Declared()),
     }
 

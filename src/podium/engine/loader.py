@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -169,6 +169,9 @@ class AgentDoc(_Doc):
     """A hint of what one task costs, for the router's tie-break."""
     latency: float | None = Field(None, ge=0)
     """A hint of the seconds one task takes, for the router's tie-break."""
+    provides: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    """The name its output goes by, for the planner: later tasks' parameters of that name
+    read it."""
     base_url: str | None = None
     api_key_env: str | None = None
     options: dict[str, Any] = {}
@@ -263,6 +266,9 @@ class PlannerDoc(_Doc):
     temperature: float | None = Field(0.0, ge=0)
     max_tokens: int | None = Field(1024, ge=1)
     instructions: str = ""
+    form: Literal["auto", "constructed", "free"] = "auto"
+    """`constructed` (the model chooses skills, Podium builds the tasks), `free` (the model
+    writes the tasks), or `auto`: constructed for a local model."""
 
 
 class WorkflowDoc(_Doc):
@@ -376,13 +382,19 @@ def _planner(doc: PlannerDoc, workflow: Workflow, problems: list[Problem]) -> Pl
         "model": doc.model, "base_url": doc.base_url, "api_key_env": doc.api_key_env,
         "options": doc.options}))
     provider = doc.model.partition(":")[0]
-    if doc.model != "local" and provider not in ("openai", "anthropic"):
+    if provider in ("local", "openai", "anthropic"):
+        from podium.models import model_spec_problem
+
+        if (problem := model_spec_problem(doc.model)) is not None:
+            problems.append(workflow.problem("planner.model", problem))
+    else:
         try:
             workflow.code["planner.model"] = doc.model
             model = import_ref(doc.model)
         except UserError as e:
             problems.append(workflow.problem("planner.model", f"{e}; or use 'local', "
-                                             "'openai:NAME' or 'anthropic:NAME'"))
+                                             "'local:NAME', 'openai:NAME' or "
+                                             "'anthropic:NAME'"))
     settings = doc.model_dump(exclude={"model", "base_url", "api_key_env", "options"})
     return PlannerConfig(model=model, **settings)
 
@@ -611,12 +623,19 @@ def _build_agent(name: str, agent: AgentDoc, workflow: Workflow,
 def _build_model_agent(name: str, agent: AgentDoc, output: Any, circuit: CircuitPolicy | None,
                        workflow: Workflow, problems: list[Problem]) -> None:
     at = f"agents.{name}"
-    if not (agent.model == "local"
-            or (agent.model or "").startswith(("openai:", "anthropic:"))):
+    if (agent.model or "").startswith("local:"):
+        from podium.models import model_spec_problem
+
+        packaged = model_spec_problem(agent.model or "")
+        if packaged is not None:
+            problems.append(workflow.problem(f"{at}.model", packaged))
+            return
+    elif not (agent.model == "local"
+              or (agent.model or "").startswith(("openai:", "anthropic:"))):
         problems.append(workflow.problem(
             f"{at}.model", f"unknown model {agent.model!r}; use 'local', "
-                           "'openai:NAME' (with base_url for other servers) or "
-                           "'anthropic:NAME'"))
+                           "'local:NAME' (a packaged model), 'openai:NAME' (with base_url "
+                           "for other servers) or 'anthropic:NAME'"))
         return
     tools, toolsets = _tools(agent, at, workflow, problems)
     summariser = agent.context.summariser if agent.context else None

@@ -300,6 +300,41 @@ class Planner:
             self._model = made
         return self._model
 
+    @property
+    def form(self) -> str:
+        """`constructed` or `free`: the configured form, `auto` decided by the model."""
+        if self.config.form != "auto":
+            return self.config.form
+        from podium.models.local import LocalModel
+
+        return "constructed" if isinstance(self.model, LocalModel) else "free"
+
+    def _constructed(self, goal: str, inputs: Mapping[str, Any], kept: Workflow,
+                     failed: Mapping[str, str]) -> tuple[
+            list[Message], dict[str, Any],
+            Callable[[str], tuple[list[PlannedTask], list[str]]]]:
+        """The conversation, schema and reader of a constructed plan (`_constructed`)."""
+        from podium.engine import _constructed as constructed
+
+        done = [tid for tid in kept.tasks if tid != PLAN_KEY]
+        listed = constructed.listing(kept, inputs, done)
+        messages = constructed.messages(goal, listed, inputs,
+                                        instructions=self.config.instructions, done=done,
+                                        failed=failed)
+
+        def read(text: str) -> tuple[list[PlannedTask], list[str]]:
+            chosen, problems = constructed.parse_choices(text, listed)
+            if problems:
+                return [], problems
+            if not chosen:
+                return [], ["the plan has no tasks: choose at least one skill (true)"]
+            built, problems = constructed.build(chosen, listed, kept, goal, inputs, done)
+            if problems:
+                return [], problems
+            return [PlannedTask.model_validate(task) for task in built], []
+
+        return messages, constructed.choice_schema(listed), read
+
     async def plan(
         self, goal: str, *, inputs: Mapping[str, Any], kept: Workflow | None = None,
         planned_before: int = 0, completed: Mapping[str, Any] | None = None,
@@ -320,11 +355,18 @@ class Planner:
         """
         kept = kept or self.workflow
         config = self.config
-        messages: list[Message] = planner_messages(
-            goal, kept, inputs, max_tasks=config.max_tasks - planned_before,
-            completed=completed or {}, failed=failed or {}, instructions=config.instructions)
-        schema = plan_schema(skills_of(self.workflow),
-                             max(1, config.max_tasks - planned_before))
+        messages: list[Message]
+        read: Callable[[str], tuple[list[PlannedTask], list[str]]]
+        if self.form == "constructed":
+            messages, schema, read = self._constructed(goal, inputs, kept, failed or {})
+        else:
+            messages = planner_messages(
+                goal, kept, inputs, max_tasks=config.max_tasks - planned_before,
+                completed=completed or {}, failed=failed or {},
+                instructions=config.instructions)
+            schema = plan_schema(skills_of(self.workflow),
+                                 max(1, config.max_tasks - planned_before))
+            read = parse_plan
         problems: list[str] = []
         for attempt in range(1, config.max_repairs + 2):
             started = time.perf_counter()
@@ -338,7 +380,7 @@ class Planner:
                 await on_reply(attempt, self.model, reply,
                                round((time.perf_counter() - started) * 1000, 3))
                 text = reply.text
-                tasks, problems = parse_plan(text)
+                tasks, problems = read(text)
                 if not problems:
                     problems = plan_problems(kept, tasks, max_tasks=config.max_tasks,
                                              planned_before=planned_before)

