@@ -4,13 +4,16 @@ approvals given, the final status and exit codes, the model calls and tokens the
 record shows, and whether the model's output or a fallback was used. Prints JSON.
 
     python benchmarks/examples.py [--quick] [--only NAME ...] [--all-tickets]
+                                  [--planner-model MODEL]
 
 Each example runs from the repository root with a fresh temporary PODIUM_HOME and
 outbox (and copies of the databases a run writes to). `podium run --json` has no
 terminal, so a run that waits for a person exits 3; the script then approves each
 waiting task in turn (`podium approve RUN TASK`, with `--data` where the task needs an
 answer) until the run completes or fails. The times are of the commands alone: no
-person's reading time. `--quick` runs the monthly report only.
+person's reading time. `--quick` runs the monthly report only. `--planner-model` runs
+the planned examples with another planner model (e.g. `local:gemma3-270m`) in place of
+their `local`.
 """
 
 from __future__ import annotations
@@ -264,9 +267,27 @@ def monthly_planned_outcome(record: Record, tmp: Path) -> Record:
     return out
 
 
-def supply_prepare(tmp: Path) -> Path:
-    shutil.copyfile(EXAMPLES / "supply_chain" / "inventory.db", tmp / "inventory.db")
-    return ROOT / "examples" / "supply_chain_planned.yaml"
+def planned_prepare(name: str, planner: str | None,
+                    db: str | None = None) -> Callable[[Path], Path]:
+    """A planned example's workflow (a copy whose planner is `planner`, if given), and a
+    copy of the database it writes to."""
+
+    def prepare(tmp: Path) -> Path:
+        if db:
+            shutil.copyfile(EXAMPLES / db, tmp / Path(db).name)
+        workflow = EXAMPLES / name
+        if planner is None:
+            return workflow
+        text = workflow.read_text(encoding="utf-8")
+        shipped = "planner:\n  model: local\n"
+        if shipped not in text:
+            raise SystemExit(f"examples/{name} no longer has {shipped!r}")
+        copy = tmp / name
+        copy.write_text(text.replace(shipped, f"planner:\n  model: {json.dumps(planner)}\n"),
+                        encoding="utf-8")
+        return copy
+
+    return prepare
 
 
 def supply_answer(task: Record) -> Any:
@@ -288,7 +309,7 @@ def supply_outcome(record: Record, tmp: Path) -> Record:
     return out
 
 
-def examples(all_tickets: bool) -> list[Example]:
+def examples(all_tickets: bool, planner: str | None) -> list[Example]:
     tickets = [] if all_tickets else ["-i", "limit=12"]
     return [
         Example(name="monthly_report", workflow="examples/monthly_report.yaml",
@@ -306,10 +327,13 @@ def examples(all_tickets: bool) -> list[Example]:
                 outcome=clinical_outcome),
         Example(name="monthly_report_planned", workflow="examples/monthly_report_planned.yaml",
                 runs=[["-i", "month=2026-10", "-i", "outbox={tmp}/outbox"]],
+                prepare=planned_prepare("monthly_report_planned.yaml", planner),
                 outcome=monthly_planned_outcome),
         Example(name="supply_chain_planned", workflow="examples/supply_chain_planned.yaml",
                 runs=[["-i", "db={tmp}/inventory.db"]],
-                prepare=supply_prepare, answer=supply_answer, outcome=supply_outcome),
+                prepare=planned_prepare("supply_chain_planned.yaml", planner,
+                                        "supply_chain/inventory.db"),
+                answer=supply_answer, outcome=supply_outcome),
     ]
 
 
@@ -320,8 +344,10 @@ def main() -> None:
                         help="run only this example (repeatable)")
     parser.add_argument("--all-tickets", action="store_true",
                         help="customer service on every shipped ticket, not the first 12")
+    parser.add_argument("--planner-model", metavar="MODEL",
+                        help="the planned examples' planner model (default: theirs, local)")
     opts = parser.parse_args()
-    chosen = examples(opts.all_tickets)
+    chosen = examples(opts.all_tickets, opts.planner_model)
     names = ["monthly_report"] if opts.quick else opts.only
     if names:
         unknown = set(names) - {e.name for e in chosen}
