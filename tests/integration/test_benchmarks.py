@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("script", ["engine.py", "peers.py", "agents.py", "security.py",
                                     "router.py", "planner.py", "memory.py", "faithfulness.py",
-                                    "models.py"])
+                                    "models.py", "examples.py"])
 def test_benchmark_prints_json(script: str) -> None:
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
