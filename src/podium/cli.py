@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from podium._cli_access import NO_POLICY, PolicyOption, acting, open_access
 from podium._cli_json import print_record
@@ -49,7 +50,23 @@ from podium.store.base import Store
 T = TypeVar("T")
 EXIT = {"completed": 0, "failed": 1, "cancelled": 1, "waiting": 3, "running": 1}
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+
+class _Commands(TyperGroup):
+    """The top command group: an error any command raises is reported here (`_report`),
+    as one line and an exit status, whoever invokes the app (the console script, a test's
+    CliRunner, a program embedding it), never as a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own click Context, not public
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as e:
+            raise typer.Exit(_report(e)) from None
+
+
+app = typer.Typer(cls=_Commands, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
                   help="Podium: durable orchestration of AI agents, models and tools.")
 runs_app = typer.Typer(no_args_is_help=True, help="Look at runs in the journal.")
 app.add_typer(runs_app, name="runs")
@@ -694,8 +711,9 @@ def _report(error: BaseException) -> int:
 
 
 def main() -> None:
-    """Entry point of the `podium` console script: every error a command raises is mapped
-    here to its message and exit status (see `_report`), never a traceback."""
+    """Entry point of the `podium` console script. A command's errors are reported by the
+    command group (`_Commands`); what is raised outside any command is reported here the
+    same way (`_report`), never as a traceback."""
     try:
         app()
     except Exception as e:

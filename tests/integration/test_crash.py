@@ -138,12 +138,29 @@ class Effect:
     pid: int
 
 
-def read_effects(path: Path) -> list[Effect]:
+def read_effects(path: Path, kills: int = 0) -> list[Effect]:
+    """The effect lines. A write that SIGKILL cut short (the kernel may stop a write to a
+    regular file part-way for a fatal signal) leaves a fragment that the next effect
+    continues on the same line: at most `kills` such fragments are passed over."""
     if not path.exists():
         return []
     text = path.read_text()
+    effects, torn = [], []
+    for line in text.splitlines():
+        start = 0
+        while True:
+            try:
+                effects.append(Effect(*json.loads(line[start:])))
+                break
+            except json.JSONDecodeError:
+                start = line.find('["', start + 1)
+                if start < 0:
+                    raise
+        if start:
+            torn.append(line[:start])
     assert not text or text.endswith("\n"), "an effect line was cut short"
-    return [Effect(*json.loads(line)) for line in text.splitlines()]
+    assert len(torn) <= kills, f"{len(torn)} effect lines cut short, {kills} kills: {torn}"
+    return effects
 
 
 def count_lines(path: Path) -> int:
@@ -355,7 +372,7 @@ def check_recovered_run(log: CrashLog, tmp_path: Path, inputs: dict[str, Any]) -
     run_id = log.run_id
     assert run_id is not None
     db = tmp_path / "home" / "podium.db"
-    effects = read_effects(tmp_path / "effects.log")
+    effects = read_effects(tmp_path / "effects.log", log.startup_kills + log.mid_run_kills)
     journal = read_journal(db, run_id)
     keys, fan_outs = expected_keys(inputs)
 
