@@ -31,7 +31,7 @@ from podium.security.crypto import (
     unwrap,
     wrap,
 )
-from podium.store._sums import check_event, damaged, event_sum
+from podium.store._sums import check_event, clear_payload, event_sum
 from podium.store.base import KeyStatus
 
 DATA_KEYS_SCHEMA = """
@@ -253,22 +253,15 @@ class DataKeys(KeyCache):
         """
         where = f"event {seq} of run {run_id!r}"
         if isinstance(raw, str):
-            if sealed_run:
-                raise damaged(self.location, run_id, seq, "its payload is in clear text in "
-                              "an encrypted run (the row was replaced)")
-            check_event(self.location, run_id, seq, type_, task, raw, ts, stored, None,
-                        required=required)
-            try:
-                value: dict[str, Any] = json.loads(raw)
-            except ValueError:
-                raise damaged(self.location, run_id, seq, "its payload is not JSON") from None
-            return value
+            return clear_payload(self.location, run_id, seq, type_, task, raw, ts, stored,
+                                 sealed_run=sealed_run, required=required)
         owner, key = self.by_id(db, sealed_key_id(raw, what=where), where)
         if key is None:
             return {ERASED: owner.partition(":")[0]}
         check_event(self.location, run_id, seq, type_, task, raw, ts, stored, key.mac_key,
                     required=required)
-        value = json.loads(unseal(key, raw, context("event", run_id, seq, "data"), what=where))
+        value: dict[str, Any] = json.loads(
+            unseal(key, raw, context("event", run_id, seq, "data"), what=where))
         return value
 
     def sum_of(self, db: sqlite3.Connection, run_id: str, seq: int, type_: str,

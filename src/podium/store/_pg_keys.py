@@ -30,7 +30,7 @@ from podium.security.crypto import (
 )
 from podium.store._common import dumps
 from podium.store._keys import KeyCache, run_owner, subject_owner
-from podium.store._sums import check_event, damaged, event_sum
+from podium.store._sums import check_event, clear_payload, damaged, event_sum
 from podium.store.base import KeyStatus
 
 if TYPE_CHECKING:
@@ -168,16 +168,8 @@ class PgDataKeys(KeyCache):
         `store._keys.DataKeys.decode_event`)."""
         checksum = None if stored is None else bytes(stored)
         if text is not None:
-            if sealed_run:
-                raise damaged(self.location, run_id, seq, "its payload is in clear text in "
-                              "an encrypted run (the row was replaced)")
-            check_event(self.location, run_id, seq, type_, task, text, ts, checksum, None,
-                        required=required)
-            try:
-                value: dict[str, Any] = json.loads(text)
-            except ValueError:
-                raise damaged(self.location, run_id, seq, "its payload is not JSON") from None
-            return value
+            return clear_payload(self.location, run_id, seq, type_, task, text, ts, checksum,
+                                 sealed_run=sealed_run, required=required)
         if sealed is None:
             raise damaged(self.location, run_id, seq, "it has no payload")
         blob = bytes(sealed)
@@ -187,7 +179,8 @@ class PgDataKeys(KeyCache):
             return {ERASED: owner.partition(":")[0]}
         check_event(self.location, run_id, seq, type_, task, blob, ts, checksum, key.mac_key,
                     required=required)
-        value = json.loads(unseal(key, blob, context("event", run_id, seq, "data"), what=what))
+        value: dict[str, Any] = json.loads(
+            unseal(key, blob, context("event", run_id, seq, "data"), what=what))
         return value
 
     async def seal_for(self, conn: Conn, owner: str, plain: bytes, where: bytes

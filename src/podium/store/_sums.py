@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import struct
+from typing import Any
 
 from podium.errors import JournalDamaged
 
@@ -61,6 +63,25 @@ def check_event(location: str, run_id: str, seq: int, type_: str, task: str | No
                                                         key)):
         raise damaged(location, run_id, seq, "its checksum does not match (the row was "
                       "overwritten or altered)")
+
+
+def clear_payload(location: str, run_id: str, seq: int, type_: str, task: str | None,
+                  text: str, ts: float, stored: bytes | None, *, sealed_run: bool,
+                  required: bool) -> dict[str, Any]:
+    """A clear (unsealed) event payload, once its checksum holds, for every backend.
+
+    Raises:
+        JournalDamaged: a clear row in an encrypted run, a failing checksum, or not JSON.
+    """
+    if sealed_run:
+        raise damaged(location, run_id, seq, "its payload is in clear text in an encrypted "
+                      "run (the row was replaced)")
+    check_event(location, run_id, seq, type_, task, text, ts, stored, None, required=required)
+    try:
+        value: dict[str, Any] = json.loads(text)
+    except ValueError:
+        raise damaged(location, run_id, seq, "its payload is not JSON") from None
+    return value
 
 
 def damaged(location: str, run_id: str, seq: int, why: str) -> JournalDamaged:
