@@ -73,6 +73,7 @@ from podium.models.base import Message
 from podium.security import AuditLog, Masker, MaskingPolicy
 from podium.security.crypto import DataKey, Keyring, MasterKey, new_data_key, seal, unseal
 from podium.store import _keys as _journal_keys
+from podium.store import _sums as _journal_sums
 from podium.store._common import dumps as _dumps
 from podium.store._common import new_owner
 from podium.store._sums import event_sum
@@ -340,14 +341,16 @@ def audit_tamper(folder: Path) -> dict[str, Any]:
 @contextmanager
 def _checksums(on: bool) -> Iterator[None]:
     """The journal with its per-event checksum computed and checked, or skipped."""
-    saved = (_journal_keys.event_sum, _journal_keys.check_event)
+    saved = (_journal_keys.event_sum, _journal_keys.check_event, _journal_sums.check_event)
     if not on:
         _journal_keys.event_sum = lambda *args, **kwargs: b""  # type: ignore[assignment]
         _journal_keys.check_event = lambda *args, **kwargs: None  # type: ignore[assignment]
+        # Clear rows are checked inside _sums.clear_payload.
+        _journal_sums.check_event = lambda *args, **kwargs: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        _journal_keys.event_sum, _journal_keys.check_event = saved
+        _journal_keys.event_sum, _journal_keys.check_event, _journal_sums.check_event = saved
 
 
 async def _append_and_fold(folder: str, name: str, encrypted: bool, events: int
