@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from podium.agents.context import ContextOptions
 from podium.agents.llm import LLMAgent
-from podium.core.agent import Agent
+from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.policy import CircuitPolicy
 from podium.core.workflow import Workflow
 from podium.errors import Problem, UserError
@@ -100,6 +100,17 @@ class AgentDoc(_Doc):
     """The bound on a tool result (JSON, UTF-8 bytes) for tools that set none of their own."""
     checks: ChecksDoc | None = None
     """What every output of the agent must pass beyond its schema (`faithful:`)."""
+
+
+class Unbuilt(Agent):
+    """Stands for an agent (or a pattern agent) that could not be built, so that its tasks
+    are still checked."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def run(self, task: TaskInput, ctx: TaskContext) -> Any:
+        raise UserError(f"agent {self.name!r} could not be built")
 
 
 def model_factory(doc: AgentDoc) -> Any:

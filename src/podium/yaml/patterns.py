@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.agent import Agent
 from podium.core.workflow import HUMAN, Workflow
 from podium.errors import Problem, UserError
 from podium.patterns.dag import (
@@ -31,6 +31,7 @@ from podium.patterns.discussion import ROUND_ROBIN, Discussion
 from podium.patterns.refine import Refine
 from podium.patterns.supervisor import Supervisor
 from podium.patterns.vote import Rule, Vote
+from podium.yaml.agents import Unbuilt
 from podium.yaml.document import DOC_CONFIG, listify, validation_problems
 
 TASK_PATTERNS = ("chain", "route", "parallel", "orchestrate")
@@ -243,16 +244,6 @@ def split_patterns(agents: Mapping[str, Any], tasks: Mapping[str, Any], lines: d
     return split
 
 
-class _Unbuilt(Agent):
-    """Stands for a pattern agent that could not be built, so its tasks are still checked."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    async def run(self, task: TaskInput, ctx: TaskContext) -> Any:
-        raise UserError(f"agent {self.name!r} could not be built")
-
-
 def _references(doc: PatternAgentDoc) -> tuple[str, list[tuple[str, str]]]:
     """The pattern's kind, and the agents it names with the field naming each."""
     if doc.vote is not None:
@@ -324,6 +315,6 @@ def build_pattern_agents(split: PatternSplit, workflow: Workflow) -> list[Proble
     for name, doc in split.pattern_agents.items():
         found = [] if doc is None else _build_one(name, doc, known, workflow)
         if doc is None or found:
-            workflow.add_agent(name, _Unbuilt(name))
+            workflow.add_agent(name, Unbuilt(name))
         problems += found
     return problems

@@ -11,14 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.memory import MemoryQuery
 from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.errors import Problem, UserError, WorkflowError
 from podium.security.rbac import Policy
-from podium.yaml.agents import AgentDoc, apply_hints, build_agent, model_factory
+from podium.yaml.agents import AgentDoc, Unbuilt, apply_hints, build_agent, model_factory
 from podium.yaml.code import functions_allowed, import_ref, importable
 from podium.yaml.document import DOC_CONFIG, compose_document, listify, validation_problems
 from podium.yaml.mcp import mcp_servers
@@ -159,16 +158,6 @@ def _input_spec(doc: InputDoc | str) -> InputSpec:
                      subject=doc.subject)
 
 
-class _Broken(Agent):
-    """Stands for an agent that could not be built, so that its tasks are still checked."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    async def run(self, task: TaskInput, ctx: TaskContext) -> Any:
-        raise UserError(f"agent {self.name!r} could not be built")
-
-
 def _sections(doc: WorkflowDoc, lines: dict[str, int], source: str
               ) -> tuple[dict[str, AgentDoc | None], dict[str, TaskDoc], list[Problem]]:
     """Each agent and task document checked on its own; None for an agent that failed."""
@@ -212,14 +201,14 @@ def _build(agent_docs: dict[str, AgentDoc | None], task_docs: dict[str, TaskDoc]
     for name, agent in agent_docs.items():
         count = len(problems)
         if agent is None:
-            workflow.add_agent(name, _Broken(name))
+            workflow.add_agent(name, Unbuilt(name))
             continue
         build_agent(name, agent, workflow, problems)
         problems += apply_hints(name, agent, workflow)
         if agent.budget is not None:
             workflow.agent_budgets[name] = Budget(**agent.budget.model_dump())
         if len(problems) > count:
-            workflow.add_agent(name, _Broken(name))
+            workflow.add_agent(name, Unbuilt(name))
     for task_id, task in task_docs.items():
         agent_doc = agent_docs.get(task.agent)
         if agent_doc is not None:
@@ -233,32 +222,32 @@ def _build(agent_docs: dict[str, AgentDoc | None], task_docs: dict[str, TaskDoc]
 
 def _build_task(task_id: str, task: TaskDoc, workflow: Workflow,
                 problems: list[Problem]) -> None:
-        output: Any = task.output
-        if isinstance(task.output, str):
-            try:
-                workflow.code[f"tasks.{task_id}.output"] = task.output
-                output = import_ref(task.output)
-            except UserError as e:
-                problems.append(workflow.problem(f"tasks.{task_id}.output", str(e)))
-                output = None
-        for_each = task.for_each
-        if isinstance(for_each, list):
-            for_each = repr(for_each)
-        when = task.when if not isinstance(task.when, bool) else str(task.when).lower()
-        workflow.add_task(
-            task_id, agent=task.agent, needs=task.needs, args=task.with_, prompt=task.prompt,
-            when=when, for_each=for_each, concurrency=task.concurrency, output=output,
-            retry=RetryPolicy(**{**task.retry.model_dump(),
-                                 "retry_on": tuple(task.retry.retry_on),
-                                 "no_retry_on": tuple(task.retry.no_retry_on)})
-            if task.retry else None,
-            timeout=task.timeout, fallback=task.fallback, on_failure=task.on_failure,
-            default=task.default if "default" in task.model_fields_set else ...,
-            description=task.description, skill=task.skill,
-            router=router_policy(task.router),
-            memory=MemoryQuery(**task.memory.model_dump()) if task.memory else None,
-            checks=task.checks.build() if task.checks else ())
-        problems.extend(router_model_problems(workflow, task.router, f"tasks.{task_id}.router"))
+    output: Any = task.output
+    if isinstance(task.output, str):
+        try:
+            workflow.code[f"tasks.{task_id}.output"] = task.output
+            output = import_ref(task.output)
+        except UserError as e:
+            problems.append(workflow.problem(f"tasks.{task_id}.output", str(e)))
+            output = None
+    for_each = task.for_each
+    if isinstance(for_each, list):
+        for_each = repr(for_each)
+    when = task.when if not isinstance(task.when, bool) else str(task.when).lower()
+    workflow.add_task(
+        task_id, agent=task.agent, needs=task.needs, args=task.with_, prompt=task.prompt,
+        when=when, for_each=for_each, concurrency=task.concurrency, output=output,
+        retry=RetryPolicy(**{**task.retry.model_dump(),
+                             "retry_on": tuple(task.retry.retry_on),
+                             "no_retry_on": tuple(task.retry.no_retry_on)})
+        if task.retry else None,
+        timeout=task.timeout, fallback=task.fallback, on_failure=task.on_failure,
+        default=task.default if "default" in task.model_fields_set else ...,
+        description=task.description, skill=task.skill,
+        router=router_policy(task.router),
+        memory=MemoryQuery(**task.memory.model_dump()) if task.memory else None,
+        checks=task.checks.build() if task.checks else ())
+    problems.extend(router_model_problems(workflow, task.router, f"tasks.{task_id}.router"))
 
 
 def _registry_refs(doc: WorkflowDoc) -> list[tuple[str, str]]:
