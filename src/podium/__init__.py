@@ -12,9 +12,7 @@ from podium.core.principal import Principal
 from podium.core.registry import Registry, RouterPolicy
 from podium.core.state import RunState, TaskState
 from podium.core.workflow import HUMAN, InputSpec, Task, Workflow
-from podium.engine.loader import load_workflow, parse_workflow
 from podium.engine.planner import PlannedTask, Planner, subtasks
-from podium.engine.registry import load_registry
 from podium.engine.runtime import Engine
 from podium.errors import (
     ApprovalRequired,
@@ -58,13 +56,14 @@ from podium.patterns import (
     route,
 )
 from podium.secrets import Secret
-from podium.security.rbac import Decision, Policy, load_policy, parse_policy
+from podium.security.rbac import Decision, Policy
 from podium.store._open import open_store
 from podium.store.base import Store
 from podium.store.postgres import PostgresStore
 from podium.store.sqlite import SQLiteStore
 from podium.tools import Tool, tool
 from podium.tools.mediation import ToolPolicy
+from podium.yaml import load_policy, load_registry, load_workflow, parse_policy, parse_workflow
 
 __all__ = [
     "HUMAN",

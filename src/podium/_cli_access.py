@@ -38,8 +38,9 @@ from podium.engine.runtime import Engine
 from podium.errors import PermissionDenied, PodiumError, UserError, WorkflowError
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
-from podium.security.rbac import Decision, Policy, load_policy
+from podium.security.rbac import Decision, Policy
 from podium.store.base import Store
+from podium.yaml import load_policy
 
 NO_POLICY = ("no access policy (--policy, $PODIUM_POLICY or $PODIUM_HOME/policy.yaml): "
              "every principal may do everything")

@@ -26,16 +26,14 @@ from typer.core import TyperGroup
 from podium._cli_access import NO_POLICY, PolicyOption, acting, open_access
 from podium._cli_json import print_record
 from podium._cli_plan import plan_lines, plan_progress
-from podium._yaml import MAX_DEPTH
 from podium.agents._context_show import context_lines, context_summary, session_lines
 from podium.agents._isolate import DaemonExecutor
 from podium.config import database_path
 from podium.core.events import Event
+from podium.core.inputs import MAX_DEPTH, unfit
 from podium.core.principal import Principal
 from podium.core.state import RunState, iso
-from podium.engine._inputs import unfit
 from podium.engine._policies import describe
-from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
 from podium.errors import PodiumError, PolicyFileError, RunBusy, UserError, WorkflowError
 from podium.memory._cli import app as memory_app
@@ -46,6 +44,7 @@ from podium.security._tokens_cli import tokens_app
 from podium.security.rbac import Policy
 from podium.store._open import is_url, open_store
 from podium.store.base import Store
+from podium.yaml import load_workflow
 
 T = TypeVar("T")
 EXIT = {"completed": 0, "failed": 1, "cancelled": 1, "waiting": 3, "running": 1}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from podium import Engine, SQLiteStore, WorkflowError, parse_policy
-from podium.engine.loader import load_workflow
+from podium.yaml import load_workflow
 
 POLICY = parse_policy("""\
 roles:

@@ -9,13 +9,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from podium._yaml import YAMLSyntaxError, compose, read_text
 from podium.core.registry import Registry
-from podium.engine._functions import functions_allowed
-from podium.engine.loader import load_workflow
-from podium.engine.registry import load_registry, workflow_registry
 from podium.errors import UserError
 from podium.security.rbac import Policy
+from podium.yaml import (
+    YAMLSyntaxError,
+    compose,
+    functions_allowed,
+    load_registry,
+    load_workflow,
+    read_text,
+    workflow_registry,
+)
 
 DEFAULT = Path("agents")
 """Where `podium agents` looks when given no path: the `agents/` folder here."""

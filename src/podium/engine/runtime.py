@@ -20,14 +20,13 @@ from typing import Any, TypeVar
 
 from podium.core.agent import Agent
 from podium.core.events import Event, NewEvent, item_key, split_key
+from podium.core.inputs import coerce_inputs
 from podium.core.policy import Spent
 from podium.core.principal import ANONYMOUS, Principal
 from podium.core.state import DONE, RunState
 from podium.core.templates import TemplateProblem, evaluate
 from podium.core.workflow import Task, Workflow
 from podium.engine import _control
-from podium.engine._functions import check_code
-from podium.engine._inputs import coerce_inputs
 from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
 from podium.engine._policies import TaskRunner
@@ -47,6 +46,7 @@ from podium.errors import (
 from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
+from podium.security.functions import check_code
 from podium.security.rbac import Policy
 from podium.store.base import Conflict, LeaseLost, RunSummary, Store
 from podium.store.sqlite import new_owner

@@ -24,7 +24,7 @@ from podium.security.masking import (
     Vault,
     VaultError,
 )
-from podium.security.rbac import Decision, Policy, Principal, Rule, load_policy, parse_policy
+from podium.security.rbac import Decision, Policy, Principal, Rule
 
 __all__ = [
     "AuditKeyMismatch",
@@ -51,6 +51,4 @@ __all__ = [
     "Vault",
     "VaultError",
     "VerifyReport",
-    "load_policy",
-    "parse_policy",
 ]

@@ -44,11 +44,11 @@ from podium.core.principal import Principal, PrincipalKind
 from podium.core.state import RunState
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.engine.check import check
-from podium.engine.loader import load_workflow
 from podium.engine.runtime import Engine
 from podium.errors import PermissionDenied, PodiumError, UserError, WorkflowError
 from podium.security.tokens import TokenStore
 from podium.store.sqlite import SQLiteStore
+from podium.yaml import load_workflow
 
 if TYPE_CHECKING:
     from mcp.server.auth.provider import AccessToken

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.agent import Agent
 from podium.core.workflow import HUMAN, Workflow
 from podium.errors import Problem, UserError
 from podium.patterns.dag import (
@@ -31,17 +31,15 @@ from podium.patterns.discussion import ROUND_ROBIN, Discussion
 from podium.patterns.refine import Refine
 from podium.patterns.supervisor import Supervisor
 from podium.patterns.vote import Rule, Vote
+from podium.yaml.agents import Unbuilt
+from podium.yaml.document import DOC_CONFIG, listify, validation_problems
 
 TASK_PATTERNS = ("chain", "route", "parallel", "orchestrate")
 AGENT_PATTERNS = ("vote", "refine", "supervisor", "discussion")
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def _listify(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+    model_config = DOC_CONFIG
 
 
 class StepDoc(BaseModel):
@@ -70,7 +68,7 @@ class _Block(_Doc):
     needs: list[str] = []
     description: str = ""
 
-    _split = field_validator("needs", mode="before")(_listify)
+    _split = field_validator("needs", mode="before")(listify)
 
 
 class ChainBlock(_Block):
@@ -157,13 +155,6 @@ class PatternSplit:
     """Whether an expanded task uses the built-in join agent."""
 
 
-def _problems(e: ValidationError, prefix: str, lines: dict[str, int], source: str
-              ) -> list[Problem]:
-    from podium.engine.loader import _problems as loader_problems
-
-    return loader_problems(e, prefix, lines, source)
-
-
 def _alias(lines: dict[str, int], source: str, target: str) -> None:
     """Lines of `target`'s fields are those of `source`'s: a generated task's problems
     point at the pattern step it came from."""
@@ -205,10 +196,10 @@ def _expand_task(task_id: str, raw: dict[str, Any], kinds: list[str], split: Pat
     try:
         block = _BLOCKS[kinds[0]].model_validate(raw)
     except ValidationError as e:
-        split.problems += _problems(e, at, lines, source)
+        split.problems += validation_problems(e, at, lines, source)
         # A stand-in (a human task adds no problems of its own), so that the tasks that
         # need this one are still checked.
-        needs = _listify(raw.get("needs", []))
+        needs = listify(raw.get("needs", []))
         split.tasks[task_id] = {"agent": HUMAN, "needs": [
             n for n in needs if isinstance(n, str)] if isinstance(needs, list) else []}
         return
@@ -242,7 +233,7 @@ def split_patterns(agents: Mapping[str, Any], tasks: Mapping[str, Any], lines: d
         try:
             split.pattern_agents[name] = PatternAgentDoc.model_validate(raw)
         except ValidationError as e:
-            split.problems += _problems(e, f"agents.{name}", lines, source)
+            split.problems += validation_problems(e, f"agents.{name}", lines, source)
             split.pattern_agents[name] = None
     for task_id, raw in tasks.items():
         kinds = [k for k in TASK_PATTERNS if isinstance(raw, dict) and k in raw]
@@ -251,16 +242,6 @@ def split_patterns(agents: Mapping[str, Any], tasks: Mapping[str, Any], lines: d
         else:
             split.tasks[task_id] = raw
     return split
-
-
-class _Unbuilt(Agent):
-    """Stands for a pattern agent that could not be built, so its tasks are still checked."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    async def run(self, task: TaskInput, ctx: TaskContext) -> Any:
-        raise UserError(f"agent {self.name!r} could not be built")
 
 
 def _references(doc: PatternAgentDoc) -> tuple[str, list[tuple[str, str]]]:
@@ -334,6 +315,6 @@ def build_pattern_agents(split: PatternSplit, workflow: Workflow) -> list[Proble
     for name, doc in split.pattern_agents.items():
         found = [] if doc is None else _build_one(name, doc, known, workflow)
         if doc is None or found:
-            workflow.add_agent(name, _Unbuilt(name))
+            workflow.add_agent(name, Unbuilt(name))
         problems += found
     return problems

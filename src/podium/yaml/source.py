@@ -8,9 +8,7 @@ from typing import Any
 
 import yaml
 
-MAX_DEPTH = 100
-"""How deeply collections may nest in a YAML file (and in JSON inputs): more is surely a
-mistake or an attack, and would exhaust Python's recursion limit."""
+from podium.core.inputs import MAX_DEPTH
 
 
 class YAMLSyntaxError(ValueError):

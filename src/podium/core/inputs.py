@@ -6,9 +6,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from podium._yaml import MAX_DEPTH
 from podium.core.workflow import InputSpec, Workflow
 from podium.errors import Problem, WorkflowError
+
+MAX_DEPTH = 100
+"""How deeply collections may nest in a YAML file and in JSON inputs: more is surely a
+mistake or an attack, and would exhaust Python's recursion limit."""
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}

@@ -28,16 +28,17 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from podium._yaml import YAMLSyntaxError, read_text
-from podium.core.agent import Agent
 from podium.core.policy import Budget
-from podium.core.registry import Declared, Registry, RouterPolicy
+from podium.core.registry import Declared, Registry
 from podium.core.workflow import Workflow
 from podium.engine.check import as_agent
 from podium.errors import Problem, UserError, WorkflowError
+from podium.yaml.agents import AgentDoc, apply_hints, build_agent
+from podium.yaml.code import importable
+from podium.yaml.document import compose_document, validation_problems
+from podium.yaml.source import YAMLSyntaxError, read_text
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -66,49 +67,9 @@ def registry_files(ref: str | Path, base: Path | None = None) -> list[Path]:
     return [path]
 
 
-def _schema_problems(schema: Any, at: str, scratch: Workflow) -> list[Problem]:
-    if schema is None:
-        return []
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as e:
-        where = ".".join([at, *(str(p) for p in e.path)])
-        return [scratch.problem(where, f"not a valid JSON schema: {e.message}")]
-    return []
-
-
-def apply_hints(name: str, doc: Any, workflow: Workflow) -> list[Problem]:
-    """Give the built agent `name` its input schema and cost and latency hints from its
-    document (`doc`, the loader's AgentDoc), after checking its schemas."""
-    at = f"agents.{name}"
-    problems = _schema_problems(doc.input, f"{at}.input", workflow)
-    if isinstance(doc.output, dict):
-        problems += _schema_problems(doc.output, f"{at}.output", workflow)
-    agent = workflow.agents.get(name)
-    if problems or not isinstance(agent, Agent):
-        return problems
-    if doc.input is not None:
-        agent.input_schema = doc.input
-    if doc.cost is not None:
-        agent.cost = doc.cost
-    if doc.latency is not None:
-        agent.latency = doc.latency
-    if doc.provides is not None:
-        agent.provides = doc.provides
-    return problems
-
-
 def _load_file(file: Path, workflow: Workflow, taken: Collection[str]) -> list[Problem]:
     """Build the agents of one registry file into `workflow` (skipping names in `taken`,
     reported as duplicates)."""
-    from podium.engine.loader import (
-        AgentDoc,
-        _build_agent,
-        _compose,
-        _importable,
-        _problems,
-    )
-
     source = str(file)
     try:
         text = read_text(file)
@@ -116,7 +77,7 @@ def _load_file(file: Path, workflow: Workflow, taken: Collection[str]) -> list[P
         return [Problem(message=f"cannot read registry: {e.strerror}", file=source)]
     except YAMLSyntaxError as e:
         return [Problem(message=e.problem, file=source, line=e.line)]
-    data, lines = _compose(text, source)
+    data, lines = compose_document(text, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -125,12 +86,12 @@ def _load_file(file: Path, workflow: Workflow, taken: Collection[str]) -> list[P
     try:
         doc = _RegistryDoc.model_validate(data)
     except ValidationError as e:
-        return _problems(e, "", lines, source)
+        return validation_problems(e, "", lines, source)
     scratch = Workflow(workflow.name, source=source)
     scratch.lines = lines
     scratch.mcp_servers = workflow.mcp_servers
     problems: list[Problem] = []
-    with _importable(file.resolve().parent):
+    with importable(file.resolve().parent):
         for name, raw in doc.agents.items():
             line = lines.get(f"agents.{name}")
             if name in taken or name in workflow.agents:
@@ -145,10 +106,10 @@ def _load_file(file: Path, workflow: Workflow, taken: Collection[str]) -> list[P
             try:
                 agent_doc = AgentDoc.model_validate(raw)
             except ValidationError as e:
-                problems += _problems(e, f"agents.{name}", lines, source)
+                problems += validation_problems(e, f"agents.{name}", lines, source)
                 continue
             count = len(problems)
-            _build_agent(name, agent_doc, scratch, problems)
+            build_agent(name, agent_doc, scratch, problems)
             problems += apply_hints(name, agent_doc, scratch)
             if len(problems) > count or name not in scratch.agents:
                 continue
@@ -208,35 +169,3 @@ def load_registry(*refs: str | Path) -> Registry:
     if problems:
         raise WorkflowError(problems)
     return workflow_registry(scratch)
-
-
-def router_policy(doc: Any) -> RouterPolicy | None:
-    """A RouterPolicy from a `router:` document (the loader's RouterDoc), or None."""
-    if doc is None:
-        return None
-    return RouterPolicy(model=doc.model, top=doc.top, epsilon=doc.epsilon,
-                        min_score=doc.min_score)
-
-
-def router_model_problems(workflow: Workflow, doc: Any, field: str) -> list[Problem]:
-    """The problem with the model a `router:` document (at `field`) names, if it names one
-    that does not exist: at run time the router would reject every choice and fall back to
-    the best score without a word at the check."""
-    from podium.models import model_spec_problem
-
-    spec = getattr(doc, "model", None)
-    problem = model_spec_problem(spec) if isinstance(spec, str) else None
-    return [] if problem is None else [workflow.problem(f"{field}.model", problem)]
-
-
-def registry_refs(doc: Any) -> list[tuple[str, str]]:
-    """The registry paths a workflow document names (its `registry:`, and `agents:` when
-    that is a path rather than a mapping), each with the field it was given at."""
-    refs: list[tuple[str, str]] = []
-    for key in ("registry", "agents"):
-        value = getattr(doc, key)
-        if isinstance(value, str):
-            refs.append((value, key))
-        elif isinstance(value, list):
-            refs += [(v, f"{key}.{i}") for i, v in enumerate(value)]
-    return refs

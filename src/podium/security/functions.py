@@ -1,6 +1,6 @@
-"""Which Python modules a workflow file may name: the access policy's `functions: {allow:
-[...]}`, in force while a workflow is loaded (`podium validate`, `run`, `resume`, `agents`,
-`mcp serve`).
+"""Which Python modules a workflow may name: the access policy's `functions: {allow:
+[...]}`, checked while a workflow file is loaded (`podium.yaml`) and again when a run starts
+or resumes.
 
 A file names Python code in `function:`, `tools:`, `output:` and a planner's `model:`;
 loading it imports the module, which runs the module's code, so the check comes before the
@@ -9,35 +9,17 @@ import. Podium's own built-in agents are not named by the file and are not check
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-
 from podium.core.workflow import Workflow
 from podium.errors import UserError, WorkflowError
 from podium.security.rbac import Policy
 
-_POLICY: ContextVar[Policy | None] = ContextVar("podium_functions_policy", default=None)
 
-
-@contextmanager
-def functions_allowed(policy: Policy | None) -> Iterator[None]:
-    """Within the block, workflow files may name code only from the modules `policy`'s
-    `functions.allow` matches (None, or a policy without `functions:`: any module)."""
-    token = _POLICY.set(policy)
-    try:
-        yield
-    finally:
-        _POLICY.reset(token)
-
-
-def check_module(ref: str, module: str) -> None:
-    """Raise unless the policy in force lets a workflow file name code from `module`.
+def check_module(policy: Policy | None, ref: str, module: str) -> None:
+    """Raise unless `policy` lets a workflow file name code (`ref`) from `module`.
 
     Raises:
         UserError: it does not; the message names the policy's allow list.
     """
-    policy = _POLICY.get()
     if policy is None or policy.function_allowed(module):
         return
     allowed = ", ".join(map(repr, policy.functions or ())) or "none"
@@ -64,8 +46,7 @@ def check_code(workflow: Workflow, policy: Policy | None) -> None:
     problems = []
     for field, ref in workflow.code.items():
         try:
-            with functions_allowed(policy):
-                check_module(ref, module_of(ref))
+            check_module(policy, ref, module_of(ref))
         except UserError as e:
             problems.append(workflow.problem(field, str(e)))
     if problems:

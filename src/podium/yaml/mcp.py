@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from podium.errors import Problem, UserError
+from podium.yaml.source import line_of
 
 
 class MCPServerDoc(BaseModel):
@@ -40,10 +41,7 @@ def mcp_servers(docs: dict[str, Any], lines: dict[str, int], source: str, base: 
     problems: list[Problem] = []
 
     def problem(field: str, message: str) -> None:
-        path = field
-        while path and path not in lines:
-            path = path.rpartition(".")[0]
-        problems.append(Problem(message=message, file=source, line=lines.get(path),
+        problems.append(Problem(message=message, file=source, line=line_of(field, lines),
                                 field=field))
 
     for name, raw in docs.items():
