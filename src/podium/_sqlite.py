@@ -25,14 +25,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from podium.errors import JournalDamaged, JournalError, PodiumError
+from podium.errors import JournalDamaged, JournalError, PodiumError, StoreLocked
 
 T = TypeVar("T")
 _warned: set[Path] = set()
-
-
-class StoreLocked(PodiumError):
-    """The database stayed locked by another writer for longer than we wait."""
 
 
 def _locked(e: sqlite3.Error) -> bool:

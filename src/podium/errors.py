@@ -1,9 +1,10 @@
-"""Podium's exceptions.
+"""Podium's exceptions: every error Podium raises is defined here.
 
 The tree::
 
-    PodiumError
+    PodiumError                   the root; `.retryable` says whether trying again may help
     ├── UserError                 a mistake in a workflow, a policy or a call; names the place
+    │   │                         (never retryable)
     │   ├── WorkflowError         an invalid workflow; carries every problem found (`.problems`)
     │   ├── UnknownRun            no run with that id
     │   ├── NotWaiting            approve/reject on a task that is not waiting for a human
@@ -11,9 +12,14 @@ The tree::
     │   ├── RunEnded              cancel on a run that already completed, failed or was cancelled
     │   ├── PermissionDenied      the policy does not let the principal do that (`.decision`)
     │   ├── PolicyFileError       an invalid access policy file; carries every problem found
+    │   ├── PolicyError           an invalid masking policy; names the field
+    │   ├── VaultError            a masking vault cannot be decrypted: wrong key, run id, altered
+    │   ├── KeyConfigError        a master key is missing, malformed, or not the journal's
+    │   ├── AuditKeyMismatch      the HMAC key at hand is not the audit log's
+    │   ├── UntrustedSource       a memory write asked to store untrusted content as trusted
     │   └── JournalError          a database file cannot be used: read-only, full, unopenable
     │       └── JournalDamaged    damaged or truncated: SQLite says so, or an event's checksum
-    └── RunError                  a run, or a task within it, failed
+    └── RunError                  a run, a task within it, or an operation on its data failed
         ├── TaskFailed            a task failed after its whole policy
         ├── TaskTimeout           an attempt exceeded its timeout
         ├── OutputInvalid         an output did not validate against its schema
@@ -21,26 +27,62 @@ The tree::
         ├── CircuitOpen           the agent's circuit breaker is open
         ├── RunTimeout            the run exceeded its own timeout
         ├── BudgetExceeded        the run or an agent reached a budget
-        ├── ContextTooLarge       an agent's instructions and task alone exceed its context budget
-        ├── ModelError            a model provider failed or replied with something unusable
+        ├── ContextTooLarge       an agent's instructions and task alone exceed its context
+        │                         budget (not retryable)
+        ├── ModelError            a model provider failed or replied with something unusable;
+        │   │                     retryable by its HTTP status
+        │   └── ReplyTooLarge     a reply passed its byte limit (not retryable)
+        ├── ToolFailed            a tool raised, or took longer than its timeout
+        ├── ToolArgumentsInvalid  a model called a tool with arguments outside its schema
+        ├── MCPUnavailable        an MCP server could not be started or reached
+        ├── HTTPError             an HTTP agent's request failed (`.status`, `.retryable`)
+        ├── SQLError              a SQL agent's database refused or was unreachable
+        ├── EmailError            an e-mail agent's SMTP server refused or was unreachable
+        ├── UnmaskError           strict unmasking met unknown or mangled placeholders
+        ├── DecryptError          a ciphertext does not decrypt: moved, altered, wrong key
+        ├── StoreLocked           a database stayed locked by another writer too long
+        ├── LeaseLost             another process took the run over; this one stops writing
+        ├── Conflict              the run's journal grew since the caller read it
         └── JournalUnavailable    the journal cannot be written (disk full, …); the run stopped,
                                   resumable
 
+Retry behaviour rides on the error: `PodiumError.retryable` is a class default that an
+instance may override (a `ModelError` by its status, an `HTTPError` by what failed), and
+`RetryPolicy.retries` reads it, nothing else. Exceptions that are not Podium's (a
+`ValueError` in a function agent) are retryable unless they carry `retryable = False`.
+
 Signals raised on purpose inside an agent are not errors of Podium's and live apart:
-`Retry` asks for another attempt, `Escalate` hands the task to a human, and its kind
-`ApprovalRequired` suspends the task until a person approves or rejects one tool call.
+`Retry` asks for another attempt (always granted while attempts last), `Escalate` hands
+the task to a human, and its kind `ApprovalRequired` suspends the task until a person
+approves or rejects one tool call.
 
 Cancellation derives from `BaseException` (as `asyncio.CancelledError` does), so an
 agent's `except Exception` cannot swallow it.
+
+Defined elsewhere, and why:
+
+- `podium._yaml.YAMLSyntaxError` and `podium.core.templates.TemplateProblem` are
+  `ValueError`s of the YAML reader and the template engine; the loaders turn them into a
+  `Problem` of a `WorkflowError` (or a failed task) that names the place.
+- `podium.store.postgres.JournalUnavailable` (a `PodiumError`: the PostgreSQL server of
+  the journal cannot be reached) shares its name with `JournalUnavailable` above and
+  awaits a name of its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 
 class PodiumError(Exception):
     """The root of every error Podium raises."""
+
+    retryable: bool = True
+    """Whether trying again may help. Retry policies read it (`RetryPolicy.retries`): an
+    error saying False is not retried unless the policy's `retry_on` names its class. A
+    class sets its default; an instance may say otherwise (`ModelError` by its HTTP status,
+    `HTTPError`, `SQLError` and `EmailError` by what failed)."""
 
 
 class UserError(PodiumError):
@@ -125,6 +167,26 @@ class PolicyFileError(UserError):
         super().__init__(f"invalid access policy, {len(problems)} {noun}:\n{lines}")
 
 
+class PolicyError(UserError):
+    """An invalid masking policy. The message names the field."""
+
+
+class VaultError(UserError):
+    """A vault could not be decrypted: wrong key, wrong run id, or altered data."""
+
+
+class KeyConfigError(UserError):
+    """A master key is missing, malformed, or not one the journal's data keys are under."""
+
+
+class AuditKeyMismatch(UserError):
+    """The HMAC key at hand is not the key the audit log was written with."""
+
+
+class UntrustedSource(UserError):
+    """A write asked to store content from an untrusted source as trusted."""
+
+
 class JournalError(UserError):
     """The journal (or another of Podium's database files) cannot be used: it is read-only,
     its disk is full, it cannot be opened. The message names the file and what to do;
@@ -138,7 +200,7 @@ class JournalDamaged(JournalError):
 
 
 class RunError(PodiumError):
-    """A run, or a task within it, failed."""
+    """A run, a task within it, or an operation on its data failed."""
 
 
 class TaskFailed(RunError):
@@ -200,6 +262,119 @@ class ModelError(RunError):
         provider reported. The caller counts its tokens, since they were spent."""
         self.retryable = retryable if retryable is not None else (
             status is None or status in (408, 409, 429) or status >= 500)
+
+
+class ReplyTooLarge(ModelError):
+    """A model's reply passed its byte limit; it was cut off while being read and refused.
+    Not retryable: the same request gets the same kind of reply."""
+
+    def __init__(self, message: str, *, partial: object = None) -> None:
+        super().__init__(message, retryable=False, partial=partial)
+
+
+class ToolFailed(RunError):
+    """A tool raised, or took longer than its timeout."""
+
+
+class ToolArgumentsInvalid(RunError):
+    """A model called a tool with arguments that do not fit its schema; the message says
+    which, in words a model can act on."""
+
+
+class MCPUnavailable(RunError):
+    """An MCP server could not be started or reached, exited, or answered nothing usable."""
+
+
+class HTTPError(RunError):
+    """A request failed: an error status, or no answer at all.
+
+    Attributes:
+        status: the HTTP status, or None when the service could not be reached.
+        retryable: whether trying again later may succeed (408, 429, 5xx, network
+            errors); retry policies honour it.
+        retry_after: seconds the service asked to wait, when it said.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class SQLError(RunError):
+    """The database refused a query, or could not be reached. The message names the agent
+    and the database (password hidden) and never holds a secret.
+
+    Attributes:
+        retryable: whether trying again may succeed (a lost or refused connection, a
+            locked database: yes; a syntax error, a constraint violation: no). Retry
+            policies honour it.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class EmailError(RunError):
+    """The SMTP server refused the message, or could not be reached.
+
+    Attributes:
+        code: the SMTP reply code, when the server gave one.
+        retryable: whether trying again later may succeed.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None,
+                 retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class _Unrestored(Protocol):
+    """What `UnmaskError` reads of a `podium.security.masking.UnmaskResult`."""
+
+    @property
+    def unknown(self) -> tuple[str, ...]: ...
+
+    @property
+    def mangled(self) -> tuple[str, ...]: ...
+
+
+class UnmaskError(RunError):
+    """Strict unmasking met placeholders it could not restore. `result` is the
+    `podium.security.masking.UnmaskResult`, with the `unknown` and `mangled` ones."""
+
+    def __init__(self, result: _Unrestored) -> None:
+        self.result = result
+        parts = []
+        if result.unknown:
+            parts.append(f"unknown placeholders {list(result.unknown)!r}")
+        if result.mangled:
+            parts.append(f"mangled placeholders {list(result.mangled)!r}")
+        super().__init__(
+            "cannot restore the reply: " + " and ".join(parts)
+            + "; ask the model again, quoting placeholders exactly as given"
+        )
+
+
+class DecryptError(RunError):
+    """A ciphertext does not decrypt: it was moved to another row, altered, or the key is not
+    the one it was written with."""
+
+
+class StoreLocked(RunError):
+    """The database stayed locked by another writer for longer than we wait."""
+
+
+class LeaseLost(RunError):
+    """Another process took the run over; this one must stop writing to it."""
+
+
+class Conflict(RunError):
+    """The run's journal grew since the caller last read it (`expect_last` did not hold)."""
 
 
 class JournalUnavailable(RunError):

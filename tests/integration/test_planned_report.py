@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from examples.finance.agents import analyse, extract, validate
 
 from podium import Engine, SQLiteStore, load_workflow
@@ -28,15 +26,6 @@ PLAN = {"tasks": [
      "prompt": "Send the {{ inputs.month }} report ({{ outputs.report.subject }})?"},
     {"id": "send", "skill": "send_report", "needs": ["report", "approve"], "with": {}},
 ]}
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "podium.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_a_planned_monthly_report_matches_the_agents_called_by_hand(

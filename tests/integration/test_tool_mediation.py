@@ -9,7 +9,7 @@ import smtplib
 import socket
 import threading
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,15 +51,6 @@ def smtp() -> Iterator[tuple[_Inbox, int]]:
         yield inbox, controller.port
     finally:
         controller.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "journal.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ for no task, and `resume` completes it once there is room."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -20,15 +18,6 @@ from podium import (
     WorkflowError,
     parse_workflow,
 )
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "podium.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def echo(x: object = None) -> object:

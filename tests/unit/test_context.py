@@ -5,8 +5,7 @@ assembly in priority order, in real workflows on SQLite with the scripted model 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -31,15 +30,6 @@ from podium.errors import WorkflowError
 from podium.models import known_window
 from podium.models.base import Message
 from podium.testing import ScriptedModel
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "j.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def _system(model: ScriptedModel, call: int = -1) -> str:

@@ -4,7 +4,6 @@ fallback, default). Declared in Python and in YAML; bad declarations name the pl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,6 @@ GOOD = {"text": "In October 2026 income was $77,325.13 and expenses $73.2k, most
 BAD = {"text": "In October 2026 income was $773,25.13, up 12% thanks to Acme Corp."}
 SCHEMA: dict[str, Any] = {"type": "object", "required": ["text"],
                           "properties": {"text": {"type": "string"}}}
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "j.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def _workflow(agent: LLMAgent, **task: Any) -> Workflow:

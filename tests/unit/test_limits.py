@@ -5,8 +5,6 @@ the tool or model, the size, the limit and the setting; nothing of it is journal
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,15 +37,6 @@ def dump() -> str:
 def chatty() -> dict[str, str]:
     """A little too much."""
     return {"text": "y" * 200}
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "j.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def _run(store: SQLiteStore, agent: LLMAgent) -> RunState:

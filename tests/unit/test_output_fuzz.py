@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +57,6 @@ def add(a: int, b: int) -> int:
         b: the second number.
     """
     return a + b
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "j.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def _workflow(agent: LLMAgent, output: Any = None, **task: Any) -> Workflow:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -29,15 +28,6 @@ from podium.models.base import Message
 from podium.testing import ScriptedModel
 
 HANG = 10.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "podium.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 class Calls:

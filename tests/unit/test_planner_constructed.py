@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,6 @@ from podium.engine.planner import Planner
 from podium.testing import ScriptedModel
 
 HANG = 10.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "podium.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def read(month: str) -> dict[str, Any]:

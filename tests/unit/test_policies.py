@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,6 @@ from podium.store.base import CircuitState
 from podium.testing import ScriptedModel
 
 HANG = 10.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "podium.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture

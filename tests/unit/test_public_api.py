@@ -1,10 +1,13 @@
-"""The public API: what `podium/__init__.py` imports is exactly `__all__`, kept sorted."""
+"""The public API: what `podium/__init__.py` imports is exactly `__all__`, kept sorted within
+the groups its comments draw (by concept)."""
 
 from __future__ import annotations
 
 import ast
 import inspect
+import io
 import re
+import tokenize
 from pathlib import Path
 from types import ModuleType
 
@@ -42,11 +45,37 @@ def _isort_key(name: str) -> tuple[int, list[int | str]]:
     return group, natural
 
 
-@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
-def test_all_is_sorted_without_duplicates(module: ModuleType) -> None:
-    names = list(module.__all__)
+def _all_groups(module: ModuleType) -> list[list[str]]:
+    """The names of the module's `__all__` as its source writes them, in groups: a comment
+    on a line of its own starts a new group."""
+    assert module.__file__ is not None
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    groups: list[list[str]] = [[]]
+    depth, inside = 0, False
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if not inside:
+            inside = tok.type == tokenize.NAME and tok.string == "__all__" and tok.start[1] == 0
+            continue
+        if tok.type == tokenize.OP and tok.string in "[]":
+            depth += 1 if tok.string == "[" else -1
+            if depth == 0:
+                break
+        elif tok.type == tokenize.COMMENT and tok.line.strip().startswith("#") and depth:
+            if groups[-1]:
+                groups.append([])
+        elif tok.type == tokenize.STRING:
+            groups[-1].append(ast.literal_eval(tok.string))
+    return groups
 
-    assert names == sorted(names, key=_isort_key)
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
+def test_all_is_sorted_per_group_without_duplicates(module: ModuleType) -> None:
+    names = list(module.__all__)
+    groups = _all_groups(module)
+
+    assert [name for group in groups for name in group] == names
+    for group in groups:
+        assert group == sorted(group, key=_isort_key)
     assert len(names) == len(set(names))
 
 

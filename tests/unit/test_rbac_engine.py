@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +45,6 @@ AGENTS = ["writer", "reader", "payer"]
 TOOL_TAGS = {"lookup": {"read"}, "search": {"read"}, "wire": {"payments", "high_risk"},
              "email": {"send", "high_risk"}}
 WORKFLOWS = ["report", "payments"]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "j.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture

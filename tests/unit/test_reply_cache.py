@@ -3,8 +3,7 @@ answered from there, costs nothing, and is still a durable, journaled step."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -38,15 +37,6 @@ def add(a: int, b: int) -> int:
 
 
 added: list[tuple[int, int]] = []
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "j.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def _workflow(agent: LLMAgent, prompt: str = "What is 2 + 3?", **task: Any) -> Workflow:

@@ -7,8 +7,7 @@ import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -45,15 +44,6 @@ def add(a: int, b: int) -> int:
 
 class Sum(BaseModel):
     total: int
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "j.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def _workflow(agent: LLMAgent, **task: Any) -> Workflow:

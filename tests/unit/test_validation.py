@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -500,15 +499,6 @@ def test_cli_run_with_an_ill_typed_input_exits_2_and_journals_nothing(tmp_path: 
 
 
 # -- inputs -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "podium.db")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def inputs_workflow() -> Workflow:

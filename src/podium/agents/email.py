@@ -21,26 +21,12 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, parseaddr
 
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
-from podium.errors import RunError, UserError
+from podium.errors import EmailError as EmailError
+from podium.errors import UserError
 from podium.secrets import Secret, as_secret, scrub
 
 _TASK_KEYS = frozenset({"to", "cc", "bcc", "reply_to", "subject", "text", "html"})
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-class EmailError(RunError):
-    """The SMTP server refused the message, or could not be reached.
-
-    Attributes:
-        code: the SMTP reply code, when the server gave one.
-        retryable: whether trying again later may succeed.
-    """
-
-    def __init__(self, message: str, *, code: int | None = None,
-                 retryable: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retryable = retryable
 
 
 def message_id(idempotency_key: str, sender: str) -> str:

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
-from podium.errors import RunError, UserError
+from podium.errors import HTTPError as HTTPError
+from podium.errors import UserError
 from podium.secrets import Secret, is_secret_ref, resolve_secret, scrub
 
 _TASK_KEYS = frozenset({"url", "method", "json", "params", "headers"})
@@ -33,24 +34,6 @@ _EXCERPT = 300
 DEFAULT_RESPONSE_HEADERS = ("content-type", "etag", "last-modified", "location",
                             "x-request-id")
 """Response headers an HTTP agent returns unless told otherwise."""
-
-
-class HTTPError(RunError):
-    """A request failed: an error status, or no answer at all.
-
-    Attributes:
-        status: the HTTP status, or None when the service could not be reached.
-        retryable: whether trying again later may succeed (408, 429, 5xx, network
-            errors); retry policies honour it.
-        retry_after: seconds the service asked to wait, when it said.
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -31,7 +31,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
-from podium.errors import RunError, UserError
+from podium.errors import SQLError as SQLError
+from podium.errors import UserError
 from podium.secrets import Secret, as_secret, scrub
 
 try:
@@ -60,21 +61,6 @@ _WRITE_WORDS = frozenset({
 })
 Dialect = Literal["standard", "mysql", "postgres"]
 _LOCK_CLAUSE = frozenset({"FOR", "KEY"})  # SELECT … FOR UPDATE / FOR NO KEY UPDATE locks only
-
-
-class SQLError(RunError):
-    """The database refused a query, or could not be reached. The message names the agent
-    and the database (password hidden) and never holds a secret.
-
-    Attributes:
-        retryable: whether trying again may succeed (a lost or refused connection, a
-            locked database: yes; a syntax error, a constraint violation: no). Retry
-            policies honour it.
-    """
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 # -- the read-only check ------------------------------------------------------------------

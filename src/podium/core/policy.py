@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from podium.errors import Retry
+
 OnFailure = Literal["fail", "escalate"]
 
 
@@ -38,9 +40,13 @@ class RetryPolicy:
         return max(0.0, base + (rng or random).uniform(-spread, spread))
 
     def retries(self, error: BaseException) -> bool:
-        """Whether this error may be retried at all (attempts aside). An error that says
-        `retryable = False` (a model's HTTP 400, say) is not retried unless `retry_on`
-        names its class."""
+        """Whether this error may be retried at all (attempts aside): the one place the
+        task runner asks. `Retry`, an agent asking in so many words, always may. Otherwise
+        the error's `retryable` decides (`podium.errors.PodiumError.retryable`; an
+        exception that does not say is retryable): one that says False (a model's HTTP
+        400, say) is not retried unless `retry_on` names its class."""
+        if isinstance(error, Retry):
+            return True
         names = {cls.__name__ for cls in type(error).__mro__}
         if names & set(self.no_retry_on):
             return False

@@ -46,7 +46,6 @@ from podium.errors import (
     JournalUnavailable,
     OutputInvalid,
     PermissionDenied,
-    Retry,
     TaskTimeout,
     Unfaithful,
 )
@@ -322,7 +321,7 @@ class TaskRunner:
                 return "done"
             opened = await self.breakers.failure(self._circuit_key(name), self.circuits[name])
             used = self.state().task(key).attempts_by_agent.get(name, 0)
-            if (isinstance(error, Retry) or retry.retries(error)) and (
+            if retry.retries(error) and (
                     used < retry.attempts and not opened):
                 delay = retry.delay(used)
                 await self.journal(NewEvent(type="attempt_failed", task=key, data={

@@ -26,15 +26,12 @@ from podium.core.memory import (
     check_namespace,
     source_kind,
 )
+from podium.errors import UntrustedSource as UntrustedSource
 from podium.errors import UserError
 
 if TYPE_CHECKING:
     from podium.memory.embeddings import Embedder, Vectors
     from podium.memory.trust import Validator, Verdict
-
-
-class UntrustedSource(UserError):
-    """A write asked to store content from an untrusted source as trusted."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,7 @@ event wraps a token or two in a few hundred bytes of JSON).
 
 from __future__ import annotations
 
-from podium.errors import ModelError
+from podium.errors import ReplyTooLarge as ReplyTooLarge
 
 DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
 """The bound on a reply's text when neither `max_reply_bytes` nor `max_tokens` is set."""
@@ -32,14 +32,6 @@ JSON_OVERHEAD = 6
 """A JSON string escape (`\\u0001`) takes at most six bytes a byte of text."""
 STREAM_OVERHEAD = 64
 STREAM_SLACK_BYTES = 1024 * 1024
-
-
-class ReplyTooLarge(ModelError):
-    """A model's reply passed its byte limit; it was cut off while being read and refused.
-    Not retryable: the same request gets the same kind of reply."""
-
-    def __init__(self, message: str, *, partial: object = None) -> None:
-        super().__init__(message, retryable=False, partial=partial)
 
 
 def reply_limit(max_tokens: int | None, max_reply_bytes: int | None = None) -> int:

@@ -57,6 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from podium import config
 from podium._sqlite import connect, retrying, write
+from podium.errors import AuditKeyMismatch as AuditKeyMismatch
 from podium.errors import UserError
 from podium.security import _audit_keys as keys
 from podium.security import _audit_witness as _witness
@@ -99,10 +100,6 @@ _EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}"
 # (cards, IBANs, phone numbers, IP addresses). Ids that mix letters and digits pass.
 _DIGITS = re.compile(r"(?<![A-Za-z0-9])\d{9,}(?![A-Za-z0-9])"
                      r"|(?<![A-Za-z0-9])\+?\d{1,5}(?:[ .\-]\d{1,5}){2,}(?![A-Za-z0-9])")
-
-
-class AuditKeyMismatch(UserError):
-    """The HMAC key at hand is not the key the audit log was written with."""
 
 
 def _refuse_personal(name: str, value: str) -> None:

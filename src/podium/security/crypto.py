@@ -51,7 +51,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from podium import config
-from podium.errors import PodiumError, UserError
+from podium.errors import DecryptError as DecryptError
+from podium.errors import KeyConfigError as KeyConfigError
 
 KEY_ENV = "PODIUM_MASTER_KEY"
 """The environment variable holding the master key(s), as hex or base64."""
@@ -70,15 +71,6 @@ _INT = struct.Struct(">Iq")
 _NONCE = 12
 _TAG = 16
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
-
-
-class KeyConfigError(UserError):
-    """A master key is missing, malformed, or not one the journal's data keys are under."""
-
-
-class DecryptError(PodiumError):
-    """A ciphertext does not decrypt: it was moved to another row, altered, or the key is not
-    the one it was written with."""
 
 
 @dataclass(frozen=True, kw_only=True)

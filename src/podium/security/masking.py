@@ -33,7 +33,7 @@ from typing import Any, TypeAlias
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from podium.errors import RunError, UserError
+from podium.errors import PolicyError, UnmaskError, VaultError
 from podium.security import _detectors
 from podium.security._detectors import Detector, Span
 
@@ -46,30 +46,6 @@ DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR")
 
 _LABEL = re.compile(r"[A-Z][A-Z0-9_]*[A-Z0-9]|[A-Z]")
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_([1-9][0-9]*)>")
-
-
-class PolicyError(UserError):
-    """An invalid masking policy. The message names the field."""
-
-
-class VaultError(UserError):
-    """A vault could not be decrypted: wrong key, wrong run id, or altered data."""
-
-
-class UnmaskError(RunError):
-    """Strict unmasking met placeholders it could not restore."""
-
-    def __init__(self, result: UnmaskResult) -> None:
-        self.result = result
-        parts = []
-        if result.unknown:
-            parts.append(f"unknown placeholders {list(result.unknown)!r}")
-        if result.mangled:
-            parts.append(f"mangled placeholders {list(result.mangled)!r}")
-        super().__init__(
-            "cannot restore the reply: " + " and ".join(parts)
-            + "; ask the model again, quoting placeholders exactly as given"
-        )
 
 
 # -- policy ---------------------------------------------------------------------------------

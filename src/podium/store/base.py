@@ -13,17 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podium.core.events import Event, NewEvent
-from podium.errors import PodiumError
+from podium.errors import Conflict as Conflict
+from podium.errors import LeaseLost as LeaseLost
 from podium.security.audit import AuditLog
 from podium.security.crypto import MasterKey
-
-
-class LeaseLost(PodiumError):
-    """Another process took the run over; this one must stop writing to it."""
-
-
-class Conflict(PodiumError):
-    """The run's journal grew since the caller last read it (`expect_last` did not hold)."""
 
 
 @dataclass(frozen=True, kw_only=True)

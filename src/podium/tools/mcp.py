@@ -48,7 +48,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TextIO
 
-from podium.errors import PodiumError, RunError, UserError
+from podium.errors import MCPUnavailable, PodiumError, UserError
 from podium.secrets import Secret, as_secret, is_secret_ref, scrub
 from podium.tools.tool import Tool, ToolArgumentsInvalid, ToolFailed
 
@@ -64,10 +64,6 @@ _INSTALL_HINT = "install it with: pip install 'podium[mcp]'"
 _STDERR_TAIL_CHARS = 2000
 _STDERR_TAIL_LINES = 40
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-
-class MCPUnavailable(RunError):
-    """An MCP server could not be started or reached, exited, or answered nothing usable."""
 
 
 @dataclass(frozen=True, kw_only=True)

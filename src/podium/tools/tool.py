@@ -25,7 +25,9 @@ from typing import Any, TypeVar, get_type_hints, overload
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
-from podium.errors import RunError, UserError
+from podium.errors import ToolArgumentsInvalid as ToolArgumentsInvalid
+from podium.errors import ToolFailed as ToolFailed
+from podium.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
 ToolCallable = Callable[[Mapping[str, Any]], Awaitable[Any]]
@@ -33,15 +35,6 @@ _CONTEXT_PARAMS = frozenset({"ctx"})
 calling_context: ContextVar[Any] = ContextVar("podium_tool_context", default=None)
 """The TaskContext of the attempt whose model called the tool being run (set by the tool
 loop), handed to a tool function's `ctx` parameter."""
-
-
-class ToolArgumentsInvalid(RunError):
-    """A model called a tool with arguments that do not fit its schema; the message says
-    which, in words a model can act on."""
-
-
-class ToolFailed(RunError):
-    """A tool raised, or took longer than its timeout."""
 
 
 @dataclass(frozen=True, kw_only=True)
