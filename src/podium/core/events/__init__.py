@@ -1,67 +1,94 @@
 """Journal events: every state change of a run, in the order it happened.
 
-A task's key is its id, or `id[i]` for item `i` of a `for_each` task.
+Each event type has one payload class, a frozen dataclass whose attribute docstrings say
+what its fields mean: `TaskStarted` for `task_started`, and so on (`PAYLOADS` maps every
+type to its class). A writer appends the typed payload, `NewEvent.of(TaskStarted(...),
+task=key)`; the journal stores it as the same JSON object as ever (`Payload.to_data`),
+and a reader gets it back typed from `Event.payload`, read leniently so that older
+journals fold (see `Payload.from_data`).
 
-| type | task | data |
-| --- | --- | --- |
-| run_started | | workflow, version, source, inputs, pid, principal (id, kind, roles), session |
-| run_resumed | | pid |
-| task_routed | key | agent (None: nothing fits), by, why, candidates, filtered, model, error |
-| task_started | key | agent, attempt, idempotency_key |
-| attempt_failed | key | agent, attempt, error, error_type, decision, delay |
-| agent_skipped | key | agent, reason |
-| model_call | key | model, input_tokens, output_tokens, latency_ms |
-| tool_call | key | name, arguments, result or error, duration_ms; refused, reason, rejected_by |
-| step_completed | key | index, kind, name, result, scope (replayed after a crash) |
-| note_added | key | text (a shared note any later prompt may include), untrusted |
-| context_assembled | key | agent, budget, counted, used, sections, dropped |
-| memory_recalled | key | namespace, ids, scores, trust, top_k, trusted_only (no texts) |
-| output_checked | key | check, passed, claims (kind, text, where), error, ms, repair |
-| fanout_started | id | count |
-| task_waiting | key | prompt, reason, error; tool_call (reason `tool_approval`) |
-| task_approved | key | data, by |
-| task_rejected | key | reason, by |
-| task_completed | key | output, agent, defaulted, untrusted (the sources the output derives from) |
-| task_skipped | key | reason |
-| task_failed | key | error, error_type |
-| plan_invalid | | attempt, reason, problems, reply (a plan that failed its check) |
-| plan_created | | version, reason, goal, tasks (every planned task in effect), dropped |
-| plan_extended | key | version, tasks (subtasks the task returned, added to the plan) |
-| run_waiting | | tasks |
-| run_completed | | |
-| run_failed | | error, reason |
-| run_cancelled | | reason (`cancelled`), error, by, was (the status it had) |
+An event's `task` is the key of the task it is about: its id, or `id[i]` for item `i` of
+a `for_each` task; run events (`run_*`, `plan_invalid`, `plan_created`) have none.
 
-A `step_completed` of kind `agent` is a sub-agent call a pattern's composite agent made
-(`name` is the sub-agent); `scope` places steps taken inside another step (`/3`).
-
-`decision` on a failed attempt is what the policy did next: `retry`, `fallback`, `escalate`,
-`default` or `fail`.
+A payload whose data key was shredded is `{"_erased": "run"}` or `{"_erased": "subject"}`
+in the journal (see `Store.shred_run`, `Store.shred_subject`); its typed payload has every
+required field None.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-EventType = Literal[
-    "run_started", "run_resumed", "task_routed", "task_started", "attempt_failed", "agent_skipped",
-    "model_call", "tool_call", "step_completed", "note_added", "context_assembled",
-    "memory_recalled", "output_checked",
-    "fanout_started", "task_waiting",
-    "task_approved", "task_rejected",
-    "task_completed", "task_skipped", "task_failed", "run_waiting", "run_completed",
-    "run_failed", "run_cancelled", "plan_invalid", "plan_created", "plan_extended",
+from podium.core.events._observations import (
+    ContextAssembled,
+    MemoryRecalled,
+    ModelCalled,
+    NoteAdded,
+    OutputChecked,
+    StepCompleted,
+    ToolCalled,
+)
+from podium.core.events._payload import JSON, EventType, Payload
+from podium.core.events._run import (
+    PlanCreated,
+    PlanExtended,
+    PlanInvalid,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunResumed,
+    RunStarted,
+    RunWaiting,
+)
+from podium.core.events._task import (
+    AgentSkipped,
+    AttemptFailed,
+    FanoutStarted,
+    TaskApproved,
+    TaskCompleted,
+    TaskFailed,
+    TaskRejected,
+    TaskRouted,
+    TaskSkipped,
+    TaskStarted,
+    TaskWaiting,
+)
+from podium.errors import JournalError
+
+__all__ = [
+    "ERASED", "JSON", "PAYLOADS", "RUN_ENDS", "AgentSkipped", "AttemptFailed",
+    "ContextAssembled", "Event", "EventType", "FanoutStarted", "MemoryRecalled",
+    "ModelCalled", "NewEvent", "NoteAdded", "Observation", "OutputChecked", "Payload",
+    "PlanCreated", "PlanExtended", "PlanInvalid", "RunCancelled", "RunCompleted",
+    "RunFailed", "RunResumed", "RunStarted", "RunWaiting", "StepCompleted", "TaskApproved",
+    "TaskCompleted", "TaskFailed", "TaskRejected", "TaskRouted", "TaskSkipped", "TaskStarted",
+    "TaskWaiting", "ToolCalled", "item_key", "split_key",
 ]
+
 ERASED = "_erased"
 """The one key of a payload whose data key was shredded: `{"_erased": "run"}` or
 `{"_erased": "subject"}` (see `Store.shred_run`, `Store.shred_subject`)."""
 RUN_ENDS = frozenset({"run_completed", "run_failed", "run_cancelled"})
+"""The types of the events that end a run."""
+
+PAYLOADS: dict[str, type[Payload]] = {cls.type: cls for cls in (
+    RunStarted, RunResumed, TaskRouted, TaskStarted, AttemptFailed, AgentSkipped,
+    ModelCalled, ToolCalled, StepCompleted, NoteAdded, ContextAssembled, MemoryRecalled,
+    OutputChecked, FanoutStarted, TaskWaiting, TaskApproved, TaskRejected, TaskCompleted,
+    TaskSkipped, TaskFailed, RunWaiting, RunCompleted, RunFailed, RunCancelled, PlanInvalid,
+    PlanCreated, PlanExtended)}
+"""The payload class of each event type."""
+
+Observation = (ModelCalled | ToolCalled | StepCompleted | NoteAdded | ContextAssembled
+               | MemoryRecalled | OutputChecked)
+"""What an attempt may journal about itself along the way (`TaskContext.record`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NewEvent:
-    """An event not yet appended: the journal gives it its sequence number and time."""
+    """An event not yet appended: the journal gives it its sequence number and time.
+    Made from a typed payload with `NewEvent.of`."""
 
     type: EventType
     task: str | None = None
@@ -70,6 +97,12 @@ class NewEvent:
     """The data subject (a person, by a pseudonymous id) the payload is about: with
     encryption at rest, it is sealed under that subject's key, so that erasing the subject
     (`Store.shred_subject`) makes it unreadable while the rest of the run stays readable."""
+
+    @classmethod
+    def of(cls, payload: Payload, *, task: str | None = None,
+           subject: str | None = None) -> NewEvent:
+        """The event that journals `payload`, about task `task` (a task's key), if any."""
+        return cls(type=payload.type, task=task, data=payload.to_data(), subject=subject)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -82,8 +115,24 @@ class Event:
     type: EventType
     task: str | None
     data: dict[str, Any]
+    """The payload as journaled (JSON)."""
     ts: float
     """Seconds since the epoch when it was appended."""
+
+    @property
+    def payload(self) -> Payload:
+        """The data as its event type's payload class (see `Payload.from_data`).
+
+        Raises:
+            JournalError: the type is not one this version of Podium knows.
+        """
+        cls = PAYLOADS.get(self.type)
+        if cls is None:
+            raise JournalError(
+                f"run {self.run_id!r}: event {self.seq} has type {self.type!r}, which this "
+                "version of Podium does not know (was the run written by a newer one?); "
+                "upgrade Podium to read the run")
+        return cls.from_data(self.data)
 
 
 def item_key(task_id: str, index: int) -> str:
