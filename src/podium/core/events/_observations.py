@@ -125,7 +125,7 @@ class MemoryRecalled(Payload):
     type: ClassVar[Literal["memory_recalled"]] = "memory_recalled"
     namespace: str
     ids: list[str]
-    scores: list[float]
+    scores: list[float | None]
     trust: list[str]
     top_k: int
     trusted_only: bool
