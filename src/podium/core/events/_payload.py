@@ -29,10 +29,10 @@ def omitted() -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _Spec:
-    names: frozenset[str]
     order: tuple[str, ...]
     omitted: frozenset[str]
-    required: tuple[str, ...]
+    defaults: tuple[tuple[str, Any], ...]
+    """Each field with the value it reads as when its key is missing."""
 
 
 _specs: dict[type[Payload], _Spec] = {}
@@ -43,10 +43,9 @@ def _spec(cls: type[Payload]) -> _Spec:
     if found is None:
         fs = fields(cls)
         found = _specs[cls] = _Spec(
-            names=frozenset(f.name for f in fs), order=tuple(f.name for f in fs),
+            order=tuple(f.name for f in fs),
             omitted=frozenset(f.name for f in fs if f.metadata.get(_OMITTED)),
-            required=tuple(f.name for f in fs
-                           if f.default is MISSING and f.default_factory is MISSING))
+            defaults=tuple((f.name, None if f.default is MISSING else f.default) for f in fs))
     return found
 
 
@@ -77,8 +76,9 @@ class Payload:
         are left out (they stay in the event's `data`), a missing optional key takes its
         default, and a missing required key reads as None (a payload whose data key was
         shredded holds no key at all; a journal older than a field lacks it)."""
-        spec = _spec(cls)
-        known = {k: v for k, v in data.items() if k in spec.names}
-        for name in spec.required:
-            known.setdefault(name, None)
-        return cls(**known)
+        # Built field by field, not through __init__: folding a long journal reads many.
+        payload = object.__new__(cls)
+        get = data.get
+        for name, default in _spec(cls).defaults:
+            object.__setattr__(payload, name, get(name, default))
+        return payload
