@@ -32,7 +32,7 @@ from podium.config import database_path
 from podium.core.events import Event
 from podium.core.inputs import MAX_DEPTH, unfit
 from podium.core.principal import Principal
-from podium.core.state import RunState, iso
+from podium.core.state import ENDED_STATUSES, RunState, iso
 from podium.engine._policies import describe
 from podium.engine.runtime import Engine
 from podium.errors import PodiumError, PolicyFileError, RunBusy, UserError, WorkflowError
@@ -357,7 +357,7 @@ def resume(
 async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Principal | None,
                   policy: Policy | None) -> RunState:
     state = await engine.state(run_id)
-    if state.status in ("completed", "failed", "cancelled"):
+    if state.status in ENDED_STATUSES:
         return state
     if not state.source:
         raise UserError(f"run {run_id!r} was started from Python, not a file; resume it with "

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from podium.core.agent import JSON, TaskContext, TaskInput
+from podium.core.events import ContextAssembled, ModelCalled
 from podium.core.memory import Memory, memory_line
 from podium.core.untrusted import delimit, label, sources_of
 from podium.errors import ContextTooLarge
@@ -218,7 +219,7 @@ async def assemble(agent: LLMAgent, model: Model, task: TaskInput, ctx: TaskCont
         messages = _with_context(base, fitted)
         used = counter.messages(messages) + tool_tokens
     if fitted:
-        await ctx.record("context_assembled", _report(
+        await ctx.record(_report(
             agent, model, counter, budget, fixed, used, fitted, sections, started))
     return messages
 
@@ -437,10 +438,10 @@ async def _summarise(older: Sequence[_Entry], tokens: int, model: Model, ctx: Ta
         started = time.perf_counter()
         response: ModelResponse = await model.complete(messages, max_tokens=tokens,
                                                        temperature=0)
-        await ctx.record("model_call", {
-            "model": response.model or model.name, "input_tokens": response.usage.input_tokens,
-            "output_tokens": response.usage.output_tokens, "summary": True,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3)})
+        await ctx.record(ModelCalled(
+            model=response.model or model.name, input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens, summary=True,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3)))
         return response.text.strip()
 
     summary = await ctx.step("summary", model.name, call)
@@ -462,21 +463,20 @@ def _with_context(base: list[Message], fitted: Mapping[Section, _Fitted]) -> lis
 
 def _report(agent: LLMAgent, model: Model, counter: TokenCounter, budget: Budget, fixed: int,
             used: int, fitted: Mapping[Section, _Fitted],
-            sections: Mapping[Section, list[_Entry]], started: float) -> dict[str, JSON]:
+            sections: Mapping[Section, list[_Entry]], started: float) -> ContextAssembled:
     dropped = [{"section": name, **d} for name, f in fitted.items() for d in f.dropped]
-    return {
-        "agent": agent.name, "model": model.name, "counted": counter.counted,
-        "budget": budget.tokens, "budget_source": budget.source, "window": budget.window,
-        "fixed": fixed, "used": used,
-        "sections": {name: {"entries": len(sections[name]), "kept": len(f.kept),
-                            "tokens": f.used(counter, name),
-                            "dropped": sum(1 for d in f.dropped if d["how"] == "dropped"),
-                            "truncated": f.truncated, "summarised": f.summarised}
-                     for name, f in fitted.items()},
-        "dropped": dropped[:50], **({"more_dropped": len(dropped) - 50}
-                                    if len(dropped) > 50 else {}),
-        "ms": round((time.perf_counter() - started) * 1000, 3),
-    }
+    return ContextAssembled(
+        agent=agent.name, model=model.name, counted=counter.counted,
+        budget=budget.tokens, budget_source=budget.source, window=budget.window,
+        fixed=fixed, used=used,
+        sections={name: {"entries": len(sections[name]), "kept": len(f.kept),
+                         "tokens": f.used(counter, name),
+                         "dropped": sum(1 for d in f.dropped if d["how"] == "dropped"),
+                         "truncated": f.truncated, "summarised": f.summarised}
+                  for name, f in fitted.items()},
+        dropped=dropped[:50], more_dropped=len(dropped) - 50 if len(dropped) > 50 else None,
+        ms=round((time.perf_counter() - started) * 1000, 3),
+    )
 
 
 class NoteTool:

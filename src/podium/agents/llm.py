@@ -30,6 +30,7 @@ from podium.agents._masking import ModelMasking, run_vault
 from podium.agents._repair import answer, clean, repair_prompt
 from podium.agents.context import ContextOptions, NoteTool, assemble
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
+from podium.core.events import ModelCalled, OutputChecked
 from podium.core.faithful import Faithful, Given
 from podium.core.memory import Memory
 from podium.core.untrusted import delimit
@@ -359,11 +360,11 @@ class LLMAgent(Agent):
                             temperature=self.temperature, max_tokens=self.max_tokens)
             reply, hit = await ctx.cached(key, call, keep=usable)
             if hit:
-                await ctx.record("model_call", {
-                    "model": reply.get("model") or model.name, "input_tokens": 0,
-                    "output_tokens": 0, "cost_usd": 0, "cached": True,
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 3), **marks,
-                })
+                await ctx.record(ModelCalled(
+                    model=reply.get("model") or model.name, input_tokens=0,
+                    output_tokens=0, cost_usd=0, cached=True,
+                    latency_ms=round((time.perf_counter() - started) * 1000, 3), **marks,
+                ))
             return reply
 
         return ModelResponse.from_json(await ctx.step("model", model.name, turn))
@@ -374,13 +375,13 @@ class LLMAgent(Agent):
         """Journal one model call with the tokens it counts for (`_accounting`)."""
         usage, notes = accounted(model, sent, response)
         counted = replace(response, usage=usage)
-        await ctx.record("model_call", {
-            "model": response.model or model.name,
-            "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cost_usd": _cost(model, counted),
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        await ctx.record(ModelCalled(
+            model=response.model or model.name,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cost_usd=_cost(model, counted),
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
             **notes, **marks,
-        })
+        ))
 
     def _check_size(self, model: Model, response: ModelResponse) -> None:
         """Refuse a reply past the agent's byte limit, whichever provider sent it (the
@@ -452,11 +453,11 @@ async def _verify(checks: Sequence[Faithful], output: JSON, given: Given, ctx: T
             failure = e
             raise
         finally:
-            await ctx.record("output_checked", {
-                "check": "faithful", "passed": failure is None,
-                "claims": failure.claims if failure else [],
-                **({"error": str(failure)} if failure and not failure.claims else {}),
-                "ms": round((time.perf_counter() - started) * 1000, 3), **marks})
+            await ctx.record(OutputChecked(
+                check="faithful", passed=failure is None,
+                claims=failure.claims if failure else [],
+                error=str(failure) if failure and not failure.claims else None,
+                ms=round((time.perf_counter() - started) * 1000, 3), **marks))
 
 
 def _feedback(error: Unfaithful, checks: Sequence[Faithful], spec: Any) -> str:

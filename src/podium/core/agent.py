@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
+from podium.core.events import NoteAdded, Observation, StepCompleted
 from podium.core.faithful import Faithful
 from podium.core.memory import MemoryAccess
 from podium.core.principal import Principal
@@ -16,12 +17,12 @@ from podium.core.untrusted import Provenance
 JSON = Any
 """A JSON value: dict, list, str, int, float, bool or None."""
 
-RecordFn = Callable[[str, dict[str, JSON]], Awaitable[None]]
+RecordFn = Callable[[Observation], Awaitable[None]]
 AuthorizeFn = Callable[[str, str, frozenset[str]], Awaitable[None]]
 """Checks `(action, resource, tags)` for the run's principal; raises PermissionDenied."""
 
 
-async def _discard(kind: str, data: dict[str, JSON]) -> None:
+async def _discard(observation: Observation) -> None:
     return None
 
 
@@ -164,8 +165,8 @@ class TaskContext:
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"task {self.task_id!r}: a note is a non-empty string, "
                              f"got {text!r}")
-        untrusted = {"untrusted": list(self.untrusted)} if self.untrusted else {}
-        await self._record("note_added", {"text": text.strip(), **untrusted})
+        untrusted = list(self.untrusted) or None
+        await self._record(NoteAdded(text=text.strip(), untrusted=untrusted))
 
     async def session_thread(self) -> list[Mapping[str, JSON]]:
         """The earlier runs of this run's session, oldest first, each
@@ -220,10 +221,10 @@ class TaskContext:
         await self.authorize("agent:use", agent.name)
         return await agent.run(task, self)
 
-    async def record(self, kind: str, data: dict[str, JSON]) -> None:
-        """Journal an observation about this attempt: `model_call` (tokens, latency) or
-        `tool_call` (name, arguments, result or error, duration)."""
-        await self._record(kind, data)
+    async def record(self, observation: Observation) -> None:
+        """Journal an observation about this attempt: `ModelCalled` (tokens, latency) or
+        `ToolCalled` (name, arguments, result or error, duration), from `podium.core.events`."""
+        await self._record(observation)
 
     async def step(self, kind: str, name: str, run: Callable[[], Awaitable[JSON]]) -> JSON:
         """Run one durable step of this task (a model reply, a tool call) exactly once.
@@ -245,9 +246,9 @@ class TaskContext:
                 return recorded.get("result")
             cursor.diverged = True
         result = await run()
-        scope = {"scope": self._scope} if self._scope else {}
-        await self._record("step_completed", {"index": index, "kind": kind, "name": name,
-                                              "result": result, **scope})
+        scope = self._scope or None
+        await self._record(StepCompleted(index=index, kind=kind, name=name,
+                                         result=result, scope=scope))
         return result
 
     async def nested_step(self, kind: str, name: str,

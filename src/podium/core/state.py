@@ -8,10 +8,44 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from podium.core.events import ERASED, Event, split_key
+from podium.core.events import (
+    ERASED,
+    AgentSkipped,
+    AttemptFailed,
+    ContextAssembled,
+    Event,
+    FanoutStarted,
+    ModelCalled,
+    NoteAdded,
+    PlanCreated,
+    PlanExtended,
+    PlanInvalid,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunResumed,
+    RunStarted,
+    RunWaiting,
+    StepCompleted,
+    TaskApproved,
+    TaskCompleted,
+    TaskFailed,
+    TaskRejected,
+    TaskRouted,
+    TaskSkipped,
+    TaskStarted,
+    TaskWaiting,
+    ToolCalled,
+    split_key,
+)
 from podium.core.principal import Principal
 
 RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
+ENDED_STATUSES: frozenset[RunStatus] = frozenset({"completed", "failed", "cancelled"})
+"""The statuses of a run that ended: nothing more happens to it (`resume` returns it as
+it is, `cancel` refuses)."""
+_ENDED_BY: dict[str, RunStatus] = {
+    "run_completed": "completed", "run_failed": "failed", "run_cancelled": "cancelled"}
 TaskStatus = Literal["pending", "running", "waiting", "completed", "failed", "skipped"]
 DONE: frozenset[str] = frozenset({"completed", "failed", "skipped"})
 
@@ -161,21 +195,26 @@ class RunState:
         return found
 
     def apply(self, e: Event) -> None:  # noqa: C901 - one branch per event type reads best
-        """Fold one event into the state."""
+        """Fold one event into the state.
+
+        Raises:
+            JournalError: the event's type is not one this version of Podium knows.
+        """
         self.last_seq = e.seq
         self._last_ts = e.ts
-        # An erased payload (its data key shredded) folds as one whose fields are all None.
+        # An erased payload (its data key shredded) folds as one whose fields are all None;
+        # records kept as journaled (routing, steps, tool calls, context) read None for all.
         d = e.data if ERASED not in e.data else _Erased(e.data)
         t = self.task(e.task) if e.task is not None else None
-        match e.type:
-            case "run_started":
-                self.workflow, self.version = d["workflow"], d.get("version", "")
-                self.source, self.inputs = d.get("source"), d.get("inputs", {})
-                self.cwd, self.session = d.get("cwd"), d.get("session")
-                if d.get("principal"):
-                    self.principal = Principal.from_json(d["principal"])
+        match e.payload:
+            case RunStarted() as p:
+                self.workflow, self.version = p.workflow, p.version or ""
+                self.source, self.inputs = p.source, {} if p.inputs is None else p.inputs
+                self.cwd, self.session = p.cwd, p.session
+                if p.principal:
+                    self.principal = Principal.from_json(p.principal)
                 self.started_at = self._session_start = e.ts
-            case "run_resumed":
+            case RunResumed():
                 self._close_session(None)
                 for task in self.tasks.values():
                     if task.in_flight and task.agent is not None:
@@ -183,115 +222,111 @@ class RunState:
                         task.attempts_by_agent[task.agent] -= 1
                         task.history.append({"interrupted": task.attempts, "at": iso(e.ts)})
                 self.status, self._session_start = "running", e.ts
-            case "task_routed" if t:
+            case TaskRouted() as p if t:
                 t.routing = d
-                if d.get("agent") is None:
-                    t.error = d.get("error")
-                t.history.append({"routed": d.get("agent"), "by": d.get("by"),
-                                  "at": iso(e.ts)})
-            case "task_started" if t:
-                t.status, t.agent, t.attempts = "running", d["agent"], t.attempts + 1
-                t.attempts_by_agent[d["agent"]] = t.attempts_by_agent.get(d["agent"], 0) + 1
+                if p.agent is None:
+                    t.error = p.error
+                t.history.append({"routed": p.agent, "by": p.by, "at": iso(e.ts)})
+            case TaskStarted() as p if t:
+                t.status, t.agent, t.attempts = "running", p.agent, t.attempts + 1
+                t.attempts_by_agent[p.agent] = t.attempts_by_agent.get(p.agent, 0) + 1
                 t.in_flight = True
                 t.started_at = t.started_at or e.ts
-                t.history.append({"attempt": t.attempts, "agent": d["agent"], "at": iso(e.ts)})
-            case "attempt_failed" if t:
-                t.error, t.in_flight, t.steps = d["error"], False, []
-                if d["decision"] not in ("retry", "ask_again"):
-                    t.gave_up.append(d["agent"])
-                t.history.append({"attempt": d.get("attempt"), "agent": d["agent"],
-                                  "error": d["error"], "decision": d["decision"],
-                                  "delay": d.get("delay"), "at": iso(e.ts)})
-            case "agent_skipped" if t:
-                t.gave_up.append(d["agent"])
-                t.history.append({"agent": d["agent"], "skipped": d["reason"], "at": iso(e.ts)})
-            case "step_completed" if t:
+                t.history.append({"attempt": t.attempts, "agent": p.agent, "at": iso(e.ts)})
+            case AttemptFailed() as p if t:
+                t.error, t.in_flight, t.steps = p.error, False, []
+                if p.decision not in ("retry", "ask_again"):
+                    t.gave_up.append(p.agent)
+                t.history.append({"attempt": p.attempt, "agent": p.agent, "error": p.error,
+                                  "decision": p.decision, "delay": p.delay, "at": iso(e.ts)})
+            case AgentSkipped() as p if t:
+                t.gave_up.append(p.agent)
+                t.history.append({"agent": p.agent, "skipped": p.reason, "at": iso(e.ts)})
+            case StepCompleted() as p if t:
                 t.steps.append(d)
-                if d.get("kind") == "agent":
-                    t.calls.append({"agent": d.get("name"), "output": d.get("result"),
-                                    "attempt": t.attempts})
-            case "tool_call" if t:
+                if p.kind == "agent":
+                    t.calls.append({"agent": p.name, "output": p.result, "attempt": t.attempts})
+            case ToolCalled() if t:
                 t.tool_calls.append(d)
-            case "note_added":
+            case NoteAdded() as p:
                 # A task run again after a crash writes its notes again: keep one.
-                if not any(n["by"] == e.task and n["text"] == d["text"] for n in self.notes):
-                    self.notes.append({"text": d["text"], "by": e.task, "at": iso(e.ts),
-                                       **({"untrusted": d["untrusted"]}
-                                          if d.get("untrusted") else {})})
-            case "context_assembled" if t:
+                if not any(n["by"] == e.task and n["text"] == p.text for n in self.notes):
+                    self.notes.append({"text": p.text, "by": e.task, "at": iso(e.ts),
+                                       **({"untrusted": p.untrusted} if p.untrusted else {})})
+            case ContextAssembled() if t:
                 t.context.append(d)
-            case "model_call" if t:
+            case ModelCalled() as p if t:
                 t.model_calls += 1
-                t.input_tokens += int(d.get("input_tokens", 0))
-                t.output_tokens += int(d.get("output_tokens", 0))
-                t.cost_usd += float(d.get("cost_usd") or 0.0)
-                t.repairs += 1 if d.get("repair") else 0
-                t.cached += 1 if d.get("cached") else 0
-            case "fanout_started" if t:
-                t.fanout, t.status = d["count"], "running"
+                t.input_tokens += int(p.input_tokens or 0)
+                t.output_tokens += int(p.output_tokens or 0)
+                t.cost_usd += float(p.cost_usd or 0.0)
+                t.repairs += 1 if p.repair else 0
+                t.cached += 1 if p.cached else 0
+            case FanoutStarted() as p if t:
+                t.fanout, t.status = p.count, "running"
                 t.started_at = t.started_at or e.ts
-            case "task_waiting" if t:
-                t.status, t.prompt, t.wait_reason = "waiting", d.get("prompt"), d.get("reason")
-                t.in_flight, t.waiting_for = False, d.get("tool_call")
+            case TaskWaiting() as p if t:
+                t.status, t.prompt, t.wait_reason = "waiting", p.prompt, p.reason
+                t.in_flight, t.waiting_for = False, p.tool_call
                 t.agent, t.approval = t.agent or "human", None
-                if d.get("reason") == "tool_approval" and t.agent in t.attempts_by_agent:
+                if p.reason == "tool_approval" and t.agent in t.attempts_by_agent:
                     t.attempts_by_agent[t.agent] -= 1  # a wait is not a spent attempt
                 t.started_at = t.started_at or e.ts
-                if d.get("reason") == "approval":
+                if p.reason == "approval":
                     t.attempts += 1
-                t.history.append({"waiting": d.get("reason"), "at": iso(e.ts)})
-            case "task_approved" if t:
-                t.approval = {"approved": True, "data": d.get("data"), "by": d.get("by")}
-                t.history.append({"approved_by": d.get("by"), "at": iso(e.ts)})
-            case "task_rejected" if t:
-                t.approval = {"approved": False, "reason": d.get("reason"), "by": d.get("by")}
-                t.history.append({"rejected_by": d.get("by"), "reason": d.get("reason"),
-                                  "at": iso(e.ts)})
-            case "task_completed" if t:
-                t.status, t.output, t.finished_at = "completed", d.get("output"), e.ts
-                t.untrusted = tuple(d.get("untrusted") or ())
+                t.history.append({"waiting": p.reason, "at": iso(e.ts)})
+            case TaskApproved() as p if t:
+                t.approval = {"approved": True, "data": p.data, "by": p.by}
+                t.history.append({"approved_by": p.by, "at": iso(e.ts)})
+            case TaskRejected() as p if t:
+                t.approval = {"approved": False, "reason": p.reason, "by": p.by}
+                t.history.append({"rejected_by": p.by, "reason": p.reason, "at": iso(e.ts)})
+            case TaskCompleted() as p if t:
+                t.status, t.output, t.finished_at = "completed", p.output, e.ts
+                t.untrusted = tuple(p.untrusted or ())
                 t.in_flight, t.error = False, None
-                t.defaulted, t.agent = bool(d.get("defaulted")), d.get("agent", t.agent)
+                # An erased payload keeps the agent of the attempt.
+                t.defaulted, t.agent = bool(p.defaulted), p.agent if "agent" in d else t.agent
                 t.approval = None
                 t.started_at = t.started_at or e.ts
                 if t.defaulted:
                     t.history.append({"defaulted": True, "at": iso(e.ts)})
-            case "task_skipped" if t:
+            case TaskSkipped() as p if t:
                 t.status, t.finished_at, t.error = "skipped", e.ts, None
-                t.history.append({"skipped": d.get("reason"), "at": iso(e.ts)})
-            case "task_failed" if t:
-                t.status, t.finished_at, t.error = "failed", e.ts, d.get("error")
+                t.history.append({"skipped": p.reason, "at": iso(e.ts)})
+            case TaskFailed() as p if t:
+                t.status, t.finished_at, t.error = "failed", e.ts, p.error
                 t.approval = None
-            case "plan_invalid" | "plan_created" | "plan_extended":
-                self._apply_plan(e)
-            case "run_waiting":
+            case PlanInvalid() | PlanCreated() | PlanExtended() as p:
+                self._apply_plan(e, p)
+            case RunWaiting():
                 self._close_session(e.ts)
                 self.status = "waiting"
-            case "run_completed" | "run_failed" | "run_cancelled":
+            case RunCompleted() | RunFailed() | RunCancelled() as p:
                 self._close_session(e.ts)
-                self.status = {"run_completed": "completed", "run_failed": "failed",
-                               "run_cancelled": "cancelled"}[e.type]  # type: ignore[assignment]
-                self.finished_at, self.error, self.reason = e.ts, d.get("error"), d.get("reason")
+                self.status, self.finished_at = _ENDED_BY[p.type], e.ts
+                self.error, self.reason = (None, None) if isinstance(p, RunCompleted) else (
+                    p.error, p.reason)
 
-    def _apply_plan(self, e: Event) -> None:
-        d = e.data
-        if e.type == "plan_invalid":
-            self.plan_history.append({"invalid": d.get("attempt"), "reason": d.get("reason"),
-                                      "problems": d.get("problems", []), "at": iso(e.ts)})
+    def _apply_plan(self, e: Event, p: PlanInvalid | PlanCreated | PlanExtended) -> None:
+        if isinstance(p, PlanInvalid):
+            self.plan_history.append({"invalid": p.attempt, "reason": p.reason,
+                                      "problems": p.problems or [], "at": iso(e.ts)})
             return
-        tasks = list(d.get("tasks", []))
-        if e.type == "plan_extended" and self.plan is not None:
-            self.plan = {**self.plan, "version": d["version"],
+        tasks = list(p.tasks or [])
+        created = p if isinstance(p, PlanCreated) else None
+        if created is None and self.plan is not None:
+            self.plan = {**self.plan, "version": p.version,
                          "tasks": [*self.plan["tasks"], *tasks]}
         else:
-            self.plan = {"version": d["version"], "goal": d.get("goal"), "tasks": tasks}
-        dropped = set(d.get("dropped", ()))
+            self.plan = {"version": p.version, "goal": created and created.goal, "tasks": tasks}
+        dropped = set((created and created.dropped) or ())
         for key in [k for k in self.tasks if split_key(k)[0] in dropped]:
             gone = self.tasks.pop(key)
             if gone.status != "pending":  # a task that never started leaves no trace
-                self.superseded.append({**gone.record(), "dropped_by": d["version"]})
+                self.superseded.append({**gone.record(), "dropped_by": p.version})
         self.plan_history.append({
-            "version": d["version"], "reason": d.get("reason", "subtasks"),
+            "version": p.version, "reason": (created and created.reason) or "subtasks",
             "tasks": [t.get("id") for t in tasks], "at": iso(e.ts),
             **({"by": e.task} if e.task else {}), **({"dropped": sorted(dropped)}
                                                      if dropped else {})})

@@ -23,16 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from podium.core.events import NewEvent
+from podium.core.events import NewEvent, RunCancelled, RunResumed
 from podium.core.principal import ANONYMOUS, Principal
-from podium.core.state import RunState
+from podium.core.state import ENDED_STATUSES, RunState
 from podium.errors import RunEnded
 from podium.store.base import Conflict, LeaseLost, RunSummary
 
 if TYPE_CHECKING:
     from podium.engine.runtime import Engine
-
-ENDED = frozenset({"completed", "failed", "cancelled"})
 
 
 async def view(engine: Engine, run_id: str, principal: Principal | None) -> RunState:
@@ -88,15 +86,15 @@ async def cancel(engine: Engine, run_id: str, reason: str, principal: Principal 
                            subject=run_id)
     by = (principal or ANONYMOUS).id if engine.guard is not None or principal else ""
     while True:
-        if state.status in ENDED:
+        if state.status in ENDED_STATUSES:
             await engine.store.release(run_id, engine.owner)
             raise RunEnded(f"run {run_id!r} already {_ended(state.status)}; there is "
                            "nothing to cancel")
         holder = await engine.store.acquire(run_id, engine.owner, engine.lease)
         error = f"cancelled by {by!r}" if by else "cancelled"
-        event = NewEvent(type="run_cancelled", data={
-            "reason": "cancelled", "error": f"{error}: {reason}" if reason else error,
-            "by": by, "was": state.status})
+        event = NewEvent.of(RunCancelled(
+            reason="cancelled", error=f"{error}: {reason}" if reason else error,
+            by=by, was=state.status))
         try:
             # Without the lease (a live process holds it) the append takes it away.
             await engine.store.append(run_id, [event], engine.owner if holder is None else None,
@@ -123,8 +121,8 @@ async def resumed(engine: Engine, run_id: str) -> RunState | None:
     """
     try:
         if (await engine.state(run_id)).status != "cancelled":
-            await engine.store.append(run_id, [NewEvent(type="run_resumed", data={
-                "pid": engine.owner.pid})], engine.owner)
+            await engine.store.append(run_id, [NewEvent.of(RunResumed(
+                pid=engine.owner.pid))], engine.owner)
             return None
     except LeaseLost:  # a cancel took the lease after we looked
         pass

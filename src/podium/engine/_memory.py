@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from podium.core.agent import TaskContext, TaskInput
+from podium.core.events import MemoryRecalled
 from podium.core.memory import Memory, MemoryQuery, check_namespace
 from podium.core.templates import TemplateProblem, render
 from podium.core.workflow import Task, Workflow
@@ -109,10 +110,10 @@ async def recalled(task: Task, request: TaskInput, bound: BoundMemory | None,
     await authorize(ctx, "memory:read", bound.namespace)
     found = await bound.store.search(bound.namespace, query, top_k=spec.top_k,
                                      trusted_only=spec.trusted_only, min_score=spec.min_score)
-    await ctx.record("memory_recalled", {
-        "namespace": bound.namespace, "ids": [m.id for m in found],
-        "scores": [m.score for m in found], "trust": [m.trust for m in found],
-        "top_k": spec.top_k, "trusted_only": spec.trusted_only})
+    await ctx.record(MemoryRecalled(
+        namespace=bound.namespace, ids=[m.id for m in found],
+        scores=[m.score for m in found], trust=[m.trust for m in found],
+        top_k=spec.top_k, trusted_only=spec.trusted_only))
     if any(m.trust != "trusted" for m in found):
         ctx.mark_untrusted("memory")
     return replace(request, memories=tuple(found))

@@ -11,7 +11,19 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from podium.core.events import NewEvent, split_key
+from podium.core.events import (
+    ModelCalled,
+    NewEvent,
+    PlanCreated,
+    PlanExtended,
+    PlanInvalid,
+    RunFailed,
+    RunWaiting,
+    TaskCompleted,
+    TaskFailed,
+    TaskWaiting,
+    split_key,
+)
 from podium.core.plan import PLAN_KEY, SUBTASKS_KEY, goal_scope
 from podium.core.state import RunState
 from podium.core.templates import TemplateProblem, render
@@ -73,40 +85,40 @@ class RunPlanning:
         if status == "completed":
             return True
         if not self.config.approve_plan:
-            await self.journal(NewEvent(type="task_completed", task=PLAN_KEY, data={
-                "output": {"version": plan.get("version"),
-                           "tasks": [t["id"] for t in plan.get("tasks", [])]},
-                "agent": "planner"}))
+            await self.journal(NewEvent.of(TaskCompleted(
+                output={"version": plan.get("version"),
+                        "tasks": [t["id"] for t in plan.get("tasks", [])]},
+                agent="planner"), task=PLAN_KEY))
             return True
         if status == "failed":
             return await self._fail("plan_rejected", ts.error if ts else None)
         if status != "waiting":
-            await self.journal(NewEvent(type="task_waiting", task=PLAN_KEY, data={
-                "prompt": _approval_prompt(plan), "reason": "plan", "error": ""}))
+            await self.journal(NewEvent.of(TaskWaiting(
+                prompt=_approval_prompt(plan), reason="plan", error=""), task=PLAN_KEY))
             ts = self.state().tasks[PLAN_KEY]
         assert ts is not None
         if ts.approval is None:
             state = self.state()
-            await self.journal(NewEvent(type="run_waiting", data={
-                "tasks": [t.key for t in state.waiting()]}),
+            await self.journal(NewEvent.of(RunWaiting(
+                tasks=[t.key for t in state.waiting()])),
                 expect_last=state.last_seq, release=True)
             return False
         by = ts.approval.get("by")
         if ts.approval.get("approved"):
-            await self.journal(NewEvent(type="task_completed", task=PLAN_KEY, data={
-                "output": {"approved": True, "version": plan.get("version"), "by": by},
-                "agent": HUMAN}))
+            await self.journal(NewEvent.of(TaskCompleted(
+                output={"approved": True, "version": plan.get("version"), "by": by},
+                agent=HUMAN), task=PLAN_KEY))
             return True
         error = f"plan rejected by {by or 'a human'}"
         if ts.approval.get("reason"):
             error += f": {ts.approval['reason']}"
-        await self.journal(NewEvent(type="task_failed", task=PLAN_KEY, data={
-            "error": error, "error_type": "Rejected"}))
+        await self.journal(NewEvent.of(TaskFailed(
+            error=error, error_type="Rejected"), task=PLAN_KEY))
         return await self._fail("plan_rejected", error)
 
     async def _fail(self, reason: str, error: str | None) -> bool:
-        await self.journal(NewEvent(type="run_failed", data={"reason": reason,
-                                                             "error": error}), release=True)
+        await self.journal(NewEvent.of(RunFailed(reason=reason,
+                                                 error=error)), release=True)
         return False
 
     async def _first_plan(self) -> bool:
@@ -121,9 +133,9 @@ class RunPlanning:
                 f"no plan passed its check in {outcome.attempts} attempt(s) "
                 f"(max_repairs={self.config.max_repairs if self.config else 0}); the last "
                 f"one failed because:\n{listed}"))
-        await self.journal(NewEvent(type="plan_created", data={
-            "version": 1, "reason": "goal", "goal": goal,
-            "tasks": [t.to_json() for t in outcome.tasks], "attempts": outcome.attempts}))
+        await self.journal(NewEvent.of(PlanCreated(
+            version=1, reason="goal", goal=goal,
+            tasks=[t.to_json() for t in outcome.tasks], attempts=outcome.attempts)))
         return True
 
     def _goal(self) -> str:
@@ -139,15 +151,15 @@ class RunPlanning:
                            ) -> None:
             usage = reply.usage
             usd = cost(reply.model or model.name, usage.input_tokens, usage.output_tokens)
-            await self.journal(NewEvent(type="model_call", task=PLAN_KEY, data={
-                "model": reply.model or model.name, "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens, "cost_usd": usd, "latency_ms": ms,
-                **({"repair": attempt - 1} if attempt > 1 else {})}))
+            await self.journal(NewEvent.of(ModelCalled(
+                model=reply.model or model.name, input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens, cost_usd=usd, latency_ms=ms,
+                repair=attempt - 1 if attempt > 1 else None), task=PLAN_KEY))
 
         async def on_invalid(attempt: int, problems: list[str], text: str) -> None:
-            await self.journal(NewEvent(type="plan_invalid", data={
-                "attempt": attempt, "reason": reason, "problems": problems,
-                "reply": text[:4000]}))
+            await self.journal(NewEvent.of(PlanInvalid(
+                attempt=attempt, reason=reason, problems=problems,
+                reply=text[:4000])))
 
         return await self.planner.plan(
             self._goal(), inputs=self.state().inputs, kept=kept,
@@ -178,11 +190,11 @@ class RunPlanning:
                                   completed=completed, failed=errors)
         if outcome.tasks is None:
             return False
-        await self.journal(NewEvent(type="plan_created", data={
-            "version": state.plan["version"] + 1, "reason": "replan", "goal": self._goal(),
-            "tasks": [*(planned[tid] for tid in done), *(t.to_json() for t in outcome.tasks)],
-            "dropped": sorted(set(planned) - set(done)), "failed": errors,
-            "attempts": outcome.attempts}))
+        await self.journal(NewEvent.of(PlanCreated(
+            version=state.plan["version"] + 1, reason="replan", goal=self._goal(),
+            tasks=[*(planned[tid] for tid in done), *(t.to_json() for t in outcome.tasks)],
+            dropped=sorted(set(planned) - set(done)), failed=errors,
+            attempts=outcome.attempts)))
         return True
 
     # -- subtasks -------------------------------------------------------------------------
@@ -212,13 +224,13 @@ class RunPlanning:
             problems = plan_problems(self.workflow(), tasks, max_tasks=limit,
                                      planned_before=before)
         if problems:
-            await self.journal(NewEvent(type="task_failed", task=task_id, data={
-                "error": "its subtasks fail their check: " + "; ".join(problems),
-                "error_type": "SubtasksInvalid"}))
+            await self.journal(NewEvent.of(TaskFailed(
+                error="its subtasks fail their check: " + "; ".join(problems),
+                error_type="SubtasksInvalid"), task=task_id))
             return "rejected"
         version = state.plan["version"] + 1 if state.plan else 1
-        await self.journal(NewEvent(type="plan_extended", task=task_id, data={
-            "version": version, "tasks": [t.to_json() for t in tasks]}))
+        await self.journal(NewEvent.of(PlanExtended(
+            version=version, tasks=[t.to_json() for t in tasks]), task=task_id))
         return "grown"
 
     async def catch_up(self) -> bool:

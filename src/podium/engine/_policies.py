@@ -18,7 +18,17 @@ from podium.core.agent import (
     TaskInput,
     VaultStore,
 )
-from podium.core.events import NewEvent
+from podium.core.events import (
+    AgentSkipped,
+    AttemptFailed,
+    NewEvent,
+    Observation,
+    TaskCompleted,
+    TaskFailed,
+    TaskStarted,
+    TaskWaiting,
+    ToolCalled,
+)
 from podium.core.faithful import Faithful, Given
 from podium.core.plan import PLAN_KEY
 from podium.core.policy import CircuitPolicy
@@ -128,8 +138,8 @@ class TaskRunner:
                 await self._wait_for_human(task, key, scope, "approval")
                 return
             if not await self.breakers.allow(self._circuit_key(name), self.circuits[name]):
-                await self.journal(NewEvent(type="agent_skipped", task=key,
-                                            data={"agent": name, "reason": "circuit open"}))
+                await self.journal(NewEvent.of(AgentSkipped(agent=name, reason="circuit open"),
+                                               task=key))
                 continue
             if await self._try(task, key, name, scope) != "gave_up":
                 return
@@ -191,8 +201,8 @@ class TaskRunner:
         elif error:
             prompt = (f"{prompt}\n\n" if prompt else "") + (
                 f"The last answer was not accepted: {error}")
-        await self.journal(NewEvent(type="task_waiting", task=key,
-                                    data={"prompt": prompt, "reason": reason, "error": error}))
+        await self.journal(NewEvent.of(TaskWaiting(prompt=prompt, reason=reason, error=error),
+                                       task=key))
 
     async def _answered(self, task: Task, ts: TaskState, scope: Mapping[str, Any]) -> bool:
         """Act on a human's answer. Returns whether the task is settled by it."""
@@ -205,23 +215,23 @@ class TaskRunner:
                 output = validate(task.output, {} if data is None else data)
             except OutputInvalid as e:
                 # A person's typo should not fail the run: say what is wrong, ask again.
-                await self.journal(NewEvent(type="attempt_failed", task=ts.key, data={
-                    "agent": HUMAN, "attempt": ts.attempts, "error": str(e),
-                    "error_type": "OutputInvalid", "decision": "ask_again"}))
+                await self.journal(NewEvent.of(AttemptFailed(
+                    agent=HUMAN, attempt=ts.attempts, error=str(e),
+                    error_type="OutputInvalid", decision="ask_again"), task=ts.key))
                 await self._wait_for_human(task, ts.key, scope, ts.wait_reason or "approval",
                                            str(e))
                 return True
-            await self.journal(NewEvent(type="task_completed", task=ts.key, data={
-                "output": output, "agent": HUMAN}))
+            await self.journal(NewEvent.of(TaskCompleted(
+                output=output, agent=HUMAN), task=ts.key))
             return True
         error = f"rejected by {answer.get('by') or 'a human'}"
         if answer.get("reason"):
             error += f": {answer['reason']}"
         escalated = ts.wait_reason == "escalation"
         decision = self._decide(task, ts, HUMAN, escalated=escalated)
-        await self.journal(NewEvent(type="attempt_failed", task=ts.key, data={
-            "agent": HUMAN, "attempt": ts.attempts, "error": error, "error_type": "Rejected",
-            "decision": decision}))
+        await self.journal(NewEvent.of(AttemptFailed(
+            agent=HUMAN, attempt=ts.attempts, error=error, error_type="Rejected",
+            decision=decision), task=ts.key))
         if escalated:
             await self._finish_failed(task, ts.key)
             return True
@@ -256,8 +266,8 @@ class TaskRunner:
             ts = self.state().task(key)
             attempt = ts.attempts + 1
             idempotency_key = f"{self.run_id}:{key}"
-            await self.journal(NewEvent(type="task_started", task=key, data={
-                "agent": name, "attempt": attempt, "idempotency_key": idempotency_key}))
+            await self.journal(NewEvent.of(TaskStarted(
+                agent=name, attempt=attempt, idempotency_key=idempotency_key), task=key))
             provenance = Provenance(request.untrusted)
             ctx = TaskContext(
                 run_id=self.run_id, task_id=task.id, attempt=attempt,
@@ -287,17 +297,17 @@ class TaskRunner:
             except ApprovalRequired as e:
                 # Not a failure: the attempt's steps stay, so the held call is replayed.
                 self.breakers.abandon(self._circuit_key(name))
-                await self.journal(NewEvent(type="task_waiting", task=key, data={
-                    "prompt": e.reason, "reason": "tool_approval", "tool_call": e.tool_call}))
+                await self.journal(NewEvent.of(TaskWaiting(
+                    prompt=e.reason, reason="tool_approval", tool_call=e.tool_call), task=key))
                 self._audit(key, str(e.tool_call.get("name")), "held",
                             "mediation: high-risk call after untrusted content")
                 return "waiting"
             except Escalate as e:
                 self.breakers.abandon(self._circuit_key(name))
                 why = f"escalated by agent {name!r}" + (f": {e.reason}" if e.reason else "")
-                await self.journal(NewEvent(type="attempt_failed", task=key, data={
-                    "agent": name, "attempt": attempt, "error": why,
-                    "error_type": "Escalate", "decision": "escalate"}))
+                await self.journal(NewEvent.of(AttemptFailed(
+                    agent=name, attempt=attempt, error=why,
+                    error_type="Escalate", decision="escalate"), task=key))
                 await self._wait_for_human(task, key, scope, "escalation", why)
                 return "waiting"
             except (asyncio.CancelledError, LeaseLost, JournalUnavailable):
@@ -315,26 +325,26 @@ class TaskRunner:
                 await self.breakers.success(self._circuit_key(name))
                 # What the attempt read decides whether its output is untrusted: the
                 # tasks that read it inherit that, across resumes (it is journaled).
-                untrusted = {"untrusted": list(ctx.untrusted)} if ctx.untrusted else {}
-                await self.journal(NewEvent(type="task_completed", task=key, data={
-                    "output": output, "agent": name, **untrusted}))
+                untrusted = list(ctx.untrusted) or None
+                await self.journal(NewEvent.of(TaskCompleted(
+                    output=output, agent=name, untrusted=untrusted), task=key))
                 return "done"
             opened = await self.breakers.failure(self._circuit_key(name), self.circuits[name])
             used = self.state().task(key).attempts_by_agent.get(name, 0)
             if retry.retries(error) and (
                     used < retry.attempts and not opened):
                 delay = retry.delay(used)
-                await self.journal(NewEvent(type="attempt_failed", task=key, data={
-                    "agent": name, "attempt": attempt, "error": describe(error),
-                    "error_type": type(error).__name__, "decision": "retry",
-                    "delay": round(delay, 3), **_claims(error)}))
+                await self.journal(NewEvent.of(AttemptFailed(
+                    agent=name, attempt=attempt, error=describe(error),
+                    error_type=type(error).__name__, decision="retry",
+                    delay=round(delay, 3), claims=_claims(error)), task=key))
                 await asyncio.sleep(delay)
                 continue
             decision = self._decide(task, self.state().task(key), name)
-            await self.journal(NewEvent(type="attempt_failed", task=key, data={
-                "agent": name, "attempt": attempt, "error": describe(error),
-                "error_type": type(error).__name__, "decision": decision,
-                **({"circuit": "open"} if opened else {}), **_claims(error)}))
+            await self.journal(NewEvent.of(AttemptFailed(
+                agent=name, attempt=attempt, error=describe(error),
+                error_type=type(error).__name__, decision=decision,
+                circuit="open" if opened else None, claims=_claims(error)), task=key))
             return "gave_up"
 
     async def _attempt(self, agent: Agent, task: Task, request: TaskInput,
@@ -356,21 +366,22 @@ class TaskRunner:
             self.guard.check(self.principal, "agent:use", name, subject=f"{self.run_id}/{key}")
         except PermissionDenied as e:
             ts = self.state().task(key)
-            await self.journal(NewEvent(type="attempt_failed", task=key, data={
-                "agent": name, "attempt": ts.attempts, "error": describe(e),
-                "error_type": "PermissionDenied", "decision": self._decide(task, ts, name)}))
+            await self.journal(NewEvent.of(AttemptFailed(
+                agent=name, attempt=ts.attempts, error=describe(e),
+                error_type="PermissionDenied", decision=self._decide(task, ts, name)), task=key))
             return False
         return True
 
-    def _recorder(self, key: str) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
-        async def record(kind: str, data: dict[str, Any]) -> None:
-            if kind not in _OBSERVATIONS:
-                raise ValueError(f"unknown observation {kind!r}; expected one of "
+    def _recorder(self, key: str) -> Callable[[Observation], Awaitable[None]]:
+        async def record(observation: Observation) -> None:
+            if observation.type not in _OBSERVATIONS:
+                raise ValueError(f"unknown observation {observation!r}; expected one of "
                                  f"{sorted(_OBSERVATIONS)}")
-            await self.journal(NewEvent(type=kind, task=key, data=to_json(data)))  # type: ignore[arg-type]
-            if kind == "tool_call" and data.get("error_type") == "ToolRefused":
-                self._audit(key, str(data.get("name")), "denied", "mediation: " + (
-                    "rejected by a person" if data.get("rejected_by") else "not allowlisted"))
+            data = to_json(observation.to_data())
+            await self.journal(NewEvent(type=observation.type, task=key, data=data))
+            if isinstance(observation, ToolCalled) and observation.error_type == "ToolRefused":
+                self._audit(key, observation.name, "denied", "mediation: " + (
+                    "rejected by a person" if observation.rejected_by else "not allowlisted"))
         return record
 
     def _audit(self, key: str, tool: str, outcome: str, detail: str) -> None:
@@ -402,12 +413,12 @@ class TaskRunner:
     async def _finish_failed(self, task: Task, key: str) -> None:
         ts = self.state().task(key)
         if task.policy.has_default:
-            await self.journal(NewEvent(type="task_completed", task=key, data={
-                "output": task.policy.default, "agent": None, "defaulted": True}))
+            await self.journal(NewEvent.of(TaskCompleted(
+                output=task.policy.default, agent=None, defaulted=True), task=key))
             return
         error = ts.error or "every agent was skipped (circuit open)"
-        await self.journal(NewEvent(type="task_failed", task=key, data={
-            "error": error, "error_type": "TaskFailed"}))
+        await self.journal(NewEvent.of(TaskFailed(
+            error=error, error_type="TaskFailed"), task=key))
 
 
 def _checks(task: Task, agent: Agent) -> tuple[Faithful, ...]:
@@ -416,9 +427,9 @@ def _checks(task: Task, agent: Agent) -> tuple[Faithful, ...]:
     return tuple(dict.fromkeys((*task.checks, *own)))
 
 
-def _claims(error: BaseException) -> dict[str, Any]:
+def _claims(error: BaseException) -> list[Any] | None:
     """The unsupported claims of a faithfulness failure, for the journal."""
-    return {"claims": error.claims} if isinstance(error, Unfaithful) else {}
+    return error.claims if isinstance(error, Unfaithful) else None
 
 
 class _OutputTaint(Mapping[str, Sources]):

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from podium.core.agent import Agent
-from podium.core.events import NewEvent
+from podium.core.events import ModelCalled, NewEvent, TaskRouted
 from podium.core.registry import RouterPolicy
 from podium.core.workflow import Task
 from podium.errors import ModelError, UserError
@@ -176,7 +176,7 @@ class Router:
 
     async def decide(self, task: Task, *, prompt: str | None, agents: Mapping[str, Agent],
                      is_open: IsOpen, policy: RouterPolicy,
-                     record: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+                     record: Callable[[ModelCalled], Awaitable[None]] | None = None
                      ) -> dict[str, Any]:
         """Choose an agent for `task` among `agents`; the decision as journaled (the data of
         a `task_routed` event): `agent` (None when nothing fits), `by`, `why`,
@@ -266,7 +266,7 @@ class Router:
 
     async def _ask_model(
         self, task: Task, query: str, top: list[Candidate], agents: Mapping[str, Agent],
-        policy: RouterPolicy, record: Callable[[dict[str, Any]], Awaitable[None]] | None,
+        policy: RouterPolicy, record: Callable[[ModelCalled], Awaitable[None]] | None,
         fallback: tuple[Candidate, str, str],
     ) -> tuple[Candidate, str, str, dict[str, Any]]:
         from podium.models.base import Message
@@ -290,14 +290,15 @@ class Router:
             if record is not None:
                 from podium.models.pricing import cost
 
-                await record({"model": reply.model or model.name,
-                              "input_tokens": reply.usage.input_tokens,
-                              "output_tokens": reply.usage.output_tokens,
-                              "cost_usd": cost(reply.model or model.name,
-                                               reply.usage.input_tokens,
-                                               reply.usage.output_tokens),
-                              "latency_ms": round((time.perf_counter() - started) * 1e3, 3),
-                              "purpose": "routing"})
+                await record(ModelCalled(model=reply.model or model.name,
+                                         input_tokens=reply.usage.input_tokens,
+                                         output_tokens=reply.usage.output_tokens,
+                                         cost_usd=cost(reply.model or model.name,
+                                                       reply.usage.input_tokens,
+                                                       reply.usage.output_tokens),
+                                         latency_ms=round((time.perf_counter() - started) * 1e3,
+                                                          3),
+                                         purpose="routing"))
             choice = _Choice.model_validate(json.loads(reply.text))
         except (ModelError, UserError, ValueError, ValidationError) as e:
             error = (str(e) if not isinstance(e, ValidationError)
@@ -347,13 +348,13 @@ async def route(runner: TaskRunner, task: Task, key: str, scope: Mapping[str, An
         return await runner.breakers.is_open(f"{runner.workflow}/{name}",
                                              runner.circuits[name])
 
-    async def record(data: dict[str, Any]) -> None:
-        await runner.journal(NewEvent(type="model_call", task=key, data=data))
+    async def record(call: ModelCalled) -> None:
+        await runner.journal(NewEvent.of(call, task=key))
 
     decision = await runner.router.decide(
         task, prompt=prompt, agents=runner.agents, is_open=is_open,
         policy=task.router or runner.router_policy, record=record)
-    return NewEvent(type="task_routed", task=key, data=decision)
+    return NewEvent.of(TaskRouted(**decision), task=key)
 
 
 def describe(decision: Mapping[str, Any]) -> list[str]:

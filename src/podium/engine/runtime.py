@@ -19,11 +19,27 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from podium.core.agent import Agent
-from podium.core.events import Event, NewEvent, item_key, split_key
+from podium.core.events import (
+    Event,
+    FanoutStarted,
+    ModelCalled,
+    NewEvent,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    RunWaiting,
+    TaskApproved,
+    TaskCompleted,
+    TaskFailed,
+    TaskRejected,
+    TaskSkipped,
+    item_key,
+    split_key,
+)
 from podium.core.inputs import coerce_inputs
 from podium.core.policy import Spent
 from podium.core.principal import ANONYMOUS, Principal
-from podium.core.state import DONE, RunState
+from podium.core.state import DONE, ENDED_STATUSES, RunState
 from podium.core.templates import TemplateProblem, evaluate
 from podium.core.workflow import Task, Workflow
 from podium.engine import _control
@@ -116,14 +132,14 @@ class Engine:
             self.guard.check(principal, "workflow:run", workflow.name)
         run_id = run_id or new_run_id()
         subjects = workflow.subjects(values)
-        first = NewEvent(type="run_started", subject=subjects[0] if subjects else None, data={
-            "workflow": workflow.name, "version": workflow.version,
-            "source": os.path.abspath(workflow.source)  # noqa: ASYNC240 - no I/O
+        first = NewEvent.of(RunStarted(
+            workflow=workflow.name, version=workflow.version,
+            source=os.path.abspath(workflow.source)  # noqa: ASYNC240 - no I/O
             if workflow.source else None,
-            "cwd": os.getcwd(), "inputs": values, "pid": os.getpid(),
-            **({"principal": principal.to_json()} if principal else {}),
-            **({"session": session} if session is not None else {}),
-            **({"subjects": subjects} if subjects else {})})
+            cwd=os.getcwd(), inputs=values, pid=os.getpid(),
+            principal=principal.to_json() if principal else None,
+            session=session,
+            subjects=subjects or None), subject=subjects[0] if subjects else None)
         resources = await checked_tools(workflow)
         try:
             event = await self.store.create_run(run_id, workflow.name, first, self.owner)
@@ -139,7 +155,7 @@ class Engine:
                                       resources).drive())
 
     def _ended(self, state: RunState) -> RunState:
-        if self.guard is not None and state.status in ("completed", "failed", "cancelled"):
+        if self.guard is not None and state.status in ENDED_STATUSES:
             self.guard.record(state.principal, "run.end", state.run_id, state.status)
         return state
 
@@ -159,7 +175,7 @@ class Engine:
             PermissionDenied: the policy does not let `principal` run the workflow.
         """
         state = await self.state(run_id)
-        if state.status in ("completed", "failed", "cancelled"):
+        if state.status in ENDED_STATUSES:
             return state
         check(workflow)
         check_code(workflow, self.policy)
@@ -238,8 +254,8 @@ class Engine:
                 workflow (nothing is journaled).
         """
         by = await self._approver(run_id, task, principal, by)
-        await self._answer(run_id, task, NewEvent(type="task_approved", task=task,
-                                                  data={"data": data, "by": by}))
+        await self._answer(run_id, task, NewEvent.of(TaskApproved(data=data, by=by),
+                                                     task=task))
         if self.guard is not None:
             self.guard.record(principal, "task.approve", f"{run_id}/{task}")
 
@@ -253,8 +269,8 @@ class Engine:
                 workflow (nothing is journaled).
         """
         by = await self._approver(run_id, task, principal, by)
-        await self._answer(run_id, task, NewEvent(type="task_rejected", task=task,
-                                                  data={"reason": reason, "by": by}))
+        await self._answer(run_id, task, NewEvent.of(TaskRejected(reason=reason, by=by),
+                                                     task=task))
         if self.guard is not None:
             self.guard.record(principal, "task.reject", f"{run_id}/{task}")
 
@@ -407,12 +423,12 @@ class _Run:
     def _spend(self, event: Event) -> None:
         """Count what the event consumed; stop the run when a budget is reached."""
         agent = self.state.task(event.task or "").agent or ""
-        d = event.data
+        d = event.payload
         for spent in (self.spent, self._agent_spent(agent)):
-            if event.type == "model_call":
+            if isinstance(d, ModelCalled):
                 spent.model_calls += 1
-                spent.tokens += int(d.get("input_tokens", 0)) + int(d.get("output_tokens", 0))
-                spent.cost_usd += float(d.get("cost_usd") or 0.0)
+                spent.tokens += int(d.input_tokens or 0) + int(d.output_tokens or 0)
+                spent.cost_usd += float(d.cost_usd or 0.0)
             else:
                 spent.tool_calls += 1
         over = self.workflow.budget.exceeded(self.spent)
@@ -485,19 +501,19 @@ class _Run:
             by_budget = self.workflow.timeout is None or (
                 self.workflow.budget.seconds is not None
                 and self.workflow.budget.seconds <= self.workflow.timeout)
-            await self.journal(NewEvent(type="run_failed", data={
-                "reason": "budget_exceeded" if by_budget else "timeout",
-                "error": f"seconds budget of {self.workflow.budget.seconds} exceeded"
+            await self.journal(NewEvent.of(RunFailed(
+                reason="budget_exceeded" if by_budget else "timeout",
+                error=f"seconds budget of {self.workflow.budget.seconds} exceeded"
                 if by_budget else
-                f"the run took longer than its timeout of {self.workflow.timeout}s"}))
+                f"the run took longer than its timeout of {self.workflow.timeout}s")))
         except asyncio.CancelledError:
             if self._main is None or (self._over_budget is None and self._lost is None):
                 raise
             self._main.uncancel()
             if self._lost is not None:
                 raise self._lost from None
-            await self.journal(NewEvent(type="run_failed", data={
-                "reason": "budget_exceeded", "error": self._over_budget}))
+            await self.journal(NewEvent.of(RunFailed(
+                reason="budget_exceeded", error=self._over_budget)))
 
     async def _cancelled(self) -> bool:
         """Whether the lease went to `Engine.cancel`; then the drive ends with the journal's
@@ -598,11 +614,11 @@ class _Run:
     async def _end(self, failed: list[str]) -> None:
         if failed:
             first = self.state.task(failed[0])
-            await self.journal(NewEvent(type="run_failed", data={
-                "reason": "task_failed", "error": f"task {first.key!r} failed: {first.error}"}),
+            await self.journal(NewEvent.of(RunFailed(
+                reason="task_failed", error=f"task {first.key!r} failed: {first.error}")),
                 release=True)
         else:
-            await self.journal(NewEvent(type="run_completed"), release=True)
+            await self.journal(NewEvent.of(RunCompleted()), release=True)
 
     async def _answered(self) -> list[str]:
         """Tasks a human answered since we last looked (read from the journal)."""
@@ -618,7 +634,7 @@ class _Run:
             raise RuntimeError(f"run {self.run_id!r}: no task is under way or waiting, yet "
                                f"{unsettled or 'some'} did not finish; not journaling it "
                                "as waiting")
-        await self.journal(NewEvent(type="run_waiting", data={"tasks": waiting}),
+        await self.journal(NewEvent.of(RunWaiting(tasks=waiting)),
                            expect_last=self.state.last_seq, release=True)
 
     def _scope(self, task: Task) -> dict[str, Any]:
@@ -630,18 +646,19 @@ class _Run:
             ts = self.state.task(task.id)
             scope = self._scope(task)
             if task.needs and all(self.state.task(n).status == "skipped" for n in task.needs):
-                await self.journal(NewEvent(type="task_skipped", task=task.id,
-                                            data={"reason": "every task it needs was skipped"}))
+                await self.journal(NewEvent.of(TaskSkipped(
+                    reason="every task it needs was skipped"), task=task.id))
             elif ts.status == "pending" and task.when and not evaluate(task.when, scope):
-                await self.journal(NewEvent(type="task_skipped", task=task.id,
-                                            data={"reason": f"when: {task.when} is false"}))
+                await self.journal(NewEvent.of(TaskSkipped(
+                    reason=f"when: {task.when} is false"), task=task.id))
             elif task.for_each:
                 await self._fan_out(task, scope)
             else:
                 await self.runner.run(task, task.id, scope)
         except TemplateProblem as e:
-            await self.journal(NewEvent(type="task_failed", task=task.id, data={
-                "error": f"template in task {task.id!r}: {e}", "error_type": "TemplateError"}))
+            await self.journal(NewEvent.of(TaskFailed(
+                error=f"template in task {task.id!r}: {e}", error_type="TemplateError"),
+                task=task.id))
         finally:
             self._busy -= 1
         # Only a task that ran its course is reported: one that raised (the journal failed,
@@ -656,8 +673,7 @@ class _Run:
                                   f"{type(items).__name__}, not a list")
         ts = self.state.task(task.id)
         if ts.fanout is None:
-            await self.journal(NewEvent(type="fanout_started", task=task.id,
-                                        data={"count": len(items)}))
+            await self.journal(NewEvent.of(FanoutStarted(count=len(items)), task=task.id))
         elif ts.fanout != len(items):
             raise TemplateProblem(f"for_each gave {len(items)} items on resume, "
                                   f"{ts.fanout} before; its inputs changed")
@@ -680,14 +696,15 @@ class _Run:
         keys = [item_key(task.id, i) for i in range(len(items))]
         failed = [k for k in keys if self.state.task(k).status == "failed"]
         if failed:
-            await self.journal(NewEvent(type="task_failed", task=task.id, data={
-                "error": f"{len(failed)} of {len(keys)} items failed; first {failed[0]!r}: "
-                         f"{self.state.task(failed[0]).error}", "error_type": "TaskFailed"}))
+            await self.journal(NewEvent.of(TaskFailed(
+                error=f"{len(failed)} of {len(keys)} items failed; first {failed[0]!r}: "
+                      f"{self.state.task(failed[0]).error}", error_type="TaskFailed"),
+                task=task.id))
         elif all(self.state.task(k).status == "completed" for k in keys):
             read = dict.fromkeys(s for k in keys for s in self.state.task(k).untrusted)
-            await self.journal(NewEvent(type="task_completed", task=task.id, data={
-                "output": [self.state.task(k).output for k in keys], "agent": task.agent,
-                **({"untrusted": list(read)} if read else {})}))
+            await self.journal(NewEvent.of(TaskCompleted(
+                output=[self.state.task(k).output for k in keys], agent=task.agent,
+                untrusted=list(read) or None), task=task.id))
 
 
 class _Outputs(Mapping[str, Any]):

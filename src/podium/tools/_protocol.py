@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from podium.core.agent import JSON, TaskContext
+from podium.core.events import ToolCalled
 from podium.errors import PermissionDenied
 from podium.models.base import Message, ToolCall
 from podium.models.limits import size
@@ -172,12 +173,13 @@ async def _call(call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext, *,
         except Exception as e:
             outcome = ToolOutcome(call=call, error_type="ToolFailed",
                                   error=f"tool {call.name!r} failed: {type(e).__name__}: {e}")
-    await ctx.record("tool_call", {
-        "call_id": call.id, "name": call.name, "arguments": _shown(call.arguments),
+    await ctx.record(ToolCalled(
+        call_id=call.id, name=call.name, arguments=_shown(call.arguments),
         **outcome.to_json(),
-        **({"refused": True, "reason": outcome.error} if outcome.refused else {}),
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-    })
+        refused=True if outcome.refused else None,
+        reason=outcome.error if outcome.refused else None,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+    ))
     return outcome
 
 

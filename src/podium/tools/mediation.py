@@ -38,6 +38,7 @@ from pydantic_core import to_jsonable_python
 
 from podium.agents._masking import run_vault
 from podium.core.agent import JSON, TaskContext
+from podium.core.events import ToolCalled
 from podium.core.untrusted import NOTICE, delimit
 from podium.errors import ApprovalRequired
 from podium.models.base import Message, ToolCall
@@ -256,8 +257,8 @@ class Mediation:
 
 async def _journal_refusal(ctx: TaskContext, call: ToolCall, outcome: ToolOutcome,
                            **marks: JSON) -> None:
-    await ctx.record("tool_call", {
-        "call_id": call.id, "name": call.name, "arguments": _shown(call.arguments),
-        **outcome.to_json(), "refused": True, "reason": outcome.error, **marks,
-        "duration_ms": 0.0,
-    })
+    await ctx.record(ToolCalled(
+        call_id=call.id, name=call.name, arguments=_shown(call.arguments),
+        **outcome.to_json(), refused=True, reason=outcome.error, **marks,
+        duration_ms=0.0,
+    ))
