@@ -20,6 +20,7 @@ from podium.core.agent import (
 )
 from podium.core.events import NewEvent
 from podium.core.faithful import Faithful, Given
+from podium.core.output import schema_of, to_json, validate
 from podium.core.plan import PLAN_KEY
 from podium.core.policy import CircuitPolicy
 from podium.core.principal import Principal
@@ -37,7 +38,6 @@ from podium.core.untrusted import (
 )
 from podium.core.workflow import HUMAN, Task
 from podium.engine._memory import bind, recalled
-from podium.engine._output import schema_of, to_json, validate
 from podium.engine.circuit import Breakers
 from podium.engine.router import Router, default_router, route
 from podium.errors import (

@@ -7,8 +7,8 @@ from typing import Any
 
 from podium.agents.function import FunctionAgent
 from podium.core.agent import Agent
+from podium.core.output import schema_of
 from podium.core.workflow import AgentRef, Workflow
-from podium.engine._output import schema_of
 from podium.errors import Problem, UserError, WorkflowError
 
 
