@@ -39,6 +39,7 @@ from podium.core.untrusted import (
 from podium.core.workflow import HUMAN, Task
 from podium.engine._memory import bind, recalled
 from podium.engine.circuit import Breakers
+from podium.engine.guard import Guard
 from podium.engine.router import Router, default_router, route
 from podium.errors import (
     ApprovalRequired,
@@ -51,7 +52,6 @@ from podium.errors import (
     Unfaithful,
 )
 from podium.memory.store import MemoryStore
-from podium.security._guard import Guard
 from podium.store.base import LeaseLost
 
 Journal = Callable[..., Awaitable[None]]

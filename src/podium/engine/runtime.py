@@ -35,6 +35,7 @@ from podium.engine._session import SessionThread
 from podium.engine._tool_check import RunResources, checked_tools
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
+from podium.engine.guard import Guard
 from podium.errors import (
     JournalDamaged,
     JournalError,
@@ -45,7 +46,6 @@ from podium.errors import (
     UserError,
 )
 from podium.memory.store import MemoryStore
-from podium.security._guard import Guard
 from podium.security.audit import AuditLog
 from podium.security.rbac import Policy
 from podium.store.base import Conflict, LeaseLost, RunSummary, Store
