@@ -34,8 +34,8 @@ from podium.core.events import Event
 from podium.core.principal import Principal
 from podium.core.state import RunState, iso
 from podium.engine._inputs import unfit
-from podium.engine._policies import describe
 from podium.engine.loader import load_workflow
+from podium.engine.runner import describe
 from podium.engine.runtime import Engine
 from podium.errors import PodiumError, PolicyFileError, RunBusy, UserError, WorkflowError
 from podium.memory._cli import app as memory_app

@@ -1,5 +1,6 @@
-"""One task's life under its policy: attempts, retries, timeouts, fallbacks, the circuit
-breaker, escalation to a human, the safe default. Every step is journaled before it counts.
+"""The task runner: one task's life under its policy. Routing (for a task that names no
+agent), attempts, retries, timeouts, fallbacks, the circuit breaker, escalation to a human,
+the safe default. Every step is journaled before it counts.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from podium.core.workflow import HUMAN, Task
 from podium.engine._memory import bind, recalled
 from podium.engine.circuit import Breakers
 from podium.engine.guard import Guard
-from podium.engine.router import Router, default_router, route
+from podium.engine.router import Router, default_router
 from podium.errors import (
     ApprovalRequired,
     Escalate,
@@ -115,7 +116,7 @@ class TaskRunner:
         """Bring the task to completed, waiting or failed, resuming where the journal stands."""
         ts = self.state().task(key)
         if task.routed and ts.routing is None:
-            await self.journal(await route(self, task, key, scope))
+            await self._route(task, key, scope)
             ts = self.state().task(key)
         if ts.status == "waiting":
             if ts.approval is None:
@@ -135,6 +136,22 @@ class TaskRunner:
             if await self._try(task, key, name, scope) != "gave_up":
                 return
         await self._exhausted(task, key, scope)
+
+    async def _route(self, task: Task, key: str, scope: Mapping[str, Any]) -> None:
+        """Journal the router's choice of an agent for task `key` (`task_routed`), among the
+        run's agents, with the circuits as the breakers see them."""
+        prompt = render(task.prompt, scope) if task.prompt else None
+
+        async def is_open(name: str) -> bool:
+            return await self.breakers.is_open(self._circuit_key(name), self.circuits[name])
+
+        async def record(data: dict[str, Any]) -> None:
+            await self.journal(NewEvent(type="model_call", task=key, data=data))
+
+        decision = await self.router.decide(
+            task, prompt=prompt, agents=self.agents, is_open=is_open,
+            policy=task.router or self.router_policy, record=record)
+        await self.journal(NewEvent(type="task_routed", task=key, data=decision.to_json()))
 
     def taint(self, task: Task, scope: Mapping[str, Any]) -> dict[str, Any]:
         """The untrusted sources of each name `task`'s templates can read in `scope`."""
