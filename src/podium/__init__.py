@@ -1,11 +1,11 @@
 """Podium: orchestrate AI agents, models and tools into workflows that survive failure."""
 
 from podium.agents.context import ContextOptions
-from podium.agents.function import FunctionAgent
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.events import Event
 from podium.core.faithful import Faithful
+from podium.core.function import FunctionAgent
 from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, RetryPolicy, TaskPolicy
 from podium.core.principal import Principal

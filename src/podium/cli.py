@@ -28,12 +28,12 @@ from podium._cli_json import print_record
 from podium._cli_plan import plan_lines, plan_progress
 from podium._yaml import MAX_DEPTH
 from podium.agents._context_show import context_lines, context_summary, session_lines
-from podium.agents._isolate import DaemonExecutor
 from podium.config import database_path
 from podium.core.events import Event
 from podium.core.principal import Principal
 from podium.core.state import RunState, iso
 from podium.engine._inputs import unfit
+from podium.engine.executors.local import DaemonExecutor
 from podium.engine.loader import load_workflow
 from podium.engine.runner import describe
 from podium.engine.runtime import Engine

@@ -7,18 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from podium.core.agent import (
-    Agent,
-    ReplyCache,
-    Resources,
-    SessionThread,
-    TaskContext,
-    TaskInput,
-    VaultStore,
-)
+from podium.core.agent import Agent, Capabilities, TaskContext, TaskInput
 from podium.core.events import NewEvent
 from podium.core.faithful import Faithful, Given
 from podium.core.output import schema_of, to_json, validate
@@ -81,13 +73,10 @@ class TaskRunner:
     agents: Mapping[str, Agent]
     breakers: Breakers
     circuits: Mapping[str, CircuitPolicy]
-    cache: ReplyCache | None = None
-    """Where agents that opt in keep model replies; None: the journal's store."""
-    resources: Resources | None = None
-    vaults: VaultStore | None = None
-    """Where masking vaults are kept: the journal's store."""
-    on_token: Callable[[str, str], None] | None = None
-    """Called with `(task key, piece of text)` as agents' model replies stream in."""
+    lent: Capabilities = field(default_factory=Capabilities)
+    """What the run's agents are lent (the reply cache, resources, vaults, streaming, the
+    session thread, the executor); the runner adds its own: journaling, the run's notes,
+    and the guard's access checks."""
     guard: Guard | None = None
     """Checks the agents and tools the run uses against the access policy, and audits."""
     principal: Principal | None = None
@@ -97,8 +86,6 @@ class TaskRunner:
     router: Router = field(default_factory=default_router)
     session: str | None = None
     """The run's session, if any."""
-    session_thread: SessionThread | None = None
-    """Loads the earlier runs of the session."""
     untrusted_inputs: frozenset[str] = frozenset()
     """The run inputs not marked trusted: prompts delimit them, agents that read them hold
     high-risk tool calls for a person, and the outputs of tasks that read them are
@@ -107,6 +94,12 @@ class TaskRunner:
     """Long-term memory for tasks that declare `memory:`."""
     subjects: tuple[str, ...] = ()
     """Whom the run is about (its inputs marked `subject`)."""
+
+    def __post_init__(self) -> None:
+        self.lent = replace(
+            self.lent, record=self._record, notes=lambda: self.state().notes,
+            authorize=None if self.guard is None else self.guard.authorizer(
+                self.principal, self.run_id))
 
     def _chain(self, task: Task, ts: TaskState) -> list[str]:
         first = (ts.routing or {}).get("agent") or "" if task.routed else task.agent
@@ -245,12 +238,6 @@ class TaskRunner:
             return True
         return False
 
-    def _token_hook(self, key: str) -> Callable[[str], None] | None:
-        on_token = self.on_token
-        if on_token is None:
-            return None
-        return lambda text: on_token(key, text)
-
     async def _try(self, task: Task, key: str, name: str, scope: Mapping[str, Any]) -> Outcome:
         """Attempts by one agent, with retries. Returns how it ended."""
         agent = self.agents[name]
@@ -283,15 +270,10 @@ class TaskRunner:
                 inputs=Tracked(scope["inputs"], taint["inputs"], provenance),
                 outputs=Tracked(scope["outputs"], taint["outputs"], provenance),
                 workflow=self.workflow, item=scope.get("item"),
-                index=scope.get("index"), _record=self._recorder(key),
-                _replay=list(ts.steps) if ts.agent == name else [],
-                _cache=self.cache, _resources=self.resources, _vaults=self.vaults,
-                _on_token=self._token_hook(key), principal=self.principal,
-                approval=_tool_answer(ts),
-                _authorize=None if self.guard is None else self.guard.authorizer(
-                    self.principal, self.run_id, key), session=self.session,
-                _notes=lambda: self.state().notes, _session=self.session_thread,
-                memory=memory, _provenance=provenance)
+                index=scope.get("index"), principal=self.principal,
+                approval=_tool_answer(ts), session=self.session, memory=memory,
+                _lent=self.lent, _key=key,
+                _replay=list(ts.steps) if ts.agent == name else [], _provenance=provenance)
             if memory is not None:
                 memory.ctx = ctx
             error: BaseException
@@ -380,16 +362,15 @@ class TaskRunner:
             return False
         return True
 
-    def _recorder(self, key: str) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
-        async def record(kind: str, data: dict[str, Any]) -> None:
-            if kind not in _OBSERVATIONS:
-                raise ValueError(f"unknown observation {kind!r}; expected one of "
-                                 f"{sorted(_OBSERVATIONS)}")
-            await self.journal(NewEvent(type=kind, task=key, data=to_json(data)))  # type: ignore[arg-type]
-            if kind == "tool_call" and data.get("error_type") == "ToolRefused":
-                self._audit(key, str(data.get("name")), "denied", "mediation: " + (
-                    "rejected by a person" if data.get("rejected_by") else "not allowlisted"))
-        return record
+    async def _record(self, key: str, kind: str, data: dict[str, Any]) -> None:
+        """Journal an agent's observation about task `key` (`TaskContext.record`)."""
+        if kind not in _OBSERVATIONS:
+            raise ValueError(f"unknown observation {kind!r}; expected one of "
+                             f"{sorted(_OBSERVATIONS)}")
+        await self.journal(NewEvent(type=kind, task=key, data=to_json(data)))  # type: ignore[arg-type]
+        if kind == "tool_call" and data.get("error_type") == "ToolRefused":
+            self._audit(key, str(data.get("name")), "denied", "mediation: " + (
+                "rejected by a person" if data.get("rejected_by") else "not allowlisted"))
 
     def _audit(self, key: str, tool: str, outcome: str, detail: str) -> None:
         """Audit a tool-mediation decision (the access policy audits its own)."""
