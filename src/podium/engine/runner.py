@@ -49,7 +49,9 @@ from podium.store.base import LeaseLost
 
 Journal = Callable[..., Awaitable[None]]
 Outcome = Literal["done", "waiting", "gave_up"]
-Decision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_again"]
+FailureDecision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_again"]
+"""What follows a failed attempt (an `attempt_failed` event's `decision`); not rbac's
+`Decision`."""
 
 
 _OBSERVATIONS = frozenset({"model_call", "tool_call", "step_completed", "note_added",
@@ -379,7 +381,7 @@ class TaskRunner:
                               outcome, detail)
 
     def _decide(self, task: Task, ts: TaskState, failed: str, *, escalated: bool = False
-                ) -> Decision:
+                ) -> FailureDecision:
         """What follows when `failed` gives up on the task."""
         chain = self._chain(task, ts)
         later = chain[chain.index(failed) + 1:] if failed in chain else []
