@@ -106,4 +106,3 @@ class FunctionAgent(Agent):
 
     def __repr__(self) -> str:
         return f"FunctionAgent({self.name!r})"
-
