@@ -53,7 +53,7 @@ from _bench import (
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podium import Engine, Workflow, parse_policy
-from podium.agents._isolate import call_in_thread, call_in_worker, importable
+from podium.engine.executors.local import call_in_thread, call_in_worker, importable
 from podium.security import AuditLog
 
 SLEEP = 0.05

@@ -331,12 +331,12 @@ async def router_choice(spec: str, top: int) -> dict[str, Any]:
         decision = await router.decide(task, prompt=None, agents=agents, is_open=closed,
                                        policy=policy)
         ms = (time.perf_counter() - started) * 1e3
-        names = [c["agent"] for c in decision["candidates"][:top]]
+        names = [c.agent for c in decision.candidates[:top]]
         runs.append({"task": text, "right": right, "top": names,
                      "best_score": names[0] if names else None,
-                     "model": decision.get("model", {}).get("choice"),
-                     "valid": decision.get("model", {}).get("valid"),
-                     "chosen": decision["agent"], "ms": round(ms, 1)})
+                     "model": (decision.model or {}).get("choice"),
+                     "valid": (decision.model or {}).get("valid"),
+                     "chosen": decision.agent, "ms": round(ms, 1)})
     reachable = [r for r in runs if r["right"] in r["top"]]
     return {
         "model": spec, "top": top, "tasks": len(runs),

@@ -91,7 +91,7 @@ async def _per_decision_us(router: Router, registry: Registry, texts: Sequence[s
             task = Task(id=f"t{i}", description=text)
             decision = await router.decide(task, prompt=None, agents=registry,
                                            is_open=_closed, policy=policy)
-            assert decision["agent"] is not None, decision
+            assert decision.agent is not None, decision
         samples.append((time.perf_counter() - start) / len(texts) * 1e6)
     return samples
 

@@ -23,7 +23,6 @@ from podium.engine.runtime import Engine
 # isort: split
 # -- agents: the protocol, the built-in kinds, and choosing one for a task -----------------
 from podium.agents.context import ContextOptions
-from podium.agents.function import FunctionAgent
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
 from podium.core.registry import Registry, RouterPolicy

@@ -34,9 +34,9 @@ from rich.markup import escape
 
 from podium import config
 from podium.core.principal import Principal
+from podium.engine.guard import Guard
 from podium.engine.runtime import Engine
 from podium.errors import PermissionDenied, PodiumError, UserError, WorkflowError
-from podium.security._guard import Guard
 from podium.security.audit import AuditLog
 from podium.security.rbac import Decision, Policy
 from podium.store.base import Store

@@ -27,13 +27,13 @@ from podium._cli_access import NO_POLICY, PolicyOption, acting, open_access
 from podium._cli_json import print_record
 from podium._cli_plan import plan_lines, plan_progress
 from podium.agents._context_show import context_lines, context_summary, session_lines
-from podium.agents._isolate import DaemonExecutor
 from podium.config import database_path
 from podium.core.events import Event
 from podium.core.inputs import MAX_DEPTH, unfit
 from podium.core.principal import Principal
 from podium.core.state import ENDED_STATUSES, RunState, iso
-from podium.engine._policies import describe
+from podium.engine.executors.local import DaemonExecutor
+from podium.engine.runner import describe
 from podium.engine.runtime import Engine
 from podium.errors import PodiumError, PolicyFileError, RunBusy, UserError, WorkflowError
 from podium.memory._cli import app as memory_app

@@ -216,7 +216,7 @@ async def test_an_attempt_in_a_thread_is_not_overlapped_by_its_retry(tmp_path: P
 
 HUNG_TO_THREAD = """
 import asyncio, threading
-from podium.agents._isolate import DaemonExecutor
+from podium.engine.executors.local import DaemonExecutor
 
 async def main():
     asyncio.get_running_loop().set_default_executor(DaemonExecutor())

@@ -6,7 +6,7 @@ and, when it does not fit, the words that ask the model to try again::
                                       └──────────────► OutputInvalid ◄─────────┘
                                                        └─► repair_prompt(error) to the model
 
-The checks are the engine's own (`podium.engine._output.validate`), so an answer the agent
+The checks are the engine's own (`podium.core.output.validate`), so an answer the agent
 accepts is one the engine accepts.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 
 from podium.core.agent import JSON
-from podium.engine._output import validate
+from podium.core.output import validate
 from podium.errors import OutputInvalid
 
 MAX_DEPTH = 64

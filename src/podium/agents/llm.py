@@ -33,8 +33,8 @@ from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 from podium.core.events import ModelCalled, OutputChecked
 from podium.core.faithful import Faithful, Given
 from podium.core.memory import Memory
+from podium.core.output import schema_of
 from podium.core.untrusted import delimit
-from podium.engine._output import schema_of
 from podium.errors import ModelError, OutputInvalid, Unfaithful, UserError
 from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
 from podium.models.limits import ReplyTooLarge, limit_source, reply_limit, size

@@ -17,12 +17,14 @@ from podium.core.untrusted import Provenance
 JSON = Any
 """A JSON value: dict, list, str, int, float, bool or None."""
 
-RecordFn = Callable[[Observation], Awaitable[None]]
-AuthorizeFn = Callable[[str, str, frozenset[str]], Awaitable[None]]
-"""Checks `(action, resource, tags)` for the run's principal; raises PermissionDenied."""
+RecordFn = Callable[[str, Observation], Awaitable[None]]
+"""Journals an observation `(task key, observation)` about an attempt."""
+AuthorizeFn = Callable[[str, str, str, frozenset[str]], Awaitable[None]]
+"""Checks `(task key, action, resource, tags)` for the run's principal; raises
+PermissionDenied."""
 
 
-async def _discard(observation: Observation) -> None:
+async def _discard(key: str, observation: Observation) -> None:
     return None
 
 
@@ -70,6 +72,50 @@ class Resources(Protocol):
                   ) -> T: ...
 
 
+class Executor(Protocol):
+    """Where the body of a sync function agent runs: the engine's runs it where it never
+    blocks other tasks and where an attempt that times out or is cancelled can be stopped
+    (`podium.engine.executors.local`)."""
+
+    async def call(self, fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext,
+                   *, stoppable: bool) -> Any:
+        """`fn(**kwargs)` for the attempt `ctx` (a `ctx` argument is that context);
+        `stoppable` when the attempt has a time limit, so that running it where it can be
+        killed is worth a cost."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capabilities:
+    """What the engine lends the agents of a run, built once per run; a new capability is
+    one field here. Agents reach them through `TaskContext`'s methods. A context without
+    them (an agent run outside an engine) journals nothing, caches nothing, streams to
+    nobody, has no resources, no notes and no session, and allows everything."""
+
+    record: RecordFn = _discard
+    """Journals an attempt's observations and steps."""
+    on_token: Callable[[str, str], None] | None = None
+    """Shows `(task key, text)` of a reply as it is written; None when nobody watches."""
+    authorize: AuthorizeFn | None = None
+    """Checks actions against the access policy, on behalf of the run's principal."""
+    cache: ReplyCache | None = None
+    """Where model replies are kept between runs."""
+    resources: Resources | None = None
+    """Resources opened once per run (an MCP connection, say)."""
+    vaults: VaultStore | None = None
+    """Where the run's masking vault is kept."""
+    notes: Callable[[], Sequence[Mapping[str, JSON]]] = _no_notes
+    """The run's shared notes so far."""
+    session_thread: SessionThread | None = None
+    """Loads the earlier runs of the run's session."""
+    executor: Executor | None = None
+    """Where sync function agents run."""
+
+
+NO_CAPABILITIES = Capabilities()
+"""What a context made outside an engine has."""
+
+
 @dataclass
 class _StepCursor:
     next: int = 0
@@ -114,14 +160,12 @@ class TaskContext:
     memory: MemoryAccess | None = None
     """Long-term memory bound to the namespace the task declares (`memory:`), for memory
     tools; None when the task declares none."""
-    _record: RecordFn = field(default=_discard, repr=False)
+    _lent: Capabilities = field(default=NO_CAPABILITIES, repr=False)
+    """What the engine lends the run's agents."""
+    _key: str = field(default="", repr=False)
+    """The task's key in the journal: its id, or `id[index]` for a fan-out item."""
     _replay: Sequence[Mapping[str, JSON]] = field(default=(), repr=False)
     _steps: _StepCursor = field(default_factory=lambda: _StepCursor(), repr=False)
-    _cache: ReplyCache | None = field(default=None, repr=False)
-    _resources: Resources | None = field(default=None, repr=False)
-    _on_token: Callable[[str], None] | None = field(default=None, repr=False)
-    _authorize: AuthorizeFn | None = field(default=None, repr=False)
-    _vaults: VaultStore | None = field(default=None, repr=False)
     _scope: str = field(default="", repr=False)
     """Where this context's steps sit: "" for the task's own, `/3` for those taken inside
     its step 3 (`nested_step`), `/3/0` deeper still."""
@@ -142,16 +186,19 @@ class TaskContext:
     @property
     def vaults(self) -> VaultStore | None:
         """Where the run keeps its masking vault; None outside an engine."""
-        return self._vaults
-    _notes: Callable[[], Sequence[Mapping[str, JSON]]] = field(default=_no_notes, repr=False)
-    _session: SessionThread | None = field(default=None, repr=False)
+        return self._lent.vaults
+
+    @property
+    def executor(self) -> Executor | None:
+        """Where sync function agents run; None outside an engine."""
+        return self._lent.executor
 
     @property
     def notes(self) -> list[Mapping[str, JSON]]:
         """The run's shared notes so far, oldest first: `{"text", "by", "at"}`, `by` being
         the key of the task that wrote it, and `untrusted` when the attempt that wrote it
         had read untrusted content (reading such notes is reading untrusted content)."""
-        found = list(self._notes())
+        found = list(self._lent.notes())
         self._provenance.add(*(f"note:{n.get('by')}" for n in found if n.get("untrusted")))
         return found
 
@@ -166,36 +213,39 @@ class TaskContext:
             raise ValueError(f"task {self.task_id!r}: a note is a non-empty string, "
                              f"got {text!r}")
         untrusted = list(self.untrusted) or None
-        await self._record(NoteAdded(text=text.strip(), untrusted=untrusted))
+        await self._lent.record(self._key, NoteAdded(text=text.strip(), untrusted=untrusted))
 
     async def session_thread(self) -> list[Mapping[str, JSON]]:
         """The earlier runs of this run's session, oldest first, each
         `{"run_id", "workflow", "status", "started_at", "inputs", "outputs", "notes"}`;
         empty when the run has no session (or is the session's first)."""
-        if self._session is None:
+        thread = self._lent.session_thread
+        if thread is None:
             return []
-        return list(await self._session())
+        return list(await thread())
 
     @property
     def streaming(self) -> bool:
         """Whether someone watches this attempt's text as it is written: an agent should
         then hand its model an `on_token` that calls `token`."""
-        return self._on_token is not None
+        return self._lent.on_token is not None
 
     def token(self, text: str) -> None:
         """Show a piece of the reply being written to whoever watches the run (the CLI's
         progress display). Not journaled: the full reply is, once complete."""
-        if self._on_token is not None:
-            self._on_token(text)
+        on_token = self._lent.on_token
+        if on_token is not None:
+            on_token(self._key, text)
 
     async def resource(self, key: str, opener: Callable[[], AbstractAsyncContextManager[T]]
                        ) -> T:
         """A resource shared by the run's tasks (an MCP connection, say), opened by
         `opener()` the first time `key` is asked for and closed when the run's drive ends.
         Outside a run, each call opens one that the caller must not expect to be closed."""
-        if self._resources is None:
+        resources = self._lent.resources
+        if resources is None:
             raise RuntimeError("resources are only available to agents inside a run")
-        return await self._resources.get(key, opener)
+        return await resources.get(key, opener)
 
     async def authorize(self, action: str, resource: str, *,
                         tags: Collection[str] = ()) -> None:
@@ -206,8 +256,9 @@ class TaskContext:
         Raises:
             PermissionDenied: the policy does not allow it.
         """
-        if self._authorize is not None:
-            await self._authorize(action, resource, frozenset(tags))
+        authorize = self._lent.authorize
+        if authorize is not None:
+            await authorize(self._key, action, resource, frozenset(tags))
 
     async def delegate(self, agent: Agent, task: TaskInput) -> JSON:
         """Hand `task` to another agent within this attempt, on behalf of the run's
@@ -224,7 +275,7 @@ class TaskContext:
     async def record(self, observation: Observation) -> None:
         """Journal an observation about this attempt: `ModelCalled` (tokens, latency) or
         `ToolCalled` (name, arguments, result or error, duration), from `podium.core.events`."""
-        await self._record(observation)
+        await self._lent.record(self._key, observation)
 
     async def step(self, kind: str, name: str, run: Callable[[], Awaitable[JSON]]) -> JSON:
         """Run one durable step of this task (a model reply, a tool call) exactly once.
@@ -247,8 +298,8 @@ class TaskContext:
             cursor.diverged = True
         result = await run()
         scope = self._scope or None
-        await self._record(StepCompleted(index=index, kind=kind, name=name,
-                                         result=result, scope=scope))
+        await self._lent.record(self._key, StepCompleted(index=index, kind=kind, name=name,
+                                                         result=result, scope=scope))
         return result
 
     async def nested_step(self, kind: str, name: str,
@@ -283,14 +334,15 @@ class TaskContext:
         run outside an engine) `run()` is called every time. Use it inside `step()`: the
         cache spares a call across runs, the step a repeat within one.
         """
-        if self._cache is None:
+        cache = self._lent.cache
+        if cache is None:
             return await run(), False
-        hit = await self._cache.cache_get(key)
+        hit = await cache.cache_get(key)
         if hit is not None:
             return hit, True
         value = await run()
         if keep(value):
-            await self._cache.cache_put(key, value)
+            await cache.cache_put(key, value)
         return value, False
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import ConfigDict, RootModel, ValidationError
 
-from podium.agents.function import FunctionAgent
+from podium.core.function import FunctionAgent
 from podium.core.workflow import HUMAN, Workflow
 from podium.models.base import Message
 

@@ -21,19 +21,31 @@ log holds no personal values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from podium.core.events import NewEvent, RunCancelled, RunResumed
 from podium.core.principal import ANONYMOUS, Principal
 from podium.core.state import ENDED_STATUSES, RunState
+from podium.engine.guard import Guard
 from podium.errors import RunEnded
-from podium.store.base import Conflict, LeaseLost, RunSummary
-
-if TYPE_CHECKING:
-    from podium.engine.runtime import Engine
+from podium.store.base import Conflict, LeaseLost, Owner, RunSummary, Store
 
 
-async def view(engine: Engine, run_id: str, principal: Principal | None) -> RunState:
+class Controller(Protocol):
+    """What acting on runs from outside needs of an engine (`Engine` is one): its journal,
+    its guard, and who it is in the runs' leases."""
+
+    store: Store
+    guard: Guard | None
+    owner: Owner
+    lease: float
+
+    async def state(self, run_id: str) -> RunState:
+        """The run's state, folded from its journal."""
+        ...
+
+
+async def view(engine: Controller, run_id: str, principal: Principal | None) -> RunState:
     """`Engine.view`."""
     state = await engine.state(run_id)
     if engine.guard is not None:
@@ -43,7 +55,7 @@ async def view(engine: Engine, run_id: str, principal: Principal | None) -> RunS
     return state
 
 
-def viewer(engine: Engine, principal: Principal | None) -> Callable[[str], bool] | None:
+def viewer(engine: Controller, principal: Principal | None) -> Callable[[str], bool] | None:
     """Whether `principal` may view runs of a workflow (by name); None with no policy."""
     if engine.guard is None or not engine.guard.policy.enforced:
         return None
@@ -51,7 +63,7 @@ def viewer(engine: Engine, principal: Principal | None) -> Callable[[str], bool]
     return lambda workflow: policy.allows(who, "workflow:view", workflow).allowed
 
 
-async def runs(engine: Engine, principal: Principal | None, limit: int, status: str | None
+async def runs(engine: Controller, principal: Principal | None, limit: int, status: str | None
                ) -> list[RunSummary]:
     """`Engine.runs`: reads more of the newest runs until `limit` visible ones are found."""
     guard = engine.guard
@@ -77,7 +89,7 @@ async def runs(engine: Engine, principal: Principal | None, limit: int, status: 
     return shown
 
 
-async def cancel(engine: Engine, run_id: str, reason: str, principal: Principal | None
+async def cancel(engine: Controller, run_id: str, reason: str, principal: Principal | None
                  ) -> RunState:
     """`Engine.cancel`."""
     state = await engine.state(run_id)
@@ -112,7 +124,7 @@ def _ended(status: str) -> str:
     return "was cancelled" if status == "cancelled" else status
 
 
-async def resumed(engine: Engine, run_id: str) -> RunState | None:
+async def resumed(engine: Controller, run_id: str) -> RunState | None:
     """Journal `run_resumed`, once `engine` holds the run's lease; unless the run was
     cancelled meanwhile: then release the lease and return the cancelled state.
 

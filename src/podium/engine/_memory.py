@@ -2,7 +2,7 @@
 the namespace-bound handle its memory tools use (`ctx.memory`).
 
 The namespace comes from the task's template, never from a model: the tools take only a
-text, a query or an id. Every access asks `podium.memory._access.authorize` first.
+text, a query or an id. Every access asks `podium.memory.access.authorize` first.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from podium.core.memory import Memory, MemoryQuery, check_namespace
 from podium.core.templates import TemplateProblem, render
 from podium.core.workflow import Task, Workflow
 from podium.errors import UserError
-from podium.memory._access import authorize
+from podium.memory.access import authorize
 
 if TYPE_CHECKING:
     from podium.memory.store import MemoryStore

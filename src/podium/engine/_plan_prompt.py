@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from podium.agents.function import FunctionAgent
+from podium.core.function import FunctionAgent
 from podium.core.plan import PLAN_KEY
 from podium.core.workflow import Workflow
 from podium.models.base import Message

@@ -5,10 +5,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from podium.agents.function import FunctionAgent
 from podium.core.agent import Agent
+from podium.core.function import FunctionAgent
+from podium.core.output import schema_of
 from podium.core.workflow import AgentRef, Workflow
-from podium.engine._output import schema_of
 from podium.errors import Problem, UserError, WorkflowError
 
 

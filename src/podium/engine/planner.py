@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from podium.agents.function import FunctionAgent
+from podium.core.function import FunctionAgent
 from podium.core.plan import PLAN_KEY, SUBTASKS_KEY, PlannerConfig
 from podium.core.workflow import HUMAN, Task, Workflow
 from podium.engine._plan_prompt import planner_messages, repair_message

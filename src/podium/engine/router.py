@@ -14,10 +14,10 @@ For such a task, when it first starts, the router
 4. between agents whose scores tie (within `epsilon`), prefers the cheaper, then the
    faster, by their `cost` and `latency` hints.
 
-The decision and its reasons are journaled as a `task_routed` event before the task
-starts, so a resumed run uses the same agent without asking again. When nothing fits,
-the decision names the nearest agents and the task fails through its policy (escalate,
-default or fail).
+The decision (a `RoutingDecision`) and its reasons are journaled by the task runner as a
+`task_routed` event before the task starts, so a resumed run uses the same agent without
+asking again. When nothing fits, the decision names the nearest agents and the task fails
+through its policy (escalate, default or fail).
 """
 
 from __future__ import annotations
@@ -27,19 +27,18 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from podium.core.agent import Agent
-from podium.core.events import ModelCalled, NewEvent, TaskRouted
+from podium.core.events import ModelCalled
 from podium.core.registry import RouterPolicy
 from podium.core.workflow import Task
 from podium.errors import ModelError, UserError
 
 if TYPE_CHECKING:
-    from podium.engine._policies import TaskRunner
     from podium.memory.embeddings import Embedder
     from podium.models.base import Model
 
@@ -67,6 +66,65 @@ class Candidate:
         return {"agent": self.agent,
                 "score": None if self.score is None else round(self.score, 4),
                 "cost": self.cost, "latency": self.latency}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeftOut:
+    """An agent the router did not weigh, and why."""
+
+    agent: str
+    reason: str
+    """`lacks skill …`, `circuit open` or `score below min_score …`."""
+    score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "reason": self.reason, "score": _round(self.score)}
+
+
+RoutedBy = Literal["score", "tie-break", "hints", "model", "none"]
+"""What decided: the best score, a tie broken by cost and latency, the hints alone (no
+scores), the router's model, or nothing (no agent fits)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingDecision:
+    """The router's choice of an agent for one task, with its reasons. The task runner
+    journals it (`to_json`, the data of a `task_routed` event) before the task starts."""
+
+    skill: str | None
+    """The skill the task asks for, if any."""
+    query: str
+    """The task's text the agents were compared with (its first 300 characters)."""
+    agent: str | None = None
+    """The agent chosen; None when nothing fits (`error` says why)."""
+    by: RoutedBy = "none"
+    why: str = ""
+    """The reason, in words."""
+    candidates: tuple[Candidate, ...] = ()
+    """The agents weighed, best first (at most ten)."""
+    filtered: tuple[LeftOut, ...] = ()
+    """The agents left out, nearest in meaning first (at most ten)."""
+    model: Mapping[str, Any] | None = None
+    """The router's model's choice (`name`, `choice`, `reason`, `valid`, `error`), when
+    it was asked."""
+    embeddings: str | None = None
+    """Why agents were ranked without their meaning, when the embedder failed."""
+    error: str | None = None
+    """Why no agent fits."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The decision as journaled: a `task_routed` event's data, `TaskState.routing`."""
+        data: dict[str, Any] = {"skill": self.skill, "query": self.query}
+        if self.embeddings is not None:
+            data["embeddings"] = self.embeddings
+        data["filtered"] = [f.to_json() for f in self.filtered]
+        data["candidates"] = [c.to_json() for c in self.candidates]
+        if self.model is not None:
+            data["model"] = dict(self.model)
+        data.update(agent=self.agent, by=self.by, why=self.why)
+        if self.error is not None:
+            data["error"] = self.error
+        return data
 
 
 class _Choice(BaseModel):
@@ -177,13 +235,11 @@ class Router:
     async def decide(self, task: Task, *, prompt: str | None, agents: Mapping[str, Agent],
                      is_open: IsOpen, policy: RouterPolicy,
                      record: Callable[[ModelCalled], Awaitable[None]] | None = None
-                     ) -> dict[str, Any]:
-        """Choose an agent for `task` among `agents`; the decision as journaled (the data of
-        a `task_routed` event): `agent` (None when nothing fits), `by`, `why`,
-        `candidates`, `filtered`, and `model` or `error` when they apply. `record` journals
+                     ) -> RoutingDecision:
+        """Choose an agent for `task` among `agents`, with the reasons. `record` journals
         the choosing model's call."""
         query = query_text(task, prompt)
-        decision: dict[str, Any] = {"skill": task.skill, "query": query[:_QUERY_CHARS]}
+        decision = RoutingDecision(skill=task.skill, query=query[:_QUERY_CHARS])
         filtered: list[tuple[str, str]] = []
         eligible: dict[str, Agent] = {}
         for name, agent in agents.items():
@@ -197,10 +253,9 @@ class Router:
             scores: dict[str, float | None] = dict(await self.scores(query, agents))
         except (UserError, ModelError) as e:
             if task.skill is None:
-                return {**decision, "agent": None, "by": "none", "candidates": [],
-                        "filtered": [], "why": "", "error": f"cannot rank agents by meaning: "
-                        f"{e}"}
-            decision["embeddings"] = f"unavailable ({e}); ranked by cost and latency"
+                return replace(decision, error=f"cannot rank agents by meaning: {e}")
+            decision = replace(decision,
+                               embeddings=f"unavailable ({e}); ranked by cost and latency")
             scores = dict.fromkeys(agents)
         ranked = sorted((Candidate(agent=n, score=scores[n], cost=a.cost, latency=a.latency)
                          for n, a in eligible.items()), key=lambda c: -(c.score or 0.0))
@@ -210,20 +265,19 @@ class Router:
             filtered += [(c.agent, f"score below min_score {policy.min_score:g}")
                          for c in low]
             ranked = [c for c in ranked if c not in low]
-        decision["filtered"] = [
-            {"agent": n, "reason": r, "score": _round(scores.get(n))}
-            for n, r in sorted(filtered, key=lambda f: -(scores.get(f[0]) or 0.0))][:_SHOWN]
+        decision = replace(decision, filtered=tuple(
+            LeftOut(agent=n, reason=r, score=scores.get(n))
+            for n, r in sorted(filtered, key=lambda f: -(scores.get(f[0]) or 0.0)))[:_SHOWN])
         if not ranked:
-            return {**decision, "agent": None, "by": "none", "candidates": [], "why": "",
-                    "error": self._nothing_fits(task, filtered, scores)}
+            return replace(decision, error=self._nothing_fits(task, filtered, scores))
         ranked = self._tie_ordered(ranked, policy.epsilon)
-        decision["candidates"] = [c.to_json() for c in ranked[:_SHOWN]]
+        decision = replace(decision, candidates=tuple(ranked[:_SHOWN]))
         winner, by, why = self._by_score(ranked, policy.epsilon)
         if policy.model is not None and len(ranked) > 1:
             winner, by, why, asked = await self._ask_model(
                 task, query, ranked[:policy.top], agents, policy, record, (winner, by, why))
-            decision["model"] = asked
-        return {**decision, "agent": winner.agent, "by": by, "why": why}
+            decision = replace(decision, model=asked)
+        return replace(decision, agent=winner.agent, by=by, why=why)
 
     @staticmethod
     def _tie_ordered(ranked: list[Candidate], epsilon: float) -> list[Candidate]:
@@ -235,7 +289,7 @@ class Router:
         return [*sorted(tied, key=_tie_key), *ranked[len(tied):]]
 
     @staticmethod
-    def _by_score(ranked: list[Candidate], epsilon: float) -> tuple[Candidate, str, str]:
+    def _by_score(ranked: list[Candidate], epsilon: float) -> tuple[Candidate, RoutedBy, str]:
         winner = ranked[0]
         best = max(ranked, key=lambda c: c.score if c.score is not None else -math.inf)
         if winner.score is None:
@@ -267,8 +321,8 @@ class Router:
     async def _ask_model(
         self, task: Task, query: str, top: list[Candidate], agents: Mapping[str, Agent],
         policy: RouterPolicy, record: Callable[[ModelCalled], Awaitable[None]] | None,
-        fallback: tuple[Candidate, str, str],
-    ) -> tuple[Candidate, str, str, dict[str, Any]]:
+        fallback: tuple[Candidate, RoutedBy, str],
+    ) -> tuple[Candidate, RoutedBy, str, dict[str, Any]]:
         from podium.models.base import Message
 
         names = [c.agent for c in top]
@@ -334,27 +388,6 @@ def default_router() -> Router:
         if _default is None:
             _default = Router()
         return _default
-
-
-async def route(runner: TaskRunner, task: Task, key: str, scope: Mapping[str, Any]
-                ) -> NewEvent:
-    """The `task_routed` event for task `key` of the runner's run: the router's decision
-    among the run's agents, with the circuits as the runner's breakers see them."""
-    from podium.core.templates import render
-
-    prompt = render(task.prompt, scope) if task.prompt else None
-
-    async def is_open(name: str) -> bool:
-        return await runner.breakers.is_open(f"{runner.workflow}/{name}",
-                                             runner.circuits[name])
-
-    async def record(call: ModelCalled) -> None:
-        await runner.journal(NewEvent.of(call, task=key))
-
-    decision = await runner.router.decide(
-        task, prompt=prompt, agents=runner.agents, is_open=is_open,
-        policy=task.router or runner.router_policy, record=record)
-    return NewEvent.of(TaskRouted(**decision), task=key)
 
 
 def describe(decision: Mapping[str, Any]) -> list[str]:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from podium.core.agent import Agent
+from podium.core.agent import Agent, Capabilities, Executor
 from podium.core.events import (
     Event,
     FanoutStarted,
@@ -45,11 +45,13 @@ from podium.core.workflow import Task, Workflow
 from podium.engine import _control
 from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
-from podium.engine._policies import TaskRunner
 from podium.engine._session import SessionThread
 from podium.engine._tool_check import RunResources, checked_tools
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
+from podium.engine.executors.local import LocalExecutor
+from podium.engine.guard import Guard
+from podium.engine.runner import TaskRunner
 from podium.errors import (
     JournalDamaged,
     JournalError,
@@ -60,7 +62,6 @@ from podium.errors import (
     UserError,
 )
 from podium.memory.store import MemoryStore
-from podium.security._guard import Guard
 from podium.security.audit import AuditLog
 from podium.security.functions import check_code
 from podium.security.rbac import Policy
@@ -89,12 +90,16 @@ class Engine:
         audit: where run starts and ends, tool calls, approvals and denials are recorded;
             None: nowhere. The engine does not close it.
         memory: the long-term memory store that tasks declaring `memory:` read and write.
+        executor: where sync function agents run; None: this machine's threads and worker
+            processes (`LocalExecutor`).
     """
 
     def __init__(self, store: Store, *, lease: float = 30.0, policy: Policy | None = None,
-                 audit: AuditLog | None = None, memory: MemoryStore | None = None) -> None:
+                 audit: AuditLog | None = None, memory: MemoryStore | None = None,
+                 executor: Executor | None = None) -> None:
         self.store = store
         self.memory = memory
+        self.executor = executor or LocalExecutor()
         self.lease = lease
         self.owner = new_owner()
         self.breakers = Breakers(store)
@@ -323,14 +328,15 @@ class _Run:
         self.runner = TaskRunner(
             run_id=self.run_id, workflow=workflow.name, state=lambda: self.state,
             journal=self.journal, agents=agents, breakers=engine.breakers,
-            cache=engine.store, resources=self.resources, on_token=on_token,
-            vaults=engine.store,
+            lent=Capabilities(
+                cache=engine.store, resources=self.resources, on_token=on_token,
+                vaults=engine.store, executor=engine.executor,
+                session_thread=SessionThread(
+                    engine.store, state.session, self.run_id, _control.viewer(
+                        engine, state.principal)) if state.session else None),
             guard=engine.guard, principal=state.principal or (
                 ANONYMOUS if engine.guard is not None else None),
-            router_policy=workflow.router,
-            session=state.session, session_thread=SessionThread(
-                engine.store, state.session, self.run_id, _control.viewer(
-                    engine, state.principal)) if state.session else None,
+            router_policy=workflow.router, session=state.session,
             untrusted_inputs=frozenset(n for n, s in workflow.inputs.items() if not s.is_trusted),
             memory=engine.memory, subjects=tuple(workflow.subjects(state.inputs)),
             circuits={name: getattr(a, "circuit", None) or workflow.circuit

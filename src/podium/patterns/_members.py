@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
+from podium.core.output import schema_of, validate
 from podium.core.workflow import AgentRef
-from podium.engine._output import schema_of, validate
 from podium.errors import UserError
 from podium.patterns._handoff import Handoff
 

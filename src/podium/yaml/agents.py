@@ -247,7 +247,7 @@ def build_agent(name: str, agent: AgentDoc, workflow: Workflow,
                                              f"{agent.function!r} is neither callable nor "
                                              "an Agent"))
             return
-        from podium.agents.function import FunctionAgent
+        from podium.core.function import FunctionAgent
 
         try:
             fn_agent = FunctionAgent(ref, name=name, description=agent.description,

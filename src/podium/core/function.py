@@ -1,18 +1,14 @@
-"""Function agents: any Python callable, sync or async, as an agent."""
+"""Function agents: any Python callable, sync or async, as an agent. Where a sync one runs
+is the engine's choice (`TaskContext.executor`), not this module's."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Collection
 from typing import Any
 
-from podium.agents._isolate import (
-    call_in_thread,
-    call_in_worker,
-    importable,
-    wait_for_abandoned,
-)
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 
 _CONTEXT_NAMES = ("ctx", "item", "index", "prompt", "memories")
@@ -52,14 +48,16 @@ class FunctionAgent(Agent):
     none of these supply keeps its default. A `**kwargs` parameter receives every `with:`
     value.
 
-    Sync functions run where they never block other tasks and where an attempt can be
-    stopped: when the task has a `timeout` and the function is importable by name (a
-    module-level function, as every `function:` of a YAML workflow is), in a worker
-    process, killed when the attempt times out or is cancelled; otherwise in a daemon
-    thread, abandoned (never waited for) when the attempt is cancelled, the next attempt
-    with the same idempotency key waiting for it to return. In a worker process, `ctx` is a
-    copy holding the attempt's values (ids, inputs, outputs, item, notes), without the
-    run's journal, memory or streaming: an object with the same attributes, read-only.
+    Sync functions run where the engine's executor puts them, where they never block other
+    tasks and where an attempt can be stopped: when the task has a `timeout` and the
+    function is importable by name (a module-level function, as every `function:` of a
+    YAML workflow is), in a worker process, killed when the attempt times out or is
+    cancelled; otherwise in a daemon thread, abandoned (never waited for) when the attempt
+    is cancelled, the next attempt with the same idempotency key waiting for it to return.
+    In a worker process, `ctx` is a copy holding the attempt's values (ids, inputs,
+    outputs, item, notes), without the run's journal, memory or streaming: an object with
+    the same attributes, read-only. Outside an engine (a context without an executor), a
+    sync function runs in `asyncio.to_thread`.
     """
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
@@ -69,7 +67,6 @@ class FunctionAgent(Agent):
         self.description = description or inspect.getdoc(fn) or ""
         self.skills = tuple(skills)
         self._params, self._var_kw, self._is_async = _shape(fn)
-        self._target = None if self._is_async else importable(fn)
 
     def missing(self, available: Collection[str]) -> list[str]:
         """Required parameters that nothing named in `available` (or the context) fills."""
@@ -97,30 +94,15 @@ class FunctionAgent(Agent):
         kwargs = self._arguments(task, ctx)
         if self._is_async:
             return await self.fn(**kwargs)
-        key = ctx.idempotency_key
-        await wait_for_abandoned(key)
-        if task.timeout is not None and self._target is not None:
-            context = None
-            if "ctx" in kwargs:
-                context = ("ctx", _attempt_values(kwargs.pop("ctx")))
-            return await call_in_worker(self._target, kwargs, context)
-        result = await call_in_thread(functools.partial(self.fn, **kwargs), key)
+        executor = ctx.executor
+        if executor is None:
+            result = await asyncio.to_thread(functools.partial(self.fn, **kwargs))
+        else:
+            result = await executor.call(self.fn, kwargs, ctx,
+                                         stoppable=task.timeout is not None)
         if inspect.isawaitable(result):
             return await result
         return result
 
     def __repr__(self) -> str:
         return f"FunctionAgent({self.name!r})"
-
-
-def _attempt_values(ctx: TaskContext) -> dict[str, Any]:
-    """The attempt's values, without what lives in this process (journal, memory, stream),
-    for a function called in a worker process."""
-    principal = None if ctx.principal is None else ctx.principal.to_json()
-    return {"run_id": ctx.run_id, "task_id": ctx.task_id, "attempt": ctx.attempt,
-            "idempotency_key": ctx.idempotency_key, "inputs": dict(ctx.inputs),
-            "outputs": dict(ctx.outputs), "workflow": ctx.workflow, "item": ctx.item,
-            "index": ctx.index, "principal": principal,
-            "session": ctx.session,
-            "approval": None if ctx.approval is None else dict(ctx.approval),
-            "notes": ctx.notes, "memory": None}

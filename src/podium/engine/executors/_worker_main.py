@@ -1,4 +1,4 @@
-"""A function worker process (see `_isolate`): reads calls from one pipe, writes results to
+"""A function worker process (see `local`): reads calls from one pipe, writes results to
 another. Run as a script, so that starting it imports nothing of Podium's; the functions it
 calls import what they need."""
 

@@ -91,11 +91,12 @@ class Guard:
             raise PermissionDenied(decision.reason, principal=(principal or ANONYMOUS).id,
                                    action="tool:call", resource=tool)
 
-    def authorizer(self, principal: Principal | None, run_id: str, key: str
-                   ) -> Callable[[str, str, frozenset[str]], Awaitable[None]]:
-        """The `TaskContext` hook for one task of a run: checks on behalf of the run's
-        principal, never the agent's."""
-        async def authorize(action: str, resource: str, tags: frozenset[str]) -> None:
+    def authorizer(self, principal: Principal | None, run_id: str
+                   ) -> Callable[[str, str, str, frozenset[str]], Awaitable[None]]:
+        """The `TaskContext` hook for the tasks of a run (`Capabilities.authorize`): checks
+        on behalf of the run's principal, never the agent's."""
+        async def authorize(key: str, action: str, resource: str, tags: frozenset[str]
+                            ) -> None:
             subject = f"{run_id}/{key}/{resource}"
             if action == "tool:call":
                 self.tool_call(principal, subject, resource, tags)

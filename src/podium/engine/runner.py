@@ -1,35 +1,31 @@
-"""One task's life under its policy: attempts, retries, timeouts, fallbacks, the circuit
-breaker, escalation to a human, the safe default. Every step is journaled before it counts.
+"""The task runner: one task's life under its policy. Routing (for a task that names no
+agent), attempts, retries, timeouts, fallbacks, the circuit breaker, escalation to a human,
+the safe default. Every step is journaled before it counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from podium.core.agent import (
-    Agent,
-    ReplyCache,
-    Resources,
-    SessionThread,
-    TaskContext,
-    TaskInput,
-    VaultStore,
-)
+from podium.core.agent import Agent, Capabilities, TaskContext, TaskInput
 from podium.core.events import (
     AgentSkipped,
     AttemptFailed,
+    ModelCalled,
     NewEvent,
     Observation,
     TaskCompleted,
     TaskFailed,
+    TaskRouted,
     TaskStarted,
     TaskWaiting,
     ToolCalled,
 )
 from podium.core.faithful import Faithful, Given
+from podium.core.output import schema_of, to_json, validate
 from podium.core.plan import PLAN_KEY
 from podium.core.policy import CircuitPolicy
 from podium.core.principal import Principal
@@ -47,9 +43,9 @@ from podium.core.untrusted import (
 )
 from podium.core.workflow import HUMAN, Task
 from podium.engine._memory import bind, recalled
-from podium.engine._output import schema_of, to_json, validate
 from podium.engine.circuit import Breakers
-from podium.engine.router import Router, default_router, route
+from podium.engine.guard import Guard
+from podium.engine.router import Router, default_router
 from podium.errors import (
     ApprovalRequired,
     Escalate,
@@ -60,12 +56,13 @@ from podium.errors import (
     Unfaithful,
 )
 from podium.memory.store import MemoryStore
-from podium.security._guard import Guard
 from podium.store.base import LeaseLost
 
 Journal = Callable[..., Awaitable[None]]
 Outcome = Literal["done", "waiting", "gave_up"]
-Decision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_again"]
+FailureDecision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_again"]
+"""What follows a failed attempt (an `attempt_failed` event's `decision`); not rbac's
+`Decision`."""
 
 
 _OBSERVATIONS = frozenset({"model_call", "tool_call", "step_completed", "note_added",
@@ -89,13 +86,10 @@ class TaskRunner:
     agents: Mapping[str, Agent]
     breakers: Breakers
     circuits: Mapping[str, CircuitPolicy]
-    cache: ReplyCache | None = None
-    """Where agents that opt in keep model replies; None: the journal's store."""
-    resources: Resources | None = None
-    vaults: VaultStore | None = None
-    """Where masking vaults are kept: the journal's store."""
-    on_token: Callable[[str, str], None] | None = None
-    """Called with `(task key, piece of text)` as agents' model replies stream in."""
+    lent: Capabilities = field(default_factory=Capabilities)
+    """What the run's agents are lent (the reply cache, resources, vaults, streaming, the
+    session thread, the executor); the runner adds its own: journaling, the run's notes,
+    and the guard's access checks."""
     guard: Guard | None = None
     """Checks the agents and tools the run uses against the access policy, and audits."""
     principal: Principal | None = None
@@ -105,8 +99,6 @@ class TaskRunner:
     router: Router = field(default_factory=default_router)
     session: str | None = None
     """The run's session, if any."""
-    session_thread: SessionThread | None = None
-    """Loads the earlier runs of the session."""
     untrusted_inputs: frozenset[str] = frozenset()
     """The run inputs not marked trusted: prompts delimit them, agents that read them hold
     high-risk tool calls for a person, and the outputs of tasks that read them are
@@ -116,6 +108,12 @@ class TaskRunner:
     subjects: tuple[str, ...] = ()
     """Whom the run is about (its inputs marked `subject`)."""
 
+    def __post_init__(self) -> None:
+        self.lent = replace(
+            self.lent, record=self._record, notes=lambda: self.state().notes,
+            authorize=None if self.guard is None else self.guard.authorizer(
+                self.principal, self.run_id))
+
     def _chain(self, task: Task, ts: TaskState) -> list[str]:
         first = (ts.routing or {}).get("agent") or "" if task.routed else task.agent
         return [first, *task.policy.fallback]
@@ -124,7 +122,7 @@ class TaskRunner:
         """Bring the task to completed, waiting or failed, resuming where the journal stands."""
         ts = self.state().task(key)
         if task.routed and ts.routing is None:
-            await self.journal(await route(self, task, key, scope))
+            await self._route(task, key, scope)
             ts = self.state().task(key)
         if ts.status == "waiting":
             if ts.approval is None:
@@ -144,6 +142,22 @@ class TaskRunner:
             if await self._try(task, key, name, scope) != "gave_up":
                 return
         await self._exhausted(task, key, scope)
+
+    async def _route(self, task: Task, key: str, scope: Mapping[str, Any]) -> None:
+        """Journal the router's choice of an agent for task `key` (`task_routed`), among the
+        run's agents, with the circuits as the breakers see them."""
+        prompt = render(task.prompt, scope) if task.prompt else None
+
+        async def is_open(name: str) -> bool:
+            return await self.breakers.is_open(self._circuit_key(name), self.circuits[name])
+
+        async def record(call: ModelCalled) -> None:
+            await self.journal(NewEvent.of(call, task=key))
+
+        decision = await self.router.decide(
+            task, prompt=prompt, agents=self.agents, is_open=is_open,
+            policy=task.router or self.router_policy, record=record)
+        await self.journal(NewEvent.of(TaskRouted.from_data(decision.to_json()), task=key))
 
     def taint(self, task: Task, scope: Mapping[str, Any]) -> dict[str, Any]:
         """The untrusted sources of each name `task`'s templates can read in `scope`."""
@@ -237,12 +251,6 @@ class TaskRunner:
             return True
         return False
 
-    def _token_hook(self, key: str) -> Callable[[str], None] | None:
-        on_token = self.on_token
-        if on_token is None:
-            return None
-        return lambda text: on_token(key, text)
-
     async def _try(self, task: Task, key: str, name: str, scope: Mapping[str, Any]) -> Outcome:
         """Attempts by one agent, with retries. Returns how it ended."""
         agent = self.agents[name]
@@ -275,15 +283,10 @@ class TaskRunner:
                 inputs=Tracked(scope["inputs"], taint["inputs"], provenance),
                 outputs=Tracked(scope["outputs"], taint["outputs"], provenance),
                 workflow=self.workflow, item=scope.get("item"),
-                index=scope.get("index"), _record=self._recorder(key),
-                _replay=list(ts.steps) if ts.agent == name else [],
-                _cache=self.cache, _resources=self.resources, _vaults=self.vaults,
-                _on_token=self._token_hook(key), principal=self.principal,
-                approval=_tool_answer(ts),
-                _authorize=None if self.guard is None else self.guard.authorizer(
-                    self.principal, self.run_id, key), session=self.session,
-                _notes=lambda: self.state().notes, _session=self.session_thread,
-                memory=memory, _provenance=provenance)
+                index=scope.get("index"), principal=self.principal,
+                approval=_tool_answer(ts), session=self.session, memory=memory,
+                _lent=self.lent, _key=key,
+                _replay=list(ts.steps) if ts.agent == name else [], _provenance=provenance)
             if memory is not None:
                 memory.ctx = ctx
             error: BaseException
@@ -372,17 +375,16 @@ class TaskRunner:
             return False
         return True
 
-    def _recorder(self, key: str) -> Callable[[Observation], Awaitable[None]]:
-        async def record(observation: Observation) -> None:
-            if observation.type not in _OBSERVATIONS:
-                raise ValueError(f"unknown observation {observation!r}; expected one of "
-                                 f"{sorted(_OBSERVATIONS)}")
-            data = to_json(observation.to_data())
-            await self.journal(NewEvent(type=observation.type, task=key, data=data))
-            if isinstance(observation, ToolCalled) and observation.error_type == "ToolRefused":
-                self._audit(key, observation.name, "denied", "mediation: " + (
-                    "rejected by a person" if observation.rejected_by else "not allowlisted"))
-        return record
+    async def _record(self, key: str, observation: Observation) -> None:
+        """Journal an agent's observation about task `key` (`TaskContext.record`)."""
+        if observation.type not in _OBSERVATIONS:
+            raise ValueError(f"unknown observation {observation!r}; expected one of "
+                             f"{sorted(_OBSERVATIONS)}")
+        data = to_json(observation.to_data())
+        await self.journal(NewEvent(type=observation.type, task=key, data=data))
+        if isinstance(observation, ToolCalled) and observation.error_type == "ToolRefused":
+            self._audit(key, observation.name, "denied", "mediation: " + (
+                "rejected by a person" if observation.rejected_by else "not allowlisted"))
 
     def _audit(self, key: str, tool: str, outcome: str, detail: str) -> None:
         """Audit a tool-mediation decision (the access policy audits its own)."""
@@ -391,7 +393,7 @@ class TaskRunner:
                               outcome, detail)
 
     def _decide(self, task: Task, ts: TaskState, failed: str, *, escalated: bool = False
-                ) -> Decision:
+                ) -> FailureDecision:
         """What follows when `failed` gives up on the task."""
         chain = self._chain(task, ts)
         later = chain[chain.index(failed) + 1:] if failed in chain else []

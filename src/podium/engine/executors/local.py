@@ -1,7 +1,7 @@
-"""Where a sync function agent runs, so that an attempt that times out or is cancelled
-stops, and a hung function never keeps the process alive.
+"""The local executor: where a sync function agent runs on this machine, so that an attempt
+that times out or is cancelled stops, and a hung function never keeps the process alive.
 
-Python cannot stop a thread, so there are two places:
+Python cannot stop a thread, so there are two places (`LocalExecutor` chooses):
 
 - a **worker process** (`call_in_worker`), when the attempt has a timeout and the function
   can be imported by name in another process (a module-level function, as every `function:`
@@ -32,9 +32,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from podium.core.agent import TaskContext
+
 T = TypeVar("T")
 
-log = logging.getLogger("podium.agents")
+log = logging.getLogger("podium.agents")  # the name users filter function agents' warnings by
 
 _abandoned: dict[str, concurrent.futures.Future[Any]] = {}
 """Calls of cancelled attempts that still run in their thread, by idempotency key."""
@@ -291,3 +293,47 @@ def _warm(target: tuple[str, str, str]) -> None:
         return
     with _idle_lock:
         _idle.append(worker)
+
+
+# -- the executor -------------------------------------------------------------------------
+
+
+class LocalExecutor:
+    """Runs sync function agents on this machine (`podium.core.agent.Executor`): with a
+    timeout and a function importable by name, in a worker process; otherwise in a daemon
+    thread."""
+
+    async def call(self, fn: Callable[..., Any], kwargs: dict[str, Any], ctx: TaskContext,
+                   *, stoppable: bool) -> Any:
+        key = ctx.idempotency_key
+        await wait_for_abandoned(key)
+        target = _importable(fn) if stoppable else None
+        if target is not None:
+            context = None
+            if "ctx" in kwargs:
+                context = ("ctx", _attempt_values(kwargs.pop("ctx")))
+            return await call_in_worker(target, kwargs, context)
+        return await call_in_thread(functools.partial(fn, **kwargs), key)
+
+
+_cached_importable = functools.lru_cache(maxsize=4096)(importable)
+
+
+def _importable(fn: Callable[..., Any]) -> tuple[str, str, str] | None:
+    try:
+        return _cached_importable(fn)
+    except TypeError:  # an unhashable callable
+        return importable(fn)
+
+
+def _attempt_values(ctx: TaskContext) -> dict[str, Any]:
+    """The attempt's values, without what lives in this process (journal, memory, stream),
+    for a function called in a worker process."""
+    principal = None if ctx.principal is None else ctx.principal.to_json()
+    return {"run_id": ctx.run_id, "task_id": ctx.task_id, "attempt": ctx.attempt,
+            "idempotency_key": ctx.idempotency_key, "inputs": dict(ctx.inputs),
+            "outputs": dict(ctx.outputs), "workflow": ctx.workflow, "item": ctx.item,
+            "index": ctx.index, "principal": principal,
+            "session": ctx.session,
+            "approval": None if ctx.approval is None else dict(ctx.approval),
+            "notes": ctx.notes, "memory": None}
