@@ -37,9 +37,10 @@ from typing import Any
 from _bench import environment, run_main, summary
 
 from podium import ContextOptions, LLMAgent
-from podium.agents.context import assemble, estimate_tokens
+from podium.agents.context import assemble
 from podium.core.agent import TaskContext, TaskInput
 from podium.models.base import Message, Model
+from podium.models.tokens import estimate_tokens
 from podium.testing import ScriptedModel
 
 
