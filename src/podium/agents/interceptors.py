@@ -3,13 +3,13 @@ order, and the hook for adding your own.
 
 Outermost first (each link sees what the ones before it pass on)::
 
-    model call   yours ─► ModelJournal ─► ReplyCache ─► Masking ─► Accounting ─► Complete
-    tool call    yours ─► ToolJournal ─► Mediation ─► ToolAccess ─► ToolMasking ─► RunTool
+    model call   ModelJournal ─► yours ─► ReplyCache ─► Masking ─► Accounting ─► Complete
+    tool call    ToolJournal ─► yours ─► Mediation ─► ToolAccess ─► ToolMasking ─► RunTool
 
 Why this order:
 
-- The journals are outermost but for yours: they see every call, a cached reply and a
-  refusal too, with what the links inside noted.
+- The journals are outermost: they see every call, a cached reply and a refusal too,
+  with what the links inside noted, and record the call as the agent made it.
 - The reply cache is outside masking, as it always was: its key is the request as the
   agent wrote it (placeholders differ from run to run), and a hit is answered without
   reaching masking or the model.
@@ -18,11 +18,12 @@ Why this order:
   or one that waits for a person, is not put to the access policy (nor audited) until
   it would run.
 
-Your own interceptors (`LLMAgent(interceptors=[...])`) wrap the whole chain, the first
-given outermost: they see each call as the agent asks it and the reply as it reads it,
-cached ones included, inside the call's durable step (a replayed call passes through no
-interceptor). Subclass `Interceptor` and override `intercept_model` or `intercept_tool`
-to return a `ModelInterceptor` or `ToolInterceptor` wrapping `next`::
+Your own interceptors (`LLMAgent(interceptors=[...])`) come next, the first given
+outermost: they see each call as the agent asks it and the reply as it reads it, cached
+ones and refused ones included, and what they note is journaled. All of it runs inside
+the call's durable step: a replayed call passes through no interceptor. Subclass
+`Interceptor` and override `intercept_model` or `intercept_tool` to return a
+`ModelInterceptor` or `ToolInterceptor` wrapping `next`::
 
     class Timing(Interceptor):
         def intercept_model(self, next: ModelInterceptor) -> ModelInterceptor:
@@ -79,10 +80,9 @@ def model_chain(*, cache: bool, masking: MaskingPolicy | None,
         chain = Masking(chain, masking)
     if cache:
         chain = ReplyCache(chain)
-    chain = ModelJournal(chain)
     for interceptor in reversed(interceptors):
         chain = interceptor.intercept_model(chain)
-    return chain
+    return ModelJournal(chain)
 
 
 def tool_chain(*, mediation: Mediation, masking: MaskingPolicy | None,
@@ -92,7 +92,7 @@ def tool_chain(*, mediation: Mediation, masking: MaskingPolicy | None,
     chain: ToolInterceptor = RunTool()
     if masking is not None:
         chain = ToolMasking(chain, masking)
-    chain = ToolJournal(mediation.intercept_tool(ToolAccess(chain)))
+    chain = mediation.intercept_tool(ToolAccess(chain))
     for interceptor in reversed(interceptors):
         chain = interceptor.intercept_tool(chain)
-    return chain
+    return ToolJournal(chain)

@@ -8,9 +8,9 @@ dataclass, `ModelCallInput` (a field added later breaks no interceptor), and cal
 (`dataclasses.replace`), change the reply on its way back, answer without going on (the
 cache), and add to what the journal records of the call (`ModelCallInput.notes`)::
 
-    LLMAgent ─► yours ─► ModelJournal ─► ReplyCache ─► Masking ─► Accounting ─► Complete
-                          model_call      cache=True    external    tokens, cost   the model
-                          event           only          models
+    LLMAgent ─► ModelJournal ─► yours ─► ReplyCache ─► Masking ─► Accounting ─► Complete
+                model_call               cache=True    external    tokens, cost   the model
+                event                    only          models
 
 The order is fixed in one place, `podium.agents.interceptors.model_chain`, outermost
 first. The whole chain runs inside the turn's durable step: a turn replayed after a crash

@@ -6,9 +6,9 @@ The hook, `call_tool`, takes ONE input dataclass, `ToolCallInput`, and calls
 `self.next.call_tool` to go on; it returns the call's `ToolOutcome` (an error the model
 reads is an outcome, not an exception)::
 
-    LLMAgent ─► yours ─► ToolJournal ─► Mediation ─► ToolAccess ─► ToolMasking ─► RunTool
-                          tool_call      allowlist,   the principal  external     the tool
-                          event          approval     (audited)      tools
+    LLMAgent ─► ToolJournal ─► yours ─► Mediation ─► ToolAccess ─► ToolMasking ─► RunTool
+                tool_call               allowlist,   the principal  external     the tool
+                event                   approval     (audited)      tools
 
 The order is fixed in one place, `podium.agents.interceptors.tool_chain`, outermost
 first. The chain runs inside the call's durable step (`podium.tools.calls`).
