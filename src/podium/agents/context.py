@@ -40,7 +40,6 @@ from podium.errors import ContextTooLarge
 from podium.models.base import Message, Model, ModelResponse, ToolSpec
 from podium.models.tokens import MESSAGE_OVERHEAD, TokenCounter, estimate_tokens
 from podium.tools.mediation import noticed
-from podium.tools.tool import Tool, ToolArgumentsInvalid
 
 Section = Literal["outputs", "memory", "notes", "session"]
 
@@ -493,33 +492,3 @@ def _report(spec: PromptSpec, model: Model, counter: TokenCounter, budget: Budge
                                     if len(dropped) > 50 else {}),
         "ms": round((time.perf_counter() - started) * 1000, 3),
     }
-
-
-class NoteTool:
-    """Gives a model the `note` tool, which adds to the run's shared notes (the source
-    behind `ContextOptions.note_tool`)."""
-
-    async def tools(self, ctx: TaskContext) -> Sequence[Tool]:
-        """The `note` tool, bound to this attempt's context."""
-
-        async def call(arguments: Mapping[str, Any]) -> str:
-            await ctx.note(arguments["text"])
-            return "noted"
-
-        def validate(arguments: Mapping[str, Any]) -> dict[str, Any]:
-            text = arguments.get("text")
-            if not isinstance(text, str) or not text.strip() or set(arguments) != {"text"}:
-                raise ToolArgumentsInvalid("tool 'note' takes one argument, 'text': the "
-                                           "note, a non-empty string")
-            return {"text": text}
-
-        return [Tool(name="note", description=(
-            "Add a note to this run's shared notes, which later tasks can read: a fact, "
-            "a decision or a warning worth passing on."),
-            parameters={"type": "object", "properties": {"text": {
-                "type": "string", "description": "the note"}}, "required": ["text"],
-                "additionalProperties": False},
-            call=call, tags=frozenset({"write"}), validate=validate)]
-
-    def __repr__(self) -> str:
-        return "NoteTool()"

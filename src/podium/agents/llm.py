@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from podium.agents._repair import answer, repair_prompt
-from podium.agents.context import ContextOptions, NoteTool, PromptSpec, assemble
+from podium.agents.context import ContextOptions, PromptSpec, assemble
 from podium.agents.interceptors import Interceptor, model_chain, tool_chain
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
 from podium.core.faithful import Faithful, Given
@@ -42,7 +42,7 @@ from podium.tools.calls import ToolOutcome, run_tool_calls
 from podium.tools.interceptors import ToolCallInput
 from podium.tools.mediation import Mediation, ToolPolicy, allowlist_problems, noticed
 from podium.tools.tool import Tool, ToolArgumentsInvalid
-from podium.tools.toolset import MCPTools, ToolSource
+from podium.tools.toolset import MCPTools, NoteTool, ToolSource
 
 ModelSource = Model | Callable[[], Model]
 

@@ -172,7 +172,9 @@ class ToolJournal(ToolInterceptor):
             **outcome.to_json(),
             **({"refused": True, "reason": outcome.error} if outcome.refused else {}),
             **input.notes,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            # A call its agent refused (the allowlist, a person) did not run at all.
+            "duration_ms": 0.0 if outcome.error_type == "ToolRefused" else round(
+                (time.perf_counter() - started) * 1000, 3),
         })
         return outcome
 
