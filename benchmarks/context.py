@@ -31,15 +31,16 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from _bench import environment, run_main, summary
 
 from podium import ContextOptions, LLMAgent
-from podium.agents.context import assemble, estimate_tokens
-from podium.core.agent import Capabilities, TaskContext, TaskInput
+from podium.agents.context import assemble
+from podium.core.agent import TaskContext, TaskInput
 from podium.models.base import Message, Model
+from podium.models.tokens import estimate_tokens
 from podium.testing import ScriptedModel
 
 
@@ -90,8 +91,7 @@ def _context(shape: Shape) -> tuple[TaskInput, TaskContext]:
     ctx = TaskContext(run_id="r", task_id="reply", attempt=1, idempotency_key="k",
                       inputs={}, outputs={f"step{n}": _text(n, 1000)
                                           for n in range(shape.outputs)},
-                      session="s",
-                      _lent=Capabilities(notes=lambda: notes, session_thread=session))
+                      session="s", _notes=lambda: notes, _session=session)
     task = TaskInput(args={}, prompt=_text(0, 500),
                      memories=tuple(_text(m, 300) for m in range(shape.memories)))
     return task, ctx
@@ -105,10 +105,11 @@ async def _time(shape: Shape, model: Model, repeat: int) -> dict[str, Any]:
     task, ctx = _context(shape)
     recorded: list[dict[str, Any]] = []
 
-    async def record(key: str, kind: str, data: dict[str, Any]) -> None:
+    async def record(kind: str, data: dict[str, Any]) -> None:
         recorded.append({"kind": kind, **data})
 
-    ctx = replace(ctx, _lent=replace(ctx._lent, record=record))
+    ctx = TaskContext(**{**{f: getattr(ctx, f) for f in ctx.__dataclass_fields__},
+                         "_record": record})
     samples = []
     for n in range(repeat + 1):
         recorded.clear()

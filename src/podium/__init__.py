@@ -25,6 +25,7 @@ from podium.engine.runtime import Engine
 from podium.agents.context import ContextOptions
 from podium.agents.llm import LLMAgent
 from podium.core.agent import Agent, TaskContext, TaskInput
+from podium.core.function import FunctionAgent
 from podium.core.registry import Registry, RouterPolicy
 from podium.yaml import load_registry
 

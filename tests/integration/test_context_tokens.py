@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from podium import ContextOptions, Engine, LLMAgent, SQLiteStore, TaskContext, Workflow
-from podium.agents.context import TokenCounter, estimate_tokens
+from podium.models.tokens import TokenCounter, estimate_tokens
 from podium.testing import ScriptedModel
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,

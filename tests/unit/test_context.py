@@ -24,11 +24,12 @@ from podium import (
     parse_workflow,
 )
 from podium.agents._context_show import context_lines
-from podium.agents.context import TokenCounter, estimate_tokens, prompt_budget, truncate
+from podium.agents.context import prompt_budget, truncate
 from podium.core.events import Event
 from podium.errors import WorkflowError
 from podium.models import known_window
 from podium.models.base import Message
+from podium.models.tokens import TokenCounter, estimate_tokens
 from podium.testing import ScriptedModel
 
 

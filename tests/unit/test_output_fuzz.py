@@ -31,8 +31,9 @@ from podium import (
     UserError,
     Workflow,
 )
-from podium.agents._repair import MAX_DEPTH, answer, strip_fences
+from podium.agents._repair import MAX_DEPTH, answer
 from podium.errors import OutputInvalid
+from podium.models.replies import strip_fences
 from podium.testing import ScriptedModel
 from podium.tools import tool
 

@@ -10,9 +10,9 @@ import pytest
 from pydantic import BaseModel
 
 from podium import Engine, LLMAgent, RetryPolicy, RunState, SQLiteStore, Workflow
-from podium.agents.llm import reply_key
 from podium.core.agent import TaskContext, TaskInput
 from podium.models.base import Message, ToolSpec
+from podium.models.interceptors import reply_key
 from podium.testing import ScriptedModel
 from podium.tools import tool
 

@@ -21,6 +21,7 @@ import jsonschema
 from podium.core.agent import JSON
 from podium.core.output import validate
 from podium.errors import OutputInvalid
+from podium.models.replies import strip_fences
 
 MAX_DEPTH = 64
 """Nesting deeper than this is refused: no real answer needs it, and deeper values break
@@ -31,20 +32,6 @@ MAX_DIGITS = 4000
 _EXCERPT = 200
 _ERRORS = 5
 _ERROR_CHARS = 300
-
-
-def strip_fences(text: str) -> str:
-    """The JSON inside a Markdown code block (```json … ```), or `text` stripped."""
-    stripped = text.strip()
-    if len(stripped) < 6 or not (stripped.startswith("```") and stripped.endswith("```")):
-        return stripped
-    inner = stripped[3:-3]
-    first, newline, rest = inner.partition("\n")
-    if newline and first.strip().replace("-", "").replace("_", "").isalnum():
-        inner = rest  # the info string: ```json
-    elif inner[:4].lower() == "json":
-        inner = inner[4:]
-    return inner.strip()
 
 
 def _no_constant(name: str) -> Any:
@@ -148,16 +135,6 @@ def answer(text: str, spec: Any) -> JSON:
 def repair_prompt(error: str) -> str:
     """What the model is told after an answer that does not fit."""
     return f"Your reply did not fit the schema: {error}. Reply again with JSON only."
-
-
-def clean(text: str) -> str:
-    """`text` with lone surrogates (from a `\\ud800` escape in a provider's JSON) replaced,
-    so that it can be journaled as UTF-8."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
 
 
 def _excerpt(text: str, limit: int = _EXCERPT) -> str:

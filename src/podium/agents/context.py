@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from podium.core.agent import JSON, TaskContext, TaskInput
 from podium.core.events import ContextAssembled, ModelCalled
@@ -40,19 +39,13 @@ from podium.core.memory import Memory, memory_line
 from podium.core.untrusted import delimit, label, sources_of
 from podium.errors import ContextTooLarge
 from podium.models.base import Message, Model, ModelResponse, ToolSpec
-from podium.tools.tool import Tool, ToolArgumentsInvalid
+from podium.models.tokens import MESSAGE_OVERHEAD, TokenCounter, estimate_tokens
+from podium.tools.mediation import noticed
 
-if TYPE_CHECKING:
-    from podium.agents.llm import LLMAgent
-
-Counted = Literal["tokenizer", "estimate"]
 Section = Literal["outputs", "memory", "notes", "session"]
 
 DEFAULT_BUDGET = 8_192
 """The prompt budget of a model whose window is unknown and whose agent sets none."""
-MESSAGE_OVERHEAD = 5
-"""Tokens a chat template adds around each message (role markers, separators), and once
-more to open the reply: ChatML's `<|im_start|>role\\n` and `<|im_end|>\\n`."""
 _MIN_PIECE = 24
 """Below this many tokens of room, an entry is dropped rather than truncated or summarised."""
 _TRUNCATED = " … [truncated]"
@@ -95,29 +88,48 @@ class ContextOptions:
     """Bound on a summary's length in tokens (and its share of the room: at most half)."""
 
 
-class TokenCounter:
-    """Counts tokens as a model does: with its tokenizer where it has one on this machine,
-    else a conservative estimate (`counted` says which)."""
+@dataclass(frozen=True, kw_only=True)
+class PromptSpec:
+    """What assembling a prompt needs of the agent it is for (`LLMAgent.prompt_spec`)."""
 
-    def __init__(self, model: Model) -> None:
-        self.model = model
-        self.counted: Counted = ("tokenizer" if model.count_tokens("") is not None
-                                 else "estimate")
+    agent: str
+    """The agent's name, for the journal and errors."""
+    instructions: str = ""
+    """The system message."""
+    context: ContextOptions = field(default_factory=ContextOptions)
+    """What the prompt includes beyond the instructions and the task."""
+    context_budget: int | None = None
+    """Tokens the prompt may take; None: the model's window less room for the reply."""
+    max_tokens: int | None = None
+    """The bound on the reply's length, kept free in the model's window."""
 
-    def __call__(self, text: str) -> int:
-        if self.counted == "tokenizer":
-            return self.model.count_tokens(text) or 0
-        return estimate_tokens(text)
+    def messages(self, task: TaskInput) -> list[Message]:
+        """The conversation sent to the model for `task`, before any context section or
+        tool call: the instructions (and the output schema to fit), then the task's
+        rendered prompt, or, without one, its `with:` values as JSON."""
+        system = self.instructions
+        if task.output_schema is not None:
+            schema = json.dumps(task.output_schema, ensure_ascii=False)
+            system = f"{system}\n\nReply with a JSON object matching this schema: {schema}"
+        content = task.prompt if task.prompt is not None else json.dumps(
+            dict(task.args), ensure_ascii=False, default=str)
+        if task.prompt is None and task.untrusted:
+            content = delimit(content, ",".join(task.untrusted))
+        messages = [Message(role="system", content=system.strip())] if system.strip() else []
+        return noticed([*messages, Message(role="user", content=content)], task.untrusted)
 
-    def messages(self, messages: Sequence[Message]) -> int:
-        """The length of a conversation, chat-template overhead included."""
-        return sum(self(m.content) + MESSAGE_OVERHEAD for m in messages) + MESSAGE_OVERHEAD
+
+class PromptSource(Protocol):
+    """What has a prompt spec: an `LLMAgent`."""
+
+    @property
+    def prompt_spec(self) -> PromptSpec:
+        """What assembling the agent's prompt needs."""
+        ...
 
 
-def estimate_tokens(text: str) -> int:
-    """A conservative token count without a tokenizer: one per 3 bytes of UTF-8, rounded
-    up (real tokenizers average about 4 bytes a token on English)."""
-    return math.ceil(len(text.encode("utf-8")) / 3)
+def _spec(source: PromptSpec | PromptSource) -> PromptSpec:
+    return source if isinstance(source, PromptSpec) else source.prompt_spec
 
 
 class _Entry:
@@ -162,14 +174,15 @@ class Budget:
     """Tokens of the window kept for the reply."""
 
 
-def prompt_budget(agent: LLMAgent, model: Model) -> Budget:
+def prompt_budget(agent: PromptSpec | PromptSource, model: Model) -> Budget:
     """The agent's `context_budget`, else the model's window less room for the reply
     (`max_tokens`, the model's default reply bound, or a quarter of the window)."""
+    spec = _spec(agent)
     window = model.context_window
-    reserve = agent.max_tokens or getattr(model, "default_max_tokens", None) or (
+    reserve = spec.max_tokens or getattr(model, "default_max_tokens", None) or (
         min(4096, window // 4) if window else 0)
-    if agent.context_budget is not None:
-        return Budget(tokens=agent.context_budget, source="context_budget", window=window,
+    if spec.context_budget is not None:
+        return Budget(tokens=spec.context_budget, source="context_budget", window=window,
                       reserve=reserve)
     if window is None:
         return Budget(tokens=DEFAULT_BUDGET, source="default", window=None, reserve=reserve)
@@ -177,25 +190,27 @@ def prompt_budget(agent: LLMAgent, model: Model) -> Budget:
                   reserve=reserve)
 
 
-async def assemble(agent: LLMAgent, model: Model, task: TaskInput, ctx: TaskContext,
-                   tools: Sequence[ToolSpec] = ()) -> list[Message]:
+async def assemble(agent: PromptSpec | PromptSource, model: Model, task: TaskInput,
+                   ctx: TaskContext, tools: Sequence[ToolSpec] = ()) -> list[Message]:
     """The messages to send for `task`: the agent's instructions and the task, with as
-    much of the context sections as the budget allows; journals what it did.
+    much of the context sections as the budget allows; journals what it did. `agent` is
+    its prompt spec, or the agent itself.
 
     Raises:
         ContextTooLarge: the instructions and the task alone exceed the budget.
     """
     started = time.perf_counter()
-    base = agent.messages(task)
+    spec = _spec(agent)
+    base = spec.messages(task)
     counter = TokenCounter(model)
-    budget = prompt_budget(agent, model)
+    budget = prompt_budget(spec, model)
     tool_text = json.dumps([{"name": t.name, "description": t.description,
                              "parameters": t.parameters} for t in tools], ensure_ascii=False)
     tool_tokens = counter(tool_text) if tools else 0
     fixed = counter.messages(base) + tool_tokens
     if fixed > budget.tokens:
-        raise ContextTooLarge(_too_large(agent, model, counter, budget, fixed))
-    options = agent.context
+        raise ContextTooLarge(_too_large(spec, model, counter, budget, fixed))
+    options = spec.context
     sections = await _sections(options, task, ctx, counter)
     room = budget.tokens - fixed - (0 if base[0].role == "system" else MESSAGE_OVERHEAD)
     fitted: dict[Section, _Fitted] = {}
@@ -205,7 +220,7 @@ async def assemble(agent: LLMAgent, model: Model, task: TaskInput, ctx: TaskCont
             continue
         heading = counter(_HEADINGS[name])
         if name == "session":
-            fitted[name] = await _fit_session(entries, room - heading, agent, model, ctx,
+            fitted[name] = await _fit_session(entries, room - heading, spec, model, ctx,
                                               counter)
         else:
             fitted[name] = _fit(entries, room - heading, counter,
@@ -220,7 +235,7 @@ async def assemble(agent: LLMAgent, model: Model, task: TaskInput, ctx: TaskCont
         used = counter.messages(messages) + tool_tokens
     if fitted:
         await ctx.record(_report(
-            agent, model, counter, budget, fixed, used, fitted, sections, started))
+            spec, model, counter, budget, fixed, used, fitted, sections, started))
     return messages
 
 
@@ -237,7 +252,7 @@ def _give_way(fitted: Mapping[Section, _Fitted]) -> bool:
     return False
 
 
-def _too_large(agent: LLMAgent, model: Model, counter: TokenCounter, budget: Budget,
+def _too_large(spec: PromptSpec, model: Model, counter: TokenCounter, budget: Budget,
                fixed: int) -> str:
     how = "counted by the model's tokenizer" if counter.counted == "tokenizer" else (
         "estimated at 3 bytes a token")
@@ -245,7 +260,7 @@ def _too_large(agent: LLMAgent, model: Model, counter: TokenCounter, budget: Bud
               "window": f"model {model.name!r}'s window of {budget.window} less "
                         f"{budget.reserve} kept for the reply",
               "default": f"the default for a model with no known window ({model.name!r})"}
-    return (f"agent {agent.name!r}: its instructions and the task take {fixed} tokens "
+    return (f"agent {spec.agent!r}: its instructions and the task take {fixed} tokens "
             f"({how}), more than its prompt budget of {budget.tokens} "
             f"({origin[budget.source]}); shorten the instructions or the task's input, "
             f"or raise the agent's context_budget")
@@ -365,7 +380,7 @@ def truncate(text: str, tokens: int, count: Callable[[str], int]) -> str:
     return text[:low] + _TRUNCATED if low else ""
 
 
-async def _fit_session(entries: list[_Entry], room: int, agent: LLMAgent, model: Model,
+async def _fit_session(entries: list[_Entry], room: int, spec: PromptSpec, model: Model,
                        ctx: TaskContext, counter: TokenCounter) -> _Fitted:
     """The session thread in `room`: the newest entries as they are, the oldest ones that
     do not fit summarised (or dropped when there is no room for a summary)."""
@@ -376,7 +391,7 @@ async def _fit_session(entries: list[_Entry], room: int, agent: LLMAgent, model:
             break
     else:
         return _Fitted(kept=list(entries))
-    options = agent.context
+    options = spec.context
     summary_room = min(options.summary_tokens, room // 2)
     if not options.summarise or summary_room < _MIN_PIECE:
         return _fit(entries, room, counter, drop_first=range(len(entries)))
@@ -461,12 +476,12 @@ def _with_context(base: list[Message], fitted: Mapping[Section, _Fitted]) -> lis
     return [Message(role="system", content=context), *base]
 
 
-def _report(agent: LLMAgent, model: Model, counter: TokenCounter, budget: Budget, fixed: int,
+def _report(spec: PromptSpec, model: Model, counter: TokenCounter, budget: Budget, fixed: int,
             used: int, fitted: Mapping[Section, _Fitted],
             sections: Mapping[Section, list[_Entry]], started: float) -> ContextAssembled:
     dropped = [{"section": name, **d} for name, f in fitted.items() for d in f.dropped]
     return ContextAssembled(
-        agent=agent.name, model=model.name, counted=counter.counted,
+        agent=spec.agent, model=model.name, counted=counter.counted,
         budget=budget.tokens, budget_source=budget.source, window=budget.window,
         fixed=fixed, used=used,
         sections={name: {"entries": len(sections[name]), "kept": len(f.kept),
@@ -477,33 +492,3 @@ def _report(agent: LLMAgent, model: Model, counter: TokenCounter, budget: Budget
         dropped=dropped[:50], more_dropped=len(dropped) - 50 if len(dropped) > 50 else None,
         ms=round((time.perf_counter() - started) * 1000, 3),
     )
-
-
-class NoteTool:
-    """Gives a model the `note` tool, which adds to the run's shared notes (the source
-    behind `ContextOptions.note_tool`)."""
-
-    async def tools(self, ctx: TaskContext) -> Sequence[Tool]:
-        """The `note` tool, bound to this attempt's context."""
-
-        async def call(arguments: Mapping[str, Any]) -> str:
-            await ctx.note(arguments["text"])
-            return "noted"
-
-        def validate(arguments: Mapping[str, Any]) -> dict[str, Any]:
-            text = arguments.get("text")
-            if not isinstance(text, str) or not text.strip() or set(arguments) != {"text"}:
-                raise ToolArgumentsInvalid("tool 'note' takes one argument, 'text': the "
-                                           "note, a non-empty string")
-            return {"text": text}
-
-        return [Tool(name="note", description=(
-            "Add a note to this run's shared notes, which later tasks can read: a fact, "
-            "a decision or a warning worth passing on."),
-            parameters={"type": "object", "properties": {"text": {
-                "type": "string", "description": "the note"}}, "required": ["text"],
-                "additionalProperties": False},
-            call=call, tags=frozenset({"write"}), validate=validate)]
-
-    def __repr__(self) -> str:
-        return "NoteTool()"

@@ -14,36 +14,36 @@ resumed task replays the journaled replies and results instead of asking or acti
 With `cache=True`, a turn whose request (model, messages, schema, tools, parameters) was
 answered before, in any run on the same journal, takes the stored reply instead of calling
 the model.
+
+Each model turn and each tool call passes through a chain of interceptors (the journal,
+the reply cache, masking, accounting; mediation and the access check for tools), in the
+order `podium.agents.interceptors` fixes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
-from podium.agents._accounting import accounted, reply_text
-from podium.agents._masking import ModelMasking, run_vault
-from podium.agents._repair import answer, clean, repair_prompt
-from podium.agents.context import ContextOptions, NoteTool, assemble
+from podium.agents._repair import answer, repair_prompt
+from podium.agents.context import ContextOptions, PromptSpec, assemble
+from podium.agents.interceptors import Interceptor, model_chain, tool_chain
 from podium.core.agent import JSON, Agent, TaskContext, TaskInput
-from podium.core.events import ModelCalled, OutputChecked
+from podium.core.events import OutputChecked
 from podium.core.faithful import Faithful, Given
 from podium.core.memory import Memory
 from podium.core.output import schema_of
-from podium.core.untrusted import delimit
 from podium.errors import ModelError, OutputInvalid, Unfaithful, UserError
 from podium.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
-from podium.models.limits import ReplyTooLarge, limit_source, reply_limit, size
-from podium.models.pricing import cost
+from podium.models.interceptors import ModelCallInput, ModelInterceptor
 from podium.security.masking import MaskingPolicy
-from podium.tools._protocol import ToolOutcome, run_tool_calls
+from podium.tools.calls import ToolOutcome, run_tool_calls
+from podium.tools.interceptors import ToolCallInput
 from podium.tools.mediation import Mediation, ToolPolicy, allowlist_problems, noticed
 from podium.tools.tool import Tool, ToolArgumentsInvalid
-from podium.tools.toolset import MCPTools, ToolSource
+from podium.tools.toolset import MCPTools, NoteTool, ToolSource
 
 ModelSource = Model | Callable[[], Model]
 
@@ -121,6 +121,8 @@ class LLMAgent(Agent):
             bytes, for tools that set none of their own; a result past it goes back to
             the model as an error. Default: `podium.tools.DEFAULT_MAX_RESULT_BYTES`.
         checks: what the final answer must pass beyond its schema (a `Faithful` check).
+        interceptors: your own links around every model call and tool call, the first
+            outermost (`podium.agents.interceptors`).
 
     Raises:
         UserError: two tools share a name, a bound is out of range, or an allowlist entry
@@ -139,8 +141,8 @@ class LLMAgent(Agent):
                  high_risk_without_approval: bool = False,
                  max_reply_bytes: int | None = None,
                  max_tool_result_bytes: int | None = None,
-
-                 checks: Sequence[Faithful] = ()) -> None:
+                 checks: Sequence[Faithful] = (),
+                 interceptors: Sequence[Interceptor] = ()) -> None:
         names = [t.name for t in tools]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -189,6 +191,8 @@ class LLMAgent(Agent):
         self.cache = cache
         self.checks = tuple(checks)
         """Checks every final answer must pass, whichever task the agent does."""
+        self.interceptors = tuple(interceptors)
+        """Your own links around every model call and tool call, the first outermost."""
         self._output_schema: dict[str, Any] | None = None
         try:
             self._output_schema = schema_of(output)
@@ -204,18 +208,16 @@ class LLMAgent(Agent):
             self._model = source()
         return self._model
 
+    @property
+    def prompt_spec(self) -> PromptSpec:
+        """What assembling the agent's prompt needs (`podium.agents.context`)."""
+        return PromptSpec(agent=self.name, instructions=self.instructions,
+                          context=self.context, context_budget=self.context_budget,
+                          max_tokens=self.max_tokens)
+
     def messages(self, task: TaskInput) -> list[Message]:
         """The conversation sent to the model for this task, before any tool call."""
-        system = self.instructions
-        if task.output_schema is not None:
-            schema = json.dumps(task.output_schema, ensure_ascii=False)
-            system = f"{system}\n\nReply with a JSON object matching this schema: {schema}"
-        content = task.prompt if task.prompt is not None else json.dumps(
-            dict(task.args), ensure_ascii=False, default=str)
-        if task.prompt is None and task.untrusted:
-            content = delimit(content, ",".join(task.untrusted))
-        messages = [Message(role="system", content=system.strip())] if system.strip() else []
-        return noticed([*messages, Message(role="user", content=content)], task.untrusted)
+        return self.prompt_spec.messages(task)
 
     async def _all_tools(self, ctx: TaskContext) -> list[Tool]:
         found = list(self.tools)
@@ -236,10 +238,19 @@ class LLMAgent(Agent):
         ctx.mark_untrusted(*task.untrusted, *(["memory"] if any(
             not (isinstance(m, Memory) and m.trust == "trusted") for m in task.memories)
             else []))
-        gate = Mediation(self.name, self.tool_policy, self.masking, ctx.untrusted)
+        gate = Mediation(self.name, self.tool_policy, ctx.untrusted)
         specs = tuple(ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
                       for t in gate.offered(offered))
-        assembled = await assemble(self, model, task, ctx, specs)
+        models = model_chain(cache=self.cache, masking=self.masking,
+                             interceptors=self.interceptors)
+        calls = tool_chain(mediation=gate, masking=self.masking,
+                           interceptors=self.interceptors)
+
+        def run_call(call: ToolCall) -> Awaitable[ToolOutcome]:
+            return calls.call_tool(ToolCallInput(call=call, tools=tools, ctx=ctx,
+                                                 max_result_bytes=self.max_tool_result_bytes))
+
+        assembled = await assemble(self.prompt_spec, model, task, ctx, specs)
         gate.absorb(ctx.untrusted)  # upstream outputs the context sections read
         messages = noticed(assembled, gate.untrusted)
         spec = self._spec(task)
@@ -255,7 +266,8 @@ class LLMAgent(Agent):
 
         turns = argument_repairs = repairs = 0
         while True:
-            response = await self._ask(model, messages, task, specs, ctx, repairs, final)
+            response = await self._ask(models, model, messages, task, specs, ctx, repairs,
+                                       final)
             if not (specs and response.tool_calls):
                 try:
                     output = response.text if spec is None else answer(response.text, spec)
@@ -274,8 +286,7 @@ class LLMAgent(Agent):
             messages.append(Message(role="assistant", content=response.text,
                                     tool_calls=response.tool_calls))
             outcomes = await gate.settle(
-                await run_tool_calls(response.tool_calls, tools, ctx, gate,
-                                     max_result_bytes=self.max_tool_result_bytes), tools, ctx)
+                await run_tool_calls(response.tool_calls, ctx, run_call), tools, ctx, calls)
             messages += [gate.message(outcome, tools) for outcome in outcomes]
             gate.observe(outcomes, tools)
             ctx.mark_untrusted(*gate.untrusted)
@@ -303,47 +314,15 @@ class LLMAgent(Agent):
             return self.output
         return task.output_schema
 
-    async def _ask(self, model: Model, messages: Sequence[Message], task: TaskInput,
-                   specs: Sequence[ToolSpec], ctx: TaskContext, repair: int,
+    async def _ask(self, chain: ModelInterceptor, model: Model, messages: Sequence[Message],
+                   task: TaskInput, specs: Sequence[ToolSpec], ctx: TaskContext, repair: int,
                    final: Callable[[str], JSON]) -> ModelResponse:
-        """One model turn, as a durable step: a turn replayed after a crash is not asked
-        again, nor counted again. `repair` numbers the turn among repairs (0: not one);
-        `final` makes a final answer of a reply, or raises `OutputInvalid`."""
-        sent = tuple(messages)
-        marks: dict[str, JSON] = {"repair": repair} if repair else {}
-        masking = (ModelMasking(self.masking, ctx.run_id, await run_vault(ctx))
-                   if self.masking is not None and model.external else None)
+        """One model turn, through the agent's interceptors, as a durable step: a turn
+        replayed after a crash is not asked again, nor counted again. `repair` numbers the
+        turn among repairs (0: not one); `final` makes a final answer of a reply, or raises
+        `OutputInvalid`."""
 
-        async def call() -> dict[str, JSON]:
-            started = time.perf_counter()
-            outgoing = masking.messages(sent) if masking else sent
-            if masking:
-                await masking.keep()
-            try:
-                response = _cleaned(await model.complete(
-                    outgoing, output_schema=task.output_schema, max_tokens=self.max_tokens,
-                    temperature=self.temperature, tools=specs or None,
-                    on_token=ctx.token if ctx.streaming and not masking else None))
-                self._check_size(model, response)
-            except ModelError as e:
-                # The tokens a failed call spent count against budgets all the same; one
-                # that produced nothing (refused, unreachable) is journaled as spending none.
-                failed = {**marks, "error": str(e), "error_type": type(e).__name__}
-                if isinstance(e.partial, ModelResponse):
-                    await self._record_call(ctx, model, outgoing, e.partial, started, failed)
-                else:
-                    await self._record_call(ctx, model, (), ModelResponse(
-                        text="", model=model.name), started, failed)
-                raise
-            if masking:
-                response = masking.response(response)
-                marks.update(masking.report())
-            await self._record_call(ctx, model, outgoing, response, started, {
-                **({"cached": False} if self.cache else {}), **marks})
-            return response.to_json()
-
-        def usable(reply: dict[str, JSON]) -> bool:
-            response = ModelResponse.from_json(reply)
+        def usable(response: ModelResponse) -> bool:
             if specs and response.tool_calls:
                 return True
             try:
@@ -352,49 +331,17 @@ class LLMAgent(Agent):
                 return False
             return True
 
+        call = ModelCallInput(
+            model=model, messages=tuple(messages), ctx=ctx, output_schema=task.output_schema,
+            tools=tuple(specs), max_tokens=self.max_tokens, temperature=self.temperature,
+            on_token=ctx.token if ctx.streaming else None, agent=self.name,
+            max_reply_bytes=self.max_reply_bytes, usable=usable,
+            notes={"repair": repair} if repair else {})
+
         async def turn() -> JSON:
-            if not self.cache:
-                return await call()
-            started = time.perf_counter()
-            key = reply_key(model.name, sent, output_schema=task.output_schema, tools=specs,
-                            temperature=self.temperature, max_tokens=self.max_tokens)
-            reply, hit = await ctx.cached(key, call, keep=usable)
-            if hit:
-                await ctx.record(ModelCalled(
-                    model=reply.get("model") or model.name, input_tokens=0,
-                    output_tokens=0, cost_usd=0, cached=True,
-                    latency_ms=round((time.perf_counter() - started) * 1000, 3), **marks,
-                ))
-            return reply
+            return (await chain.call_model(call)).to_json()
 
         return ModelResponse.from_json(await ctx.step("model", model.name, turn))
-
-    async def _record_call(self, ctx: TaskContext, model: Model, sent: Sequence[Message],
-                           response: ModelResponse, started: float,
-                           marks: dict[str, JSON]) -> None:
-        """Journal one model call with the tokens it counts for (`_accounting`)."""
-        usage, notes = accounted(model, sent, response)
-        counted = replace(response, usage=usage)
-        await ctx.record(ModelCalled(
-            model=response.model or model.name,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cost_usd=_cost(model, counted),
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            **notes, **marks,
-        ))
-
-    def _check_size(self, model: Model, response: ModelResponse) -> None:
-        """Refuse a reply past the agent's byte limit, whichever provider sent it (the
-        OpenAI-compatible one also cuts it off while reading)."""
-        limit = reply_limit(self.max_tokens, self.max_reply_bytes)
-        written = len(reply_text(response).encode("utf-8", "replace"))
-        if written > limit:
-            source = limit_source(self.max_tokens, self.max_reply_bytes)
-            raise ReplyTooLarge(
-                f"agent {self.name!r}: model {model.name!r} replied {size(written)}, more "
-                f"than its limit of {size(limit)} (from {source}); the reply was refused. "
-                f"If replies this long are expected, raise the agent's max_reply_bytes",
-                partial=response)
 
     def _unfit(self, model: Model, error: OutputInvalid) -> OutputInvalid:
         if isinstance(error, Unfaithful):
@@ -415,25 +362,6 @@ class LLMAgent(Agent):
 
     def __repr__(self) -> str:
         return f"LLMAgent({self.name!r})"
-
-
-def reply_key(model: str, messages: Sequence[Message], *, output_schema: dict[str, Any] | None,
-              tools: Sequence[ToolSpec], temperature: float | None,
-              max_tokens: int | None) -> str:
-    """The reply cache's key for a request: a sha256 of everything that shapes the reply."""
-    request = {
-        "model": model,
-        "messages": [{"role": m.role, "content": m.content, "tool_call_id": m.tool_call_id,
-                      "is_error": m.is_error, "tool_calls": [c.to_json() for c in m.tool_calls]}
-                     for m in messages],
-        "output_schema": output_schema,
-        "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters}
-                  for t in tools],
-        "temperature": temperature,
-        "max_tokens": max_tokens,
-    }
-    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"podium-reply/1:{text}".encode()).hexdigest()
 
 
 async def _verify(checks: Sequence[Faithful], output: JSON, given: Given, ctx: TaskContext,
@@ -473,23 +401,3 @@ def _asked_again(messages: list[Message], told: str) -> list[Message]:
     if last.role != "user":
         return [*messages, Message(role="user", content=told)]
     return [*messages[:-1], replace(last, content=f"{last.content}\n\n{told}")]
-
-
-def _cleaned(response: ModelResponse) -> ModelResponse:
-    """The response with text the journal can hold (no lone surrogates)."""
-    calls = tuple(ToolCall(id=clean(c.id), name=clean(c.name), arguments=clean(c.arguments))
-                  for c in response.tool_calls)
-    return replace(response, text=clean(response.text), model=clean(response.model),
-                   tool_calls=calls)
-
-
-def _cost(model: Model, response: ModelResponse) -> float | None:
-    """What the call cost in USD, or None when the model's price is unknown."""
-    # The provider's name can be more precise (a dated variant); the workflow's name says
-    # the provider, and `local` costs nothing whatever file it loads.
-    for name in (response.model, model.name):
-        if name:
-            usd = cost(name, response.usage.input_tokens, response.usage.output_tokens)
-            if usd is not None:
-                return usd
-    return None

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from podium.core.memory import Memory
 from podium.errors import ModelError, UserError
 from podium.models.base import Message, Model
+from podium.models.replies import strip_fences
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,8 +110,6 @@ class ModelJudge(Validator):
                 max_tokens=200)
         except ModelError as e:
             return Verdict(accepted=False, reason=f"the judge failed: {e}", by=by)
-        from podium.agents._repair import strip_fences
-
         try:
             verdict = _JudgeReply.model_validate_json(strip_fences(reply.text))
         except ValidationError:

@@ -6,8 +6,8 @@ For every call an LLM agent's model asks for, in this order::
     tagged high_risk, untrusted content read ─► held for a person (ApprovalRequired):
                                                 the task waits; approve runs exactly this
                                                 call once, reject refuses it
-    external ─────────────────────────────────► arguments masked, result unmasked
-    otherwise ────────────────────────────────► run
+    otherwise ────────────────────────────────► on down the chain: the principal's
+                                                access check, masking, the tool
 
 Untrusted content is what no one vouched for: every tool's result (and a failed tool's
 message) unless the tool is tagged `trusted`, retrieved memories, the run inputs not
@@ -16,6 +16,10 @@ task (a template, a `for_each` item, a `when:`, the agent's own reads through `c
 reaches the model delimited (`podium.core.untrusted`). The attempt's context keeps the
 sources it read (`TaskContext.untrusted`); the gate consults it before each call, so a
 sub-agent or a delegate that shares the context is held too.
+
+`Mediation` is one attempt's gate: it states which tools the model is offered, and, as
+`intercept_tool` (a link of the agent's tool-call chain, `podium.tools.interceptors`),
+refuses or holds each call.
 
 How approval stays durable: the held call's step is journaled with an approval id, then
 the agent asks for the person's answer as the next step. Without an answer that step
@@ -30,20 +34,16 @@ import dataclasses
 import fnmatch
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_core import to_jsonable_python
-
-from podium.agents._masking import run_vault
 from podium.core.agent import JSON, TaskContext
-from podium.core.events import ToolCalled
 from podium.core.untrusted import NOTICE, delimit
 from podium.errors import ApprovalRequired
 from podium.models.base import Message, ToolCall
-from podium.security.masking import Masker, MaskingPolicy
-from podium.tools._protocol import ToolOutcome, _call, _shown
+from podium.tools.calls import ToolOutcome, shown_arguments
+from podium.tools.interceptors import ToolCallInput, ToolInterceptor
 from podium.tools.tool import Tool
 
 HIGH_RISK = "high_risk"
@@ -51,7 +51,6 @@ HIGH_RISK = "high_risk"
 TRUSTED = "trusted"
 """The tag of tools whose results are not untrusted content (a calculator, a clock)."""
 _UNTRUSTED_ERRORS = frozenset({"ToolFailed"})
-Runner = Callable[[ToolCall, Mapping[str, Tool], TaskContext], Awaitable[ToolOutcome]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,21 +110,18 @@ def noticed(messages: Sequence[Message], untrusted: Sequence[str]) -> list[Messa
 
 
 class Mediation:
-    """One task attempt's mediation of an LLM agent's tool calls (a `ToolGate`).
+    """One task attempt's mediation of an LLM agent's tool calls.
 
     Args:
         agent: the agent's name, for messages.
         policy: its allowlist and approval rule.
-        masking: its masking policy, applied to `external` tools (with the run's vault, so
-            placeholders match the ones its models see); None: none.
         untrusted: sources of untrusted content already in the context (`input:NAME`).
     """
 
-    def __init__(self, agent: str, policy: ToolPolicy, masking: MaskingPolicy | None,
-                 untrusted: Iterable[str] = ()) -> None:
+    def __init__(self, agent: str, policy: ToolPolicy, untrusted: Iterable[str] = ()
+                 ) -> None:
         self.agent = agent
         self.policy = policy
-        self.masking = masking
         self.untrusted: list[str] = list(dict.fromkeys(untrusted))
         """Where the untrusted content in the context came from, in the order first seen."""
 
@@ -140,52 +136,35 @@ class Mediation:
         """The tools the model is told of: those the allowlist lets it call."""
         return [t for t in tools if self.policy.allows(t)]
 
-    async def call(self, call: ToolCall, tools: Mapping[str, Tool], ctx: TaskContext,
-                   run: Runner) -> ToolOutcome:
+    def intercept_tool(self, next: ToolInterceptor) -> ToolInterceptor:
+        """This mediation as a link of the tool-call chain, before `next`."""
+        return _Gate(next, self)
+
+    async def _gate(self, input: ToolCallInput, next: ToolInterceptor) -> ToolOutcome:
         """Authorise one call; see the module's docstring."""
-        tool = tools.get(call.name)
+        call, ctx = input.call, input.ctx
+        allowed = {name: t for name, t in input.tools.items() if self.policy.allows(t)}
+        if input.answer is not None:
+            return await self._answered(input, allowed, next)
+        tool = input.tools.get(call.name)
         if tool is not None and not self.policy.allows(tool):
-            outcome = ToolOutcome(call=call, error_type="ToolRefused", error=(
+            return ToolOutcome(call=call, error_type="ToolRefused", error=(
                 f"tool {call.name!r} is not in the allowlist of agent {self.agent!r}; the "
                 "call was refused and not run"))
-            await _journal_refusal(ctx, call, outcome)
-            return outcome
         self.absorb(ctx.untrusted)
         if tool is not None and self._needs_approval(tool):
             return ToolOutcome(call=call, error_type="ApprovalRequired", approval=uuid.uuid4().hex,
                                error="this call waits for a person's approval")
-        return await run(call, self._runnable(tools, ctx), ctx)
+        return await next.call_tool(dataclasses.replace(input, tools=allowed))
 
     def _needs_approval(self, tool: Tool) -> bool:
         return (HIGH_RISK in tool.tags and bool(self.untrusted)
                 and not self.policy.high_risk_without_approval)
 
-    def _runnable(self, tools: Mapping[str, Tool], ctx: TaskContext) -> dict[str, Tool]:
-        """The allowed tools, external ones masking what they send."""
-        return {name: self._masked(t, ctx) for name, t in tools.items()
-                if self.policy.allows(t)}
-
-    def _masked(self, tool: Tool, ctx: TaskContext) -> Tool:
-        policy = self.masking
-        if not tool.external or policy is None:
-            return tool
-        inner = tool.call
-
-        async def call(arguments: Mapping[str, Any]) -> Any:
-            # The run's vault: the placeholders the model saw mean the same values here.
-            vault = await run_vault(ctx)
-            masker = Masker(policy, vault=vault.vault, run_id=ctx.run_id)
-            sent = {k: masker.mask_json(to_jsonable_python(v, fallback=str))
-                    for k, v in arguments.items()}
-            await vault.keep()  # before anything leaves, so a crash cannot lose the mapping
-            result = to_jsonable_python(await inner(sent), fallback=str)
-            return masker.unmask_json(result)
-
-        return dataclasses.replace(tool, call=call)
-
     async def settle(self, outcomes: Sequence[ToolOutcome], tools: Mapping[str, Tool],
-                     ctx: TaskContext) -> list[ToolOutcome]:
-        """Replace each held call's outcome by a person's answer, as a durable step.
+                     ctx: TaskContext, chain: ToolInterceptor) -> list[ToolOutcome]:
+        """Replace each held call's outcome by a person's answer, as a durable step; an
+        approved call runs through `chain` (the agent's, this mediation in it).
 
         Raises:
             ApprovalRequired: a held call has no answer yet; the task waits for one.
@@ -198,34 +177,42 @@ class Mediation:
             call = outcome.call
 
             async def answer(held: ToolOutcome = outcome) -> JSON:
-                return (await self._answer(held, tools, ctx)).to_json()
+                return (await self._answer(held, tools, ctx, chain)).to_json()
 
             settled.append(ToolOutcome.from_json(call, await ctx.step("tool", call.name,
                                                                         answer)))
         return settled
 
-    async def _answer(self, held: ToolOutcome, tools: Mapping[str, Tool], ctx: TaskContext
-                      ) -> ToolOutcome:
+    async def _answer(self, held: ToolOutcome, tools: Mapping[str, Tool], ctx: TaskContext,
+                      chain: ToolInterceptor) -> ToolOutcome:
         call = held.call
         answer = ctx.approval or {}
         waited = answer.get("tool_call") or {}
         if not held.approval or waited.get("approval") != held.approval:
             shown = {"approval": held.approval, "call_id": call.id, "name": call.name,
-                     "arguments": _shown(call.arguments), "untrusted": list(self.untrusted)}
+                     "arguments": shown_arguments(call.arguments),
+                     "untrusted": list(self.untrusted)}
             raise ApprovalRequired(self._prompt(call), shown)
+        return await chain.call_tool(ToolCallInput(call=call, tools=tools, ctx=ctx,
+                                                   answer=answer))
+
+    async def _answered(self, input: ToolCallInput, allowed: Mapping[str, Tool],
+                        next: ToolInterceptor) -> ToolOutcome:
+        """A held call, settled by a person's answer: run, or refused."""
+        answer = input.answer or {}
         if answer.get("approved"):
-            # Straight to the call: the person's answer is the authorisation.
-            return await _call(call, self._runnable(tools, ctx), ctx)
+            # Straight on: the person's answer is the authorisation.
+            return await next.call_tool(dataclasses.replace(input, tools=allowed))
         by = answer.get("by") or "a person"
         why = f": {answer['reason']}" if answer.get("reason") else ""
-        outcome = ToolOutcome(call=call, error_type="ToolRefused", error=(
-            f"{by} rejected this call to {call.name!r}{why}. It was not run; do not try it "
-            "again, and say in your answer that it was refused."))
-        await _journal_refusal(ctx, call, outcome, rejected_by=by)
-        return outcome
+        input.notes["rejected_by"] = by
+        return ToolOutcome(call=input.call, error_type="ToolRefused", error=(
+            f"{by} rejected this call to {input.call.name!r}{why}. It was not run; do not "
+            "try it again, and say in your answer that it was refused."))
 
     def _prompt(self, call: ToolCall) -> str:
-        arguments = json.dumps(_shown(call.arguments), ensure_ascii=False, default=str)
+        arguments = json.dumps(shown_arguments(call.arguments), ensure_ascii=False,
+                               default=str)
         return (f"Agent {self.agent!r} wants to call the high-risk tool {call.name!r} with "
                 f"{arguments}, after reading untrusted content ({', '.join(self.untrusted)}). "
                 "Approve to run exactly this call once, or reject to refuse it (the agent is "
@@ -255,10 +242,12 @@ class Mediation:
         return dataclasses.replace(message, content=delimit(message.content, source))
 
 
-async def _journal_refusal(ctx: TaskContext, call: ToolCall, outcome: ToolOutcome,
-                           **marks: JSON) -> None:
-    await ctx.record(ToolCalled(
-        call_id=call.id, name=call.name, arguments=_shown(call.arguments),
-        **outcome.to_json(), refused=True, reason=outcome.error, **marks,
-        duration_ms=0.0,
-    ))
+class _Gate(ToolInterceptor):
+    """A `Mediation` as a link of the tool-call chain."""
+
+    def __init__(self, next: ToolInterceptor, mediation: Mediation) -> None:
+        super().__init__(next)
+        self.mediation = mediation
+
+    async def call_tool(self, input: ToolCallInput) -> ToolOutcome:
+        return await self.mediation._gate(input, self.next)

@@ -6,11 +6,11 @@ import dataclasses
 import difflib
 import fnmatch
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from podium.core.agent import Resources, TaskContext
 from podium.errors import Problem, UserError
-from podium.tools.tool import Tool
+from podium.tools.tool import Tool, ToolArgumentsInvalid
 
 if TYPE_CHECKING:
     from podium.tools.mcp import MCPConnection
@@ -97,3 +97,33 @@ class MCPTools:
 
     def __repr__(self) -> str:
         return f"MCPTools({self.server.name!r}, select={list(self.select)!r})"
+
+
+class NoteTool:
+    """Gives a model the `note` tool, which adds to the run's shared notes (the source
+    behind `podium.agents.context.ContextOptions.note_tool`)."""
+
+    async def tools(self, ctx: TaskContext) -> Sequence[Tool]:
+        """The `note` tool, bound to this attempt's context."""
+
+        async def call(arguments: Mapping[str, Any]) -> str:
+            await ctx.note(arguments["text"])
+            return "noted"
+
+        def validate(arguments: Mapping[str, Any]) -> dict[str, Any]:
+            text = arguments.get("text")
+            if not isinstance(text, str) or not text.strip() or set(arguments) != {"text"}:
+                raise ToolArgumentsInvalid("tool 'note' takes one argument, 'text': the "
+                                           "note, a non-empty string")
+            return {"text": text}
+
+        return [Tool(name="note", description=(
+            "Add a note to this run's shared notes, which later tasks can read: a fact, "
+            "a decision or a warning worth passing on."),
+            parameters={"type": "object", "properties": {"text": {
+                "type": "string", "description": "the note"}}, "required": ["text"],
+                "additionalProperties": False},
+            call=call, tags=frozenset({"write"}), validate=validate)]
+
+    def __repr__(self) -> str:
+        return "NoteTool()"

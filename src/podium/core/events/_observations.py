@@ -38,6 +38,9 @@ class ModelCalled(Payload):
     mangled_placeholders: list[str] | None = omitted()
     purpose: str | None = omitted()
     """What the call was for, when not the task itself (`routing`)."""
+    notes: dict[str, JSON] | None = omitted()
+    """What interceptors of the call noted beyond the fields above (see
+    `podium.agents.interceptors`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,6 +64,9 @@ class ToolCalled(Payload):
     rejected_by: str | None = omitted()
     """Who rejected it, for a call a person refused."""
     duration_ms: float
+    notes: dict[str, JSON] | None = omitted()
+    """What interceptors of the call noted beyond the fields above (see
+    `podium.agents.interceptors`)."""
 
     def to_data(self) -> dict[str, JSON]:
         data = Payload.to_data(self)

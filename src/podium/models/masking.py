@@ -1,4 +1,10 @@
-"""Personal data masked on its way to an external model, and restored in its reply."""
+"""Personal data masked on its way to an external model, and restored in its reply.
+
+`Masking` is the interceptor (`podium.models.interceptors`) that does it for an agent's
+model calls; the run's vault (`run_vault`) is shared with the masking of external tools'
+arguments (`podium.tools.interceptors.ToolMasking`), so a placeholder means the same value
+to the model and to the tool.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any
 
 from podium.core.agent import TaskContext, VaultStore
 from podium.models.base import Message, ModelResponse, ToolCall
+from podium.models.interceptors import ModelCallInput, ModelInterceptor
 from podium.security.masking import Masker, MaskingPolicy, Vault
 
 _RESOURCE = "podium.masking.vault"
@@ -95,3 +102,25 @@ class ModelMasking:
         self.unknown.clear()
         self.mangled.clear()
         return found
+
+
+class Masking(ModelInterceptor):
+    """Masks the personal data `policy` lists before a call reaches an external model
+    (`Model.external`), and restores it in the reply; notes `masked` and any placeholders
+    the reply got wrong. The vault is kept in the store before the masked text leaves. A
+    masked call is not streamed: its pieces would show placeholders."""
+
+    def __init__(self, next: ModelInterceptor, policy: MaskingPolicy) -> None:
+        super().__init__(next)
+        self.policy = policy
+
+    async def call_model(self, input: ModelCallInput) -> ModelResponse:
+        if not input.model.external:
+            return await self.next.call_model(input)
+        masking = ModelMasking(self.policy, input.ctx.run_id, await run_vault(input.ctx))
+        outgoing = dataclasses.replace(input, messages=masking.messages(input.messages),
+                                       on_token=None)
+        await masking.keep()
+        response = masking.response(await self.next.call_model(outgoing))
+        input.notes.update(masking.report())
+        return response
