@@ -148,7 +148,8 @@ async def test_your_interceptor_sees_the_call_as_asked_and_the_reply_as_read(
     assert isinstance(replied, ModelResponse) and replied.text == f"Wrote to {EMAIL}"
     [call] = [e.data for e in await store.events(state.run_id) if e.type == "model_call"]
     # What every link noted reaches the one model_call event.
-    assert call["notes"]["seen_by_outer"] is call["notes"]["seen_by_inner"] is call["masked"] is True
+    notes = call["notes"]
+    assert notes["seen_by_outer"] is notes["seen_by_inner"] is call["masked"] is True
     assert call["input_tokens"] > 0 and "latency_ms" in call
 
 
