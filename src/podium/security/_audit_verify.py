@@ -22,15 +22,17 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from podium.security import _audit_keys as keys
-from podium.security._audit_witness import Witnessed
-from podium.security.audit import (
+from podium.security._audit_records import (
     GENESIS,
     AuditRecord,
     Finding,
     SignedHead,
     VerifyReport,
-    _mac,
 )
+from podium.security._audit_records import (
+    mac as _mac,
+)
+from podium.security._audit_witness import Witnessed
 
 _RESYNC_WINDOW = 64
 
