@@ -59,10 +59,7 @@ from podium.patterns import (
 )
 from podium.secrets import Secret
 from podium.security.rbac import Decision, Policy, load_policy, parse_policy
-from podium.store._open import open_store
-from podium.store.base import Store
-from podium.store.postgres import PostgresStore
-from podium.store.sqlite import SQLiteStore
+from podium.store import PostgresStore, SQLiteStore, Store, open_store
 from podium.tools import Tool, tool
 from podium.tools.mediation import ToolPolicy
 

@@ -44,8 +44,7 @@ from podium.models.pricing import check_prices
 from podium.security._keys_cli import keys_app, unencrypted_notice
 from podium.security._tokens_cli import tokens_app
 from podium.security.rbac import Policy
-from podium.store._open import is_url, open_store
-from podium.store.base import Store
+from podium.store import Store, is_url, open_store
 
 T = TypeVar("T")
 EXIT = {"completed": 0, "failed": 1, "cancelled": 1, "waiting": 3, "running": 1}

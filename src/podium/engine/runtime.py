@@ -48,8 +48,7 @@ from podium.memory.store import MemoryStore
 from podium.security._guard import Guard
 from podium.security.audit import AuditLog
 from podium.security.rbac import Policy
-from podium.store.base import Conflict, LeaseLost, RunSummary, Store
-from podium.store.sqlite import new_owner
+from podium.store.base import Conflict, LeaseLost, RunSummary, Store, new_owner
 
 T = TypeVar("T")
 EventHook = Callable[[Event, RunState], None]

@@ -56,10 +56,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from podium import config
-from podium._sqlite import connect, retrying, write
 from podium.errors import UserError
 from podium.security import _audit_keys as keys
 from podium.security import _audit_witness as _witness
+from podium.sqlite_files import connect, retrying, write
 
 T = TypeVar("T")
 _LOCK_PATIENCE = 120.0
