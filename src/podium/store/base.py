@@ -140,7 +140,7 @@ class Store(ABC):
         """The statement adding `events`, numbered from `first`, as `stored`."""
 
     @abstractmethod
-    def _stored(self, payload: str | bytes) -> tuple[Any, ...]:
+    def _payload_params(self, payload: str | bytes) -> tuple[Any, ...]:
         """The parameters a payload (clear text or sealed bytes) takes in `_PUT_*`."""
 
     _RUNS: str
@@ -148,11 +148,11 @@ class Store(ABC):
     _GET_CACHE: str
     """Selects a cached reply's payload (clear, sealed) by `key`."""
     _PUT_CACHE: str
-    """Upserts a cached reply: key, the payload's `_stored` parameters, the time."""
+    """Upserts a cached reply: key, the payload's `_payload_params`, the time."""
     _GET_VAULT: str
     """Selects a run's masking vault (clear, sealed) by run id."""
     _PUT_VAULT: str
-    """Upserts a run's masking vault: run id, the payload's `_stored` parameters, the time."""
+    """Upserts a run's masking vault: run id, the payload's `_payload_params`, the time."""
 
     @abstractmethod
     async def _reclaim(self, *tables: str) -> None:
@@ -163,8 +163,8 @@ class Store(ABC):
                     error: JournalDamaged) -> Flow[JournalDamaged]:
         """The database found a run's events damaged while reading them: the error to raise
         (a backend may name the first event it cannot read)."""
+        yield from ()
         return error
-        yield  # a flow
 
     async def _append_at_once(self, run_id: str, events: Sequence[NewEvent],
                               owner: Owner | None, expect_last: int | None, release: bool
@@ -434,7 +434,8 @@ class Store(ABC):
         elif self.keyring is None:
             yield from self._keys.refuse_downgrade()
         sealed = yield from self._keys.seal_for(owner, text.encode(), where)
-        yield count(sql, key, *self._stored(text if sealed is None else sealed), time.time())
+        payload = text if sealed is None else sealed
+        yield count(sql, key, *self._payload_params(payload), time.time())
 
     async def seal(self, value: bytes, *, where: bytes, run_id: str | None = None,
                    subject: str | None = None) -> bytes:

@@ -185,7 +185,7 @@ class PostgresStore(Store):
                      [e.task for e in events], *_columns([s[0] for s in stored]),
                      [s[1] for s in stored])
 
-    def _stored(self, payload: str | bytes) -> tuple[Any, ...]:
+    def _payload_params(self, payload: str | bytes) -> tuple[Any, ...]:
         return (payload, None) if isinstance(payload, str) else (None, payload)
 
     async def _append_at_once(self, run_id: str, events: Sequence[NewEvent],

@@ -166,7 +166,7 @@ class SQLiteStore(Store):
                                     for i, (e, (data, checksum))
                                     in enumerate(zip(events, stored, strict=True))])
 
-    def _stored(self, payload: str | bytes) -> tuple[Any, ...]:
+    def _payload_params(self, payload: str | bytes) -> tuple[Any, ...]:
         return (payload,)
 
     def _unreadable(self, run_id: str, after: int, last_seq: int | None,
