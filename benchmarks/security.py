@@ -72,10 +72,10 @@ from podium.core.workflow import InputSpec
 from podium.models.base import Message
 from podium.security import AuditLog, Masker, MaskingPolicy
 from podium.security.crypto import DataKey, Keyring, MasterKey, new_data_key, seal, unseal
-from podium.store import _keys as _journal_keys
 from podium.store import _sums as _journal_sums
+from podium.store import keys as _journal_keys
+from podium.store import new_owner
 from podium.store._common import dumps as _dumps
-from podium.store._common import new_owner
 from podium.store._sums import event_sum
 from podium.testing import ScriptedModel
 

@@ -58,7 +58,7 @@ from _bench import (
 from podium import Engine, PostgresStore, SQLiteStore, Store, Workflow
 from podium.core.events import NewEvent
 from podium.security.crypto import Keyring, MasterKey
-from podium.store.sqlite import new_owner
+from podium.store import new_owner
 
 KEYS = Keyring(keys=(MasterKey(secret=bytes(range(32)), source="benchmark"),))
 

@@ -65,10 +65,7 @@ from podium.yaml import load_policy, parse_policy
 
 # isort: split
 # -- storage: the journal of runs ----------------------------------------------------------
-from podium.store._open import open_store
-from podium.store.base import Store
-from podium.store.postgres import PostgresStore
-from podium.store.sqlite import SQLiteStore
+from podium.store import PostgresStore, SQLiteStore, Store, open_store
 
 # isort: split
 # -- errors (their tree is drawn in `podium.errors`), and signals an agent raises ----------

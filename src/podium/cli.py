@@ -42,8 +42,7 @@ from podium.models.pricing import check_prices
 from podium.security._keys_cli import keys_app, unencrypted_notice
 from podium.security._tokens_cli import tokens_app
 from podium.security.rbac import Policy
-from podium.store._open import is_url, open_store
-from podium.store.base import Store
+from podium.store import Store, is_url, open_store
 from podium.yaml import load_workflow
 
 T = TypeVar("T")

@@ -122,7 +122,7 @@ def test_processes_opening_a_new_journal_at_once_make_its_tables_once(url: str) 
         "import asyncio, os, sys, time\n"
         "from podium import PostgresStore\n"
         "from podium.core.events import NewEvent\n"
-        "from podium.store.sqlite import new_owner\n"
+        "from podium.store import new_owner\n"
         "go = float(sys.argv[2])\n"
         "while time.time() < go: pass\n"
         "async def main():\n"

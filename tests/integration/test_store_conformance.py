@@ -1,158 +1,58 @@
-"""The conformance suite every journal store passes, SQLite (a file) and PostgreSQL (a real
-server on loopback), with encryption at rest off and on."""
+"""The conformance suite every journal store passes (`podium.testing.store_conformance`),
+run for SQLite (a file) and PostgreSQL (a real server on loopback), with encryption at rest
+off and on; and what only the SQLite journal does: older files brought up to date, WAL."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from pathlib import Path
 
 import psycopg
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from podium import PostgresStore, SQLiteStore, Store, UnknownRun
-from podium.core.events import ERASED, NewEvent
-from podium.errors import JournalDamaged, RunBusy
-from podium.security import AuditLog
-from podium.security.crypto import DecryptError, KeyConfigError, Keyring, MasterKey, context
-from podium.security.key_audit import subject_ref
-from podium.store.base import CircuitState, Conflict, LeaseLost, Owner
+from podium import PostgresStore, SQLiteStore, Store
+from podium.core.events import NewEvent
+from podium.security.crypto import Keyring, MasterKey
+from podium.testing.store_conformance import START, StoreConformance, owner
 from tests.integration._postgres import PostgresServer
 
-StoreFactory = Callable[[str], Store]
-"""A store on a journal: given a folder for SQLite, a database URL for PostgreSQL."""
 MASTER = Keyring(keys=(MasterKey(secret=bytes(range(32)), source="test"),))
-FACTORIES: dict[str, StoreFactory] = {
-    "sqlite": lambda d: SQLiteStore(Path(d) / "journal.db", keys=None),
-    "sqlite_encrypted": lambda d: SQLiteStore(Path(d) / "journal.db", keys=MASTER),
-    "postgres": lambda url: PostgresStore(url, keys=None),
-    "postgres_encrypted": lambda url: PostgresStore(url, keys=MASTER),
-}
 
 
-def fresh_journal(name: str, folder: Path, request: pytest.FixtureRequest) -> str:
-    """Where a new, empty journal of backend `name` is."""
-    if name.startswith("postgres"):
-        server: PostgresServer = request.getfixturevalue("pg_server")
-        return server.fresh_schema()
-    return str(folder)
+class TestSQLite(StoreConformance):
+    @pytest.fixture
+    def journal(self, tmp_path: Path) -> str:
+        return str(tmp_path / "journal.db")
+
+    def open_store(self, journal: str, *, keys: Keyring | None) -> Store:
+        return SQLiteStore(journal, keys=keys)
+
+    def alter(self, journal: str, statement: str, *params: object) -> None:
+        with closing(sqlite3.connect(journal)) as conn, conn:
+            conn.execute(statement.format(events="events").replace("%s", "?"), params)
 
 
-@pytest.fixture(params=sorted(FACTORIES))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made = FACTORIES[request.param](fresh_journal(request.param, tmp_path, request))
-    try:
-        yield made
-    finally:
-        await made.close()
+class TestSQLiteEncrypted(TestSQLite):
+    keys = MASTER
 
 
-def owner(token: str, pid: int | None = None) -> Owner:
-    return Owner(token=token, pid=pid or os.getpid(), host="here")
+class TestPostgres(StoreConformance):
+    @pytest.fixture
+    def journal(self, pg_server: PostgresServer) -> str:
+        return pg_server.fresh_schema()
+
+    def open_store(self, journal: str, *, keys: Keyring | None) -> Store:
+        return PostgresStore(journal, keys=keys)
+
+    def alter(self, journal: str, statement: str, *params: object) -> None:
+        with psycopg.connect(journal, autocommit=True) as conn:
+            conn.execute(statement.format(events="podium_events"), params)  # type: ignore[arg-type]
 
 
-START = NewEvent(type="run_started", data={"workflow": "w", "inputs": {}})
-
-
-async def test_events_append_in_order_with_their_data(store: Store) -> None:
-    me = owner("a")
-    first = await store.create_run("r1", "w", START, me)
-    assert first.seq == 1
-    appended = await store.append("r1", [
-        NewEvent(type="task_started", task="t", data={"agent": "x", "attempt": 1}),
-        NewEvent(type="task_completed", task="t", data={"output": {"n": [1, "é", None]}}),
-    ], me)
-    assert [e.seq for e in appended] == [2, 3]
-    events = await store.events("r1")
-    assert [(e.seq, e.type, e.task) for e in events] == [
-        (1, "run_started", None), (2, "task_started", "t"), (3, "task_completed", "t")]
-    assert events[2].data == {"output": {"n": [1, "é", None]}}
-    assert [e.seq for e in await store.events("r1", after=2)] == [3]
-
-
-async def test_unknown_runs_are_named(store: Store) -> None:
-    with pytest.raises(UnknownRun, match="'nope'"):
-        await store.events("nope")
-    with pytest.raises(UnknownRun):
-        await store.append("nope", [NewEvent(type="run_completed")], None)
-    with pytest.raises(UnknownRun):
-        await store.find_run("nope")
-
-
-async def test_a_run_is_found_by_a_unique_prefix(store: Store) -> None:
-    await store.create_run("20261124-aaa", "w", START, owner("a"))
-    await store.create_run("20261124-abb", "w", START, owner("a"))
-    assert await store.find_run("20261124-aa") == "20261124-aaa"
-    with pytest.raises(UnknownRun, match="ambiguous"):
-        await store.find_run("20261124-a")
-
-
-async def test_only_the_lease_holder_appends(store: Store) -> None:
-    me, other = owner("a"), owner("b")
-    await store.create_run("r", "w", START, me)
-    assert await store.acquire("r", other, 30) == me  # a live owner keeps it
-    with pytest.raises(LeaseLost):
-        await store.append("r", [NewEvent(type="run_resumed")], other)
-    await store.release("r", me)
-    assert await store.acquire("r", other, 30) is None
-    with pytest.raises(LeaseLost):
-        await store.append("r", [NewEvent(type="run_resumed")], me)
-    with pytest.raises(LeaseLost):
-        await store.renew("r", me, 30)
-    await store.renew("r", other, 30)
-
-
-async def test_a_dead_owner_is_taken_over_at_once(store: Store) -> None:
-    dead = Owner(token="dead", pid=2**22 + 12345, host=owner("x").host)  # no such pid
-    await store.create_run("r", "w", START, dead)
-    assert await store.acquire("r", owner("b"), 30) is None
-
-
-async def test_an_expired_lease_is_taken_over(store: Store) -> None:
-    first = owner("a")
-    await store.create_run("r", "w", START, first)
-    await store.acquire("r", first, 0.0)  # renew with a lease that is already over
-    assert await store.acquire("r", owner("b"), 30) is None
-
-
-async def test_expect_last_detects_a_grown_journal(store: Store) -> None:
-    me = owner("a")
-    await store.create_run("r", "w", START, me)
-    await store.append("r", [NewEvent(type="task_approved", task="t")], None)
-    with pytest.raises(Conflict):
-        await store.append("r", [NewEvent(type="run_waiting")], me, expect_last=1)
-    await store.append("r", [NewEvent(type="run_waiting")], me, expect_last=2, release=True)
-    assert await store.acquire("r", owner("b"), 30) is None  # released with the append
-
-
-async def test_runs_are_listed_newest_first_with_their_status(store: Store) -> None:
-    me = owner("a")
-    await store.create_run("r1", "w", START, me)
-    await asyncio.sleep(0.01)
-    await store.create_run("r2", "w", START, me)
-    await store.append("r1", [NewEvent(type="run_completed")], me)
-    runs = await store.runs()
-    assert [r.run_id for r in runs] == ["r2", "r1"]
-    assert {r.run_id: r.status for r in runs} == {"r1": "completed", "r2": "running"}
-    assert runs[1].finished_at is not None and runs[1].events == 2
-    assert [r.run_id for r in await store.runs(status="completed")] == ["r1"]
-
-
-async def test_runs_of_a_session_are_listed_in_start_order(store: Store) -> None:
-    me = owner("a")
-    in_session = NewEvent(type="run_started", data={"workflow": "w", "session": "chat-1"})
-    await store.create_run("r1", "w", in_session, me)
-    await store.create_run("other", "w", NewEvent(
-        type="run_started", data={"workflow": "w", "session": "chat-2"}), me)
-    await store.create_run("alone", "w", START, me)
-    await store.create_run("r2", "w", in_session, me)
-    assert await store.session_runs("chat-1") == ["r1", "r2"]
-    assert await store.session_runs("chat-2") == ["other"]
-    assert await store.session_runs("nobody") == []
+class TestPostgresEncrypted(TestPostgres):
+    keys = MASTER
 
 
 async def test_a_sqlite_journal_from_before_sessions_gains_them(tmp_path: Path) -> None:
@@ -169,48 +69,6 @@ async def test_a_sqlite_journal_from_before_sessions_gains_them(tmp_path: Path) 
         assert await store.session_runs("s") == ["r"]
     finally:
         await store.close()
-
-
-async def test_circuits_are_kept(store: Store) -> None:
-    assert await store.circuit("w/a") == CircuitState()
-    await store.set_circuit("w/a", CircuitState(failures=3, opened_at=12.5))
-    assert await store.circuit("w/a") == CircuitState(failures=3, opened_at=12.5)
-
-
-async def test_cached_replies_are_kept_and_replaced(store: Store) -> None:
-    key = "a" * 64
-    assert await store.cache_get(key) is None
-    reply = {"text": '{"total": 5}', "model": "m", "tool_calls": [],
-             "usage": {"input_tokens": 3, "output_tokens": 2}, "note": ["é", None, 1.5]}
-    await store.cache_put(key, reply)
-    assert await store.cache_get(key) == reply
-    assert await store.cache_get("b" * 64) is None
-    await store.cache_put(key, {"text": "newer"})
-    assert await store.cache_get(key) == {"text": "newer"}
-
-
-async def test_cached_replies_outlive_the_store_and_runs(
-        tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    for name, factory in FACTORIES.items():
-        folder = tmp_path / name
-        folder.mkdir()
-        where = fresh_journal(name, folder, request)
-        first = factory(where)
-        await first.cache_put("k", {"text": "kept"})
-        await first.close()
-        second = factory(where)
-        try:
-            assert await second.cache_get("k") == {"text": "kept"}
-        finally:
-            await second.close()
-
-
-async def test_concurrent_appends_keep_a_gapless_sequence(store: Store) -> None:
-    me = owner("a")
-    await store.create_run("r", "w", START, me)
-    await asyncio.gather(*(store.append("r", [NewEvent(type="model_call", task=f"t{i}")] * 3,
-                                        me) for i in range(50)))
-    assert [e.seq for e in await store.events("r")] == list(range(1, 152))
 
 
 def test_sqlite_journal_is_wal_and_intact(tmp_path: Path) -> None:
@@ -251,7 +109,7 @@ def test_many_processes_opening_a_new_journal_at_once(tmp_path: Path) -> None:
         "import asyncio, os, sys, time\n"
         "from podium import SQLiteStore\n"
         "from podium.core.events import NewEvent\n"
-        "from podium.store.sqlite import new_owner\n"
+        "from podium.store import new_owner\n"
         "go = float(sys.argv[2])\n"
         "while time.time() < go: pass\n"
         "async def main():\n"
@@ -273,185 +131,3 @@ def test_many_processes_opening_a_new_journal_at_once(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "new.db") as db:
         assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 8 * 25
     db.close()
-
-
-# -- encryption at rest: the same behaviour with a master key or without -----------------
-
-
-async def test_a_run_vault_is_kept_and_replaced(store: Store) -> None:
-    await store.create_run("r", "w", START, owner("a"))
-    assert await store.vault_get("r") is None
-    await store.vault_put("r", {"<EMAIL_1>": "ada@example.com"})
-    await store.vault_put("r", {"<EMAIL_1>": "ada@example.com", "<CARD_1>": "4111"})
-    assert await store.vault_get("r") == {"<EMAIL_1>": "ada@example.com", "<CARD_1>": "4111"}
-    assert await store.vault_get("other") is None
-
-
-async def test_sealed_values_open_only_where_they_were_sealed(store: Store) -> None:
-    here, there = context("memory", "row", 1, "text"), context("memory", "row", 2, "text")
-    blob = await store.seal(b"secret fact", where=here, subject="s-1")
-    assert await store.unseal(blob, where=here) == b"secret fact"
-    if store.encrypted:
-        assert b"secret fact" not in blob
-        with pytest.raises(DecryptError, match="another row"):
-            await store.unseal(blob, where=there)
-
-
-async def test_a_shredded_run_reads_as_erased(store: Store) -> None:
-    me = owner("a")
-    await store.create_run("r", "w", NewEvent(type="run_started", data={
-        "workflow": "w", "inputs": {"email": "ada@example.com"}}), me)
-    await store.append("r", [NewEvent(type="task_completed", task="t", data={"output": 1})], me)
-    await store.create_run("kept", "w", START, me)
-    await store.vault_put("r", {"<EMAIL_1>": "ada@example.com"})
-    with pytest.raises(RunBusy):
-        await store.shred_run("r")  # its owner is alive and holds the lease
-    await store.release("r", me)
-    await store.shred_run("r")
-    events = await store.events("r")
-    assert [(e.seq, e.type, e.task) for e in events] == [
-        (1, "run_started", None), (2, "task_completed", "t")]
-    assert all(e.data == {ERASED: "run"} for e in events)
-    assert await store.vault_get("r") is None
-    assert (await store.events("kept"))[0].data == START.data
-    with pytest.raises(UnknownRun):
-        await store.shred_run("nope")
-
-
-async def test_a_shredded_subject_reads_as_erased_in_every_run(store: Store) -> None:
-    me = owner("a")
-    for run in ("r1", "r2"):
-        await store.create_run(run, "w", START, me)
-        await store.append(run, [
-            NewEvent(type="tool_call", task="t", data={"result": "Ada's file"}, subject="s-1"),
-            NewEvent(type="tool_call", task="t", data={"result": "Bob's file"}, subject="s-2"),
-        ], me)
-    if not store.encrypted:
-        with pytest.raises(KeyConfigError, match="not encrypted"):
-            await store.shred_subject("s-1")
-        return
-    assert await store.shred_subject("s-1") == 1
-    assert await store.shred_subject("nobody") == 0
-    for run in ("r1", "r2"):
-        events = await store.events(run)
-        assert [e.data for e in events] == [
-            START.data, {ERASED: "subject"}, {"result": "Bob's file"}]
-    # New data about the subject gets a new key, readable until it too is shredded.
-    await store.append("r1", [NewEvent(type="tool_call", task="t", data={"n": 2},
-                                       subject="s-1")], me)
-    assert (await store.events("r1", after=3))[0].data == {"n": 2}
-
-
-async def test_key_status_counts_data_keys(store: Store) -> None:
-    await store.create_run("r", "w", START, owner("a"))
-    status = await store.key_status()
-    assert status.encrypted == store.encrypted
-    if store.encrypted:
-        assert status.current == MASTER.primary.key_id
-        assert status.data_keys == {MASTER.primary.key_id: 1}
-        assert status.clear_runs == 0
-    else:
-        assert (status.current, status.data_keys, status.clear_runs) == (None, {}, 1)
-
-
-async def test_shredding_and_rotation_are_audited(store: Store, tmp_path: Path) -> None:
-    me = owner("a")
-    await store.create_run("r", "w", START, me)
-    await store.release("r", me)
-    await store.vault_put("r", {"<EMAIL_1>": "ada@example.com", "<EMAIL_2>": "b@example.org"})
-    await store.seal(b"fact", where=context("memory", "row", 1, "text"), subject="s-1")
-    with AuditLog(tmp_path / "audit.db", key=b"k" * 32, sign_every=None,
-                  signing_key=Ed25519PrivateKey.generate()) as log:
-        store.audit, store.actor = log, "dpo"
-        await store.shred_run("r")
-        with pytest.raises(UnknownRun):
-            await store.shred_run("nope")
-        if store.encrypted:
-            assert await store.shred_subject("s-1") == 1
-        else:
-            with pytest.raises(KeyConfigError):
-                await store.shred_subject("s-1")
-        with pytest.raises(KeyConfigError):  # the store does not hold the new key
-            await store.rotate_master_key(MasterKey(secret=b"n" * 32, source="test"))
-        records = [(r.actor, r.action, r.subject, r.outcome, r.detail, r.data_classes)
-                   for r in log.records()]
-        assert log.verify().ok
-    keys = 1 if store.encrypted else 0
-    new_id = MasterKey(secret=b"n" * 32, source="test").key_id
-    assert records == [
-        ("dpo", "key.shred", "run/r", "ok", f"keys={keys} vault", ("EMAIL",)),
-        ("dpo", "key.shred", "run/nope", "error", "UnknownRun", ()),
-        ("dpo", "key.shred", subject_ref("s-1"), "ok" if keys else "error",
-         "keys=1" if keys else "KeyConfigError", ("SUBJECT",)),
-        ("dpo", "key.rotate", f"master_key/0x{new_id}", "error", "KeyConfigError", ())]
-
-
-# -- integrity: checksums, missing events, no downgrade ------------------------------------
-
-
-def _alter(store: Store, statement: str, *params: object) -> None:
-    """Change the journal behind the store's back, as damage or someone with the file
-    would; `{events}` is the events table."""
-    if isinstance(store, SQLiteStore):
-        with closing(sqlite3.connect(store.path)) as conn, conn:
-            conn.execute(statement.format(events="events").replace("%s", "?"), params)
-        return
-    assert isinstance(store, PostgresStore)
-    with psycopg.connect(store.url, autocommit=True) as conn:
-        conn.execute(statement.format(events="podium_events"), params)  # type: ignore[arg-type]
-
-
-async def _completed(store: Store) -> None:
-    me = owner("a")
-    await store.create_run("r", "w", START, me)
-    await store.append("r", [NewEvent(type="task_completed", task="t", data={"output": 1}),
-                             NewEvent(type="run_completed", data={})], me, release=True)
-    await store.create_run("other", "w", START, me)
-
-
-@pytest.mark.parametrize("change", [
-    "UPDATE {events} SET type = 'run_started' WHERE run_id = 'r' AND seq = 3",
-    "UPDATE {events} SET task = 'u' WHERE run_id = 'r' AND seq = 2",
-    "UPDATE {events} SET ts = ts + 1 WHERE run_id = 'r' AND seq = 2",
-], ids=["type", "task", "time"])
-async def test_an_altered_event_is_named_as_damaged(store: Store, change: str) -> None:
-    await _completed(store)
-    _alter(store, change)
-    with pytest.raises(JournalDamaged, match=r"event \d of run 'r' is damaged"):
-        await store.events("r")
-    assert [e.type for e in await store.events("other")] == ["run_started"]
-
-
-async def test_a_lost_checksum_is_named(store: Store) -> None:
-    await _completed(store)
-    _alter(store, "UPDATE {events} SET sum = NULL WHERE run_id = 'r' AND seq = 2")
-    with pytest.raises(JournalDamaged, match=r"event 2 of run 'r'.*no checksum"):
-        await store.events("r")
-
-
-async def test_events_missing_from_a_run_are_named(store: Store) -> None:
-    await _completed(store)
-    _alter(store, "DELETE FROM {events} WHERE run_id = 'r' AND seq = 2")
-    with pytest.raises(JournalDamaged, match=r"run 'r' lacks event\(s\) 2..2"):
-        await store.events("r")
-    _alter(store, "DELETE FROM {events} WHERE run_id = 'r' AND seq = 3")
-    with pytest.raises(JournalDamaged, match=r"run 'r' counts 3 events but event\(s\) 2..3"):
-        await store.events("r")
-
-
-async def test_a_journal_holding_encrypted_data_refuses_clear_writes(
-        store: Store, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    if not store.encrypted:
-        pytest.skip("the journal holds no encrypted data")
-    await _completed(store)
-    keyless = FACTORIES[request.node.callspec.params["store"].removesuffix("_encrypted")](
-        str(store.path.parent) if isinstance(store, SQLiteStore)
-        else store.url)  # type: ignore[attr-defined]
-    try:
-        with pytest.raises(KeyConfigError, match=r"holds encrypted data.*no master key"):
-            await keyless.create_run("clear", "w", START, owner("b"))
-        with pytest.raises(KeyConfigError, match="holds encrypted data"):
-            await keyless.cache_put("k", {"text": "clear"})
-    finally:
-        await keyless.close()
-    assert [r.run_id for r in await store.runs()] == ["other", "r"]

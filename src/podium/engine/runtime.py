@@ -65,8 +65,7 @@ from podium.memory.store import MemoryStore
 from podium.security.audit import AuditLog
 from podium.security.functions import check_code
 from podium.security.rbac import Policy
-from podium.store.base import Conflict, LeaseLost, RunSummary, Store
-from podium.store.sqlite import new_owner
+from podium.store.base import Conflict, LeaseLost, RunSummary, Store, new_owner
 
 T = TypeVar("T")
 EventHook = Callable[[Event, RunState], None]

@@ -1,7 +1,7 @@
 """Encryption at rest for the SQLite memory store: each memory's text, metadata and vector
 sealed with AES-256-GCM.
 
-The scheme is the journal's (`podium.security.crypto`, `podium.store._keys.DataKeys`), in
+The scheme is the journal's (`podium.security.crypto`, `podium.store.keys.DataKeys`), in
 tables of memory.db itself: `data_keys` holds one data key per owner, wrapped by the master
 key, and `meta` names the current master key. A memory about a subject is sealed under the
 key `subject:<id>`, one without a subject under `namespace:<name>`. Each field is bound to
@@ -26,7 +26,8 @@ from podium.security.crypto import (
     context,
     seal,
 )
-from podium.store._keys import DATA_KEYS_SCHEMA, DataKeys, subject_owner
+from podium.store.keys import DATA_KEYS_SCHEMA, DataKeys, subject_owner
+from podium.store.sql import run_sqlite
 
 SCHEMA = DATA_KEYS_SCHEMA + """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
@@ -57,7 +58,7 @@ class MemoryKeys:
     def key(self, db: sqlite3.Connection, owner: str) -> DataKey:
         """`owner`'s live data key, made in the caller's transaction if it has none (a
         subject's is looked up again each time: another process may have shredded it)."""
-        key = self.keys.for_owner(db, owner, create=True)
+        key = run_sqlite(db, self.keys.for_owner(owner, create=True))
         assert key is not None
         return key
 
@@ -73,7 +74,7 @@ class MemoryKeys:
         what = f"the {field} of memory {memory_id!r} in {self.path}"
         if isinstance(value, str):
             return value.encode()
-        return self.keys.open(db, value, where(memory_id, field), what)
+        return run_sqlite(db, self.keys.open(value, where(memory_id, field), what))
 
     def refuse_clear(self, db: sqlite3.Connection) -> None:
         """Never add clear memories to a memory.db that ever held encrypted ones (even if
@@ -86,13 +87,13 @@ class MemoryKeys:
                 "PODIUM_MASTER_KEY or PODIUM_MASTER_KEY_FILE")
 
     def shred_subject(self, db: sqlite3.Connection, subject: str) -> int:
-        return self.keys.shred(db, subject_owner(subject))
+        return run_sqlite(db, self.keys.shred(subject_owner(subject)))
 
     def start_rotation(self, db: sqlite3.Connection, new: MasterKey) -> None:
-        self.keys.start_rotation(db, new)
+        run_sqlite(db, self.keys.start_rotation(new))
 
     def rewrap(self, db: sqlite3.Connection, new: MasterKey, limit: int) -> int:
-        return self.keys.rewrap(db, new, limit)
+        return run_sqlite(db, self.keys.rewrap(new, limit))
 
 
 __all__ = ["SCHEMA", "DecryptError", "MemoryKeys", "owner_of", "where"]

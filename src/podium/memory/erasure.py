@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from podium._sqlite import retrying, write
 from podium.errors import RunBusy, UserError
+from podium.sqlite_files import retrying, write
 
 if TYPE_CHECKING:
     from podium.memory.store import MemoryStore

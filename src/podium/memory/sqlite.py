@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from podium._sqlite import connect, retrying, write
 from podium.core.memory import Memory, Trust
 from podium.memory import _sealing
 from podium.memory._sealing import MemoryKeys, owner_of
 from podium.memory.store import Filter, MemoryStore, scored
 from podium.security.crypto import DataKey, KeyConfigError, Keyring, MasterKey, load_keyring
+from podium.sqlite_files import connect, retrying, write
 
 if TYPE_CHECKING:
     import numpy as np

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from podium import config
-from podium._sqlite import private_folder, warn_if_open
 from podium.errors import UserError
+from podium.sqlite_files import private_folder, warn_if_open
 
 KEY_ENV = "PODIUM_AUDIT_KEY"
 """The environment variable that holds the HMAC key, as hex or base64."""

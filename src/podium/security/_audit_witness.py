@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from podium import config
-from podium._sqlite import private_folder
 from podium.errors import UserError
+from podium.sqlite_files import private_folder
 
 WITNESS_ENV = "PODIUM_AUDIT_WITNESS"
 """The environment variable naming the witness file."""

@@ -33,8 +33,7 @@ from podium.security.crypto import (
     load_keyring,
     read_key_file,
 )
-from podium.store._open import is_url, open_store
-from podium.store.base import KeyStatus, Store
+from podium.store import KeyStatus, Store, is_url, open_store
 
 keys_app = typer.Typer(no_args_is_help=True,
                        help="Encryption at rest: the master key that wraps data keys.")

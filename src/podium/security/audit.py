@@ -52,7 +52,6 @@ from typing import IO, Any, Literal, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from podium import config
-from podium._sqlite import connect, retrying, write
 from podium.errors import AuditKeyMismatch as AuditKeyMismatch
 from podium.errors import UserError
 from podium.security import _audit_keys as keys
@@ -66,6 +65,7 @@ from podium.security._audit_records import VerifyReport as VerifyReport
 from podium.security._audit_records import head_of as _head_of
 from podium.security._audit_records import mac as _mac
 from podium.security._audit_records import row_record as _row_record
+from podium.sqlite_files import connect, retrying, write
 
 T = TypeVar("T")
 _LOCK_PATIENCE = 120.0

@@ -15,24 +15,17 @@ Key ids are written `0x<16 hex digits>` (a bare run of digits could pass for a p
 number, which the audit log refuses); a data subject by a BLAKE2b digest of its id, never the
 id itself (`subject_ref`, the same digest the memory room's erasure records name it by).
 The stores write these records when given an audit log (`SQLiteStore(audit=...)`,
-`PostgresStore(audit=...)`, `open_store(audit=...)`), through the `audited_*` helpers
-here; `podium keys init` and `podium keys rotate` give theirs.
+`PostgresStore(audit=...)`, `open_store(audit=...)`; `podium.store.base.Store` does it for
+every backend); `podium keys init` and `podium keys rotate` give theirs.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Awaitable, Callable, Collection
-from typing import TYPE_CHECKING
+from collections.abc import Collection
 
-from podium.errors import PodiumError
 from podium.security.audit import AuditLog
-from podium.security.crypto import MasterKey
-from podium.security.masking import Vault
-
-if TYPE_CHECKING:
-    from podium.store.base import Store
 
 
 def key_ref(key_id: str) -> str:
@@ -84,54 +77,3 @@ def record_shred_subject(log: AuditLog, actor: str, subject: str, keys: int,
                outcome="ok" if error is None else "error",
                detail=f"keys={keys}" if error is None else type(error).__name__,
                data_classes={"SUBJECT"})
-
-
-async def audited_shred_run(store: Store, run_id: str,
-                            shred: Callable[[], Awaitable[tuple[int, bool]]]) -> None:
-    """Run a store's `shred` of run `run_id` (it returns how many keys it destroyed and
-    whether it deleted a vault), recording it in the store's audit log, if any, with the
-    classes of personal data the run's vault held."""
-    if store.audit is None:
-        await shred()
-        return
-    try:
-        entries = await store.vault_get(run_id)
-    except PodiumError:  # unreadable here (no key, no run): the record names no class
-        entries = None
-    classes = Vault.from_entries(run_id, entries).labels() if entries else set()
-    try:
-        keys, vault = await shred()
-    except PodiumError as e:
-        record_shred_run(store.audit, store.actor, run_id, 0, vault=False, data_classes=(),
-                         error=e)
-        raise
-    record_shred_run(store.audit, store.actor, run_id, keys, vault=vault,
-                     data_classes=classes)
-
-
-async def audited_shred_subject(store: Store, subject: str,
-                                shred: Callable[[], Awaitable[int]]) -> int:
-    """Run a store's `shred` of a subject's keys, recording it in the store's audit log."""
-    try:
-        keys = await shred()
-    except PodiumError as e:
-        if store.audit is not None:
-            record_shred_subject(store.audit, store.actor, subject, 0, e)
-        raise
-    if store.audit is not None:
-        record_shred_subject(store.audit, store.actor, subject, keys)
-    return keys
-
-
-async def audited_rotation(store: Store, new: MasterKey, previous: Collection[str],
-                           rotate: Callable[[], Awaitable[int]]) -> int:
-    """Run a store's rotation to `new`, recording it in the store's audit log."""
-    try:
-        n = await rotate()
-    except PodiumError as e:
-        if store.audit is not None:
-            record_rotate(store.audit, store.actor, new.key_id, previous, None, e)
-        raise
-    if store.audit is not None:
-        record_rotate(store.audit, store.actor, new.key_id, previous, n)
-    return n

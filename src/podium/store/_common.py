@@ -1,4 +1,4 @@
-"""What every journal backend shares: owners and their liveness, run statuses, JSON text."""
+"""Small pieces of the journal: run statuses, JSON text, process liveness, run-id prefixes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 
 from podium.errors import UnknownRun
-from podium.store.base import Owner
 
 RUN_STATUS = {"run_started": "running", "run_resumed": "running", "run_waiting": "waiting",
               "run_completed": "completed", "run_failed": "failed",
@@ -32,20 +31,9 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def holds(holder: Owner, asker: Owner) -> bool:
-    """Whether `holder`, whose lease has not run out, still counts against `asker`: a holder
-    on another host is trusted until its lease ends; one on this host only while it lives."""
-    return holder.host != asker.host or alive(holder.pid)
-
-
 def busy(pid: int | None, host: str | None) -> bool:
     """Whether the process named by a live lease may still run (see `holds`)."""
     return host != socket.gethostname() or (pid is not None and alive(pid))
-
-
-def new_owner() -> Owner:
-    """An owner token for this process."""
-    return Owner(token=os.urandom(8).hex(), pid=os.getpid(), host=socket.gethostname())
 
 
 def like_prefix(prefix: str) -> str:

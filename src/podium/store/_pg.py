@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from podium.errors import PodiumError, UserError
-from podium.store._pg_keys import SCHEMA as KEYS_SCHEMA
+from podium.store.keys import POSTGRES_DATA_KEYS_SCHEMA
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -63,7 +63,14 @@ CREATE TABLE IF NOT EXISTS podium_model_cache (
     sealed BYTEA,
     created DOUBLE PRECISION NOT NULL
 );
-""" + KEYS_SCHEMA
+""" + POSTGRES_DATA_KEYS_SCHEMA + """
+CREATE TABLE IF NOT EXISTS podium_vaults (
+    run_id TEXT PRIMARY KEY,
+    data TEXT,
+    sealed BYTEA,
+    updated DOUBLE PRECISION NOT NULL
+);
+"""
 
 
 class JournalUnavailable(PodiumError):

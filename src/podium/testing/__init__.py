@@ -4,6 +4,10 @@
 computed by a function of the messages), and every call it receives is recorded in
 `.calls` as a `ModelCall`.
 
+`podium.testing.store_conformance.StoreConformance` is the suite every journal store passes:
+subclass it in a test module to run it against a store of yours (it needs pytest and
+pytest-asyncio, so it is imported from its module, never from here).
+
 Example:
     ```python
     from podium.testing import ScriptedModel
