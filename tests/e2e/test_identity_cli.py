@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from podium._cli_access import os_user
+from podium.security.access import os_user
 
 PODIUM = str(Path(sys.executable).with_name("podium"))
 WORKFLOW = """\

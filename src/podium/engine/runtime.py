@@ -32,9 +32,9 @@ from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
 from podium.engine._policies import TaskRunner
 from podium.engine._session import SessionThread
-from podium.engine._tool_check import RunResources, checked_tools
 from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
+from podium.engine.tool_check import RunResources, checked_tools
 from podium.errors import (
     JournalDamaged,
     JournalError,
