@@ -77,7 +77,7 @@ def keys_init(
                                       "--out" if out_file else "PODIUM_HOME")
         except (PodiumError, OSError) as e:
             raise fail(f"master key {key.key_id} written to {path}, but not audited: {e}"
-                        ) from None
+                       ) from None
     out.print(f"master key {key.key_id} written to {path}")
 
 
@@ -135,7 +135,7 @@ def _rotate_all(db: str | None, new_key_file: Path | None, access: Access) -> No
         current = load_keyring()
         if current is None:
             raise fail("no master key is configured, so nothing is encrypted to rotate; "
-                        "`podium keys init` makes one")
+                       "`podium keys init` makes one")
         generated = new_key_file is None
         path = new_key_file or default_key_file().with_name("master.key.new")
         if generated and not path.exists():
