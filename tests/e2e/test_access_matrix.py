@@ -24,13 +24,13 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from podium._cli_access import os_user
 from podium.cli import app
 from podium.core.principal import Principal
 from podium.engine.runtime import Engine
 from podium.memory.sqlite import SQLiteMemoryStore
 from podium.security.audit import AuditLog
 from podium.security.tokens import TokenStore
+from podium.server.access import os_user
 from podium.store.sqlite import SQLiteStore
 from podium.yaml import load_workflow
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from podium._cli_access import os_user
+from podium.server.access import os_user
 
 PODIUM = str(Path(sys.executable).with_name("podium"))
 WORKFLOW = """\
@@ -134,3 +134,32 @@ def test_functions_come_only_from_the_modules_the_policy_allows(podium: Podium) 
     assert podium("validate", "hello.yaml").returncode == 0
     listed = podium("runs", "list", "--json")
     assert [r["workflow"] for r in json.loads(listed.stdout)] == []  # nothing journaled
+
+
+def test_memory_commands_act_for_the_principal_run_acts_for(podium: Podium) -> None:
+    """One rule for the acting principal: `memory add` and `memory forget` act for whom
+    `podium run` acts for (the OS user, not `$USER`; another only by the policy's leave)."""
+    policy = podium.home / "policy.yaml"
+    policy.write_text(POLICY.replace(
+        "audit: [verify, export]}", "audit: [verify, export], memory: {'*': ['*']}, "
+        "subjects: ['*']}"), encoding="utf-8")
+    me = os_user()
+    for env, expected in (({"USER": "ann", "LOGNAME": "ann"}, me),
+                          ({"PODIUM_PRINCIPAL": "bot-1"}, "bot-1")):
+        ran = podium("run", "hello.yaml", "--json", **env)
+        assert ran.returncode == 0, ran.stderr
+        added = podium("memory", "add", "x", "-n", "notes/a", "--subject", f"s-{expected}",
+                       "--json", **env)
+        assert added.returncode == 0, added.stderr
+        erased = podium("memory", "forget", "--subject", f"s-{expected}", "--json", **env)
+        assert erased.returncode == 0, erased.stderr
+        audited = {r["seq"]: r["actor"] for r in podium.audit()
+                   if r["action"] == "memory.erase"}
+        assert [json.loads(ran.stdout)["principal"]["id"],
+                json.loads(added.stdout)["source"],
+                audited[json.loads(erased.stdout)["audit_seq"]]] == [
+            expected, f"operator:{expected}", expected]
+    for command in (["run", "hello.yaml"], ["memory", "forget", "--subject", "s-1"]):
+        refused = podium(*command, PODIUM_PRINCIPAL="ann")
+        assert refused.returncode == 2, refused.stderr
+        assert "$PODIUM_PRINCIPAL names 'ann'" in refused.stderr

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from podium._cli_access import os_user
+from podium.server.access import os_user
 
 mcp = pytest.importorskip("mcp")
 

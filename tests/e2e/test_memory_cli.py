@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from podium._cli_access import os_user
+from podium.server.access import os_user
 from tests.e2e._cli import ROOT, podium_json
 
 PODIUM = str(Path(sys.executable).with_name("podium"))

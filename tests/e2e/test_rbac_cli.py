@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from podium._cli_access import os_user
+from podium.server.access import os_user
 
 PODIUM = str(Path(sys.executable).with_name("podium"))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from podium._cli_access import os_user
+from podium.server.access import os_user
 from tests.integration.test_human_wait import PODIUM, BusyOwner, Podium
 
 POLICY = f"""\

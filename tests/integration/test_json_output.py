@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from podium import Engine, SQLiteStore, Workflow
-from podium._cli_json import write_items
+from podium.cli._json import write_items
 from podium.core.workflow import InputSpec
 
 PODIUM = str(Path(sys.executable).with_name("podium"))

@@ -2,7 +2,7 @@
 
 Every server is a real subprocess: the SDK-written calc server (mcp_servers/calc_server.py)
 over stdio and over streamable HTTP on 127.0.0.1, the published `mcp-server-time` package
-run as its users run it, and `podium.tools.mcp_serve` serving mcp_servers/greet.yaml.
+run as its users run it, and `podium.server.mcp` serving mcp_servers/greet.yaml.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from mcp import Client, StdioServerParameters
 
 from podium import Engine, SQLiteStore, UserError
 from podium.security.tokens import TokenStore
+from podium.server.mcp import build_server
 from podium.tools import Tool, ToolArgumentsInvalid, ToolFailed
 from podium.tools.mcp import MCPConnection, MCPServer, MCPUnavailable
-from podium.tools.mcp_serve import build_server
 
 HERE = Path(__file__).parent / "mcp_servers"
 CALC = str(HERE / "calc_server.py")
@@ -274,7 +274,7 @@ async def test_published_time_server() -> None:
 
 def _serve_command(db: Path, transport: str = "stdio", port: int = 0,
                    tokens: Path | None = None) -> list[str]:
-    code = ("from podium.tools.mcp_serve import serve; "
+    code = ("from podium.server.mcp import serve; "
             "from podium.security.tokens import TokenStore; "
             f"serve({GREET!r}, {str(db)!r}, transport={transport!r}, port={port}, "
             f"tokens=TokenStore({str(tokens)!r}) if {tokens is not None} else None)")

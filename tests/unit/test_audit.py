@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from podium.cli.audit import audit_export_command, audit_verify_command
 from podium.security import AuditKeyMismatch, AuditLog, VerifyReport
-from podium.security._audit_cli import audit_export_command, audit_verify_command
 from podium.security.audit import GENESIS, AuditRecord
 
 

@@ -23,8 +23,8 @@ from podium import (
     Workflow,
     parse_workflow,
 )
-from podium.agents._context_show import context_lines
 from podium.agents.context import prompt_budget, truncate
+from podium.cli._context import context_lines
 from podium.core.events import Event
 from podium.errors import WorkflowError
 from podium.models import known_window

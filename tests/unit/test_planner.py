@@ -22,7 +22,7 @@ from podium import (
     Workflow,
     subtasks,
 )
-from podium._cli_plan import plan_lines
+from podium.cli._plan import plan_lines
 from podium.engine.planner import PlannedTask, plan_problems, planned_task
 from podium.models.base import Message
 from podium.testing import ScriptedModel

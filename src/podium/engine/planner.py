@@ -152,7 +152,7 @@ def plan_problems(workflow: Workflow, tasks: Sequence[PlannedTask], *, max_tasks
 
     `planned_before` counts planned tasks the run already has, toward `max_tasks`.
     """
-    from podium.engine.check import problems as workflow_problems
+    from podium.core.check import problems as workflow_problems
 
     found: list[str] = []
     if not tasks:
@@ -184,7 +184,7 @@ def _parameter_problems(workflow: Workflow, task: PlannedTask, upstream: frozens
                         ) -> list[str]:
     """Parameters of the function agents the router may choose that nothing supplies (the
     router ranks by meaning, not by parameters, so each candidate must be callable)."""
-    from podium.engine.check import _where
+    from podium.core.check import _where
 
     available = set(task.with_) | upstream | set(workflow.inputs)
     found = []

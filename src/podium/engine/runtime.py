@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from podium.core.agent import Agent, Capabilities, Executor
+from podium.core.check import as_agent, check
 from podium.core.events import (
     Event,
     FanoutStarted,
@@ -46,12 +47,11 @@ from podium.engine import _control
 from podium.engine._memory import needs_memory
 from podium.engine._planning import RunPlanning
 from podium.engine._session import SessionThread
-from podium.engine._tool_check import RunResources, checked_tools
-from podium.engine.check import as_agent, check
 from podium.engine.circuit import Breakers
 from podium.engine.executors.local import LocalExecutor
 from podium.engine.guard import Guard
 from podium.engine.runner import TaskRunner
+from podium.engine.tool_check import RunResources, checked_tools
 from podium.errors import (
     JournalDamaged,
     JournalError,

@@ -63,7 +63,7 @@ class Members:
         found = self._agents.get(name)
         if found is not None:
             return found
-        from podium.engine.check import as_agent
+        from podium.core.check import as_agent
 
         ref = self.refs[name]
         if isinstance(ref, str):

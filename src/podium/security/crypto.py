@@ -157,6 +157,14 @@ def read_key_file(path: Path) -> Keyring:
     return _parse_many(text, source=str(path), separator="\n")
 
 
+def write_key_file(path: Path, key: MasterKey) -> None:
+    """Write `key` to a new key file at `path`, readable by its owner only (mode 0600); a
+    file already at `path` is left as it is (the first writer wins)."""
+    from podium.security._audit_keys import _create_private
+
+    _create_private(path, (key.text() + "\n").encode())
+
+
 def load_keyring(environ: Mapping[str, str] | None = None) -> Keyring | None:
     """The master keys configured for this process, or None when none is (data is then
     stored unencrypted, and Podium says so)."""

@@ -30,10 +30,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from podium.core.check import as_agent
 from podium.core.policy import Budget
 from podium.core.registry import Declared, Registry
 from podium.core.workflow import Workflow
-from podium.engine.check import as_agent
 from podium.errors import Problem, UserError, WorkflowError
 from podium.yaml.agents import AgentDoc, apply_hints, build_agent
 from podium.yaml.code import importable

@@ -301,7 +301,7 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
         problems += build_pattern_agents(patterns, workflow)
         if doc.planner is not None:
             workflow.planner = _planner(doc.planner, workflow, problems)
-    from podium.engine.check import problems as check_problems
+    from podium.core.check import problems as check_problems
 
     problems += check_problems(workflow)
     if problems:

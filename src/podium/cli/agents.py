@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
-from rich.console import Console
-from rich.markup import escape
+import typer
 from rich.table import Table
 
+from podium.cli._shared import PolicyOption, acting, out
 from podium.core.registry import Registry
 from podium.errors import UserError
 from podium.security.rbac import Policy
@@ -53,25 +54,34 @@ def registry_at(path: Path | None) -> Registry:
     return load_registry(path)
 
 
-def agents_command(path: Path | None, as_json: bool, policy: Policy | None = None) -> int:
-    """Print the agents found at `path`, naming Python code only from modules `policy`
-    allows (`functions.allow`). Returns the exit status.
+def agents(
+    path: Annotated[Path | None, typer.Argument(
+        help="A registry file or folder, or a workflow file (default: ./agents/).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the agents as JSON.")
+                       ] = False,
+    policy: PolicyOption = None,
+) -> None:
+    """List agents: name, skills, cost and latency hints, description."""
+    with acting(None, policy) as access:
+        registry = agents_at(path, access.policy)
+    if as_json:
+        out.print_json(json.dumps({"agents": registry.cards(), "skills": registry.skills()}))
+        return
+    table = Table("agent", "kind", "skills", "cost", "latency", "description")
+    for card in registry.cards():
+        table.add_row(str(card["name"]), str(card["kind"]), ", ".join(card["skills"]),
+                      "" if card["cost"] is None else f"{card['cost']:g}",
+                      "" if card["latency"] is None else f"{card['latency']:g}s",
+                      str(card["description"]))
+    out.print(table)
+
+
+def agents_at(path: Path | None, policy: Policy | None = None) -> Registry:
+    """`registry_at(path)`, naming Python code only from modules `policy` allows
+    (`functions.allow`).
 
     Raises:
         UserError: the path holds no valid registry or workflow (the CLI reports it).
     """
     with functions_allowed(policy):
-        registry = registry_at(path)  # its errors are the CLI's to report
-    out = Console(highlight=False, soft_wrap=True)
-    if as_json:
-        out.print_json(json.dumps({"agents": registry.cards(), "skills": registry.skills()}))
-        return 0
-    table = Table("agent", "kind", "skills", "cost", "latency", "description")
-    for card in registry.cards():
-        table.add_row(escape(str(card["name"])), escape(str(card["kind"])),
-                      escape(", ".join(card["skills"])),
-                      "" if card["cost"] is None else f"{card['cost']:g}",
-                      "" if card["latency"] is None else f"{card['latency']:g}s",
-                      escape(str(card["description"])))
-    out.print(table)
-    return 0
+        return registry_at(path)

@@ -9,8 +9,8 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, TypeVar
 
 from podium.core.agent import Resources
+from podium.core.check import as_agent
 from podium.core.workflow import Workflow
-from podium.engine.check import as_agent
 from podium.errors import PodiumError, Problem, WorkflowError
 from podium.tools.toolset import MCPTools
 

@@ -1,6 +1,8 @@
-"""The `podium` command's trust model: who acts, under which access policy, audited where.
+"""Who acts, under which access policy, audited where: the trust model of every entry
+point that acts for the person or service running it (the `podium` command, `podium mcp
+serve`, and later `podium serve`).
 
-Every command resolves these here, once (`acting`, or `open_access` inside a coroutine):
+Each entry point resolves these here, once (`open_access`):
 
 - **Who.** The operating system's user: the name of the process's effective user id, not
   `$USER` or `$LOGNAME`, which any caller can set. `$PODIUM_PRINCIPAL` may name another
@@ -10,8 +12,8 @@ Every command resolves these here, once (`acting`, or `open_access` inside a cor
 - **Which policy.** An administrator's policy, when one is installed: `/etc/podium/policy.yaml`
   (`SYSTEM_POLICY`), else `$PODIUM_HOME/policy.yaml`. While one is in force, `--policy` or
   `$PODIUM_POLICY` naming another file is refused. With none installed, `--policy FILE` or
-  `$PODIUM_POLICY` choose one; with none at all, everything is allowed and `podium run`
-  says so.
+  `$PODIUM_POLICY` choose one; with none at all, everything is allowed (and `podium run`
+  says so).
 - **Audited where.** `$PODIUM_AUDIT`, else the journal's database, where `podium audit
   verify` looks. With an installed policy, `PODIUM_AUDIT=off` is refused, and an audit log
   moved elsewhere with `PODIUM_AUDIT=PATH` is recorded in the journal's own log
@@ -22,35 +24,22 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated
-
-import typer
-from rich.console import Console
-from rich.markup import escape
 
 from podium import config
 from podium.core.principal import Principal
 from podium.engine.guard import Guard
-from podium.engine.runtime import Engine
-from podium.errors import PermissionDenied, PodiumError, UserError, WorkflowError
+from podium.errors import PermissionDenied, UserError
 from podium.security.audit import AuditLog
 from podium.security.rbac import Decision, Policy
-from podium.store.base import Store
 from podium.yaml import load_policy
 
-NO_POLICY = ("no access policy (--policy, $PODIUM_POLICY or $PODIUM_HOME/policy.yaml): "
-             "every principal may do everything")
+__all__ = ["SYSTEM_POLICY", "Access", "installed_policy", "open_access", "os_user",
+           "policy_file"]
+
 SYSTEM_POLICY = Path("/etc/podium/policy.yaml")
 """The system-wide administrator's policy: it applies whatever the caller's environment."""
-
-PolicyOption = Annotated[Path | None, typer.Option(
-    "--policy", help="Access policy file, when no administrator's policy is installed "
-    "(/etc/podium/policy.yaml or $PODIUM_HOME/policy.yaml, which are used if there).",
-    envvar="PODIUM_POLICY")]
 
 
 def os_user() -> str:
@@ -96,7 +85,8 @@ def policy_file(given: Path | None) -> Path | None:
 
 
 class Access:
-    """Who a command acts as, under which policy, audited where.
+    """Who an entry point acts as, under which policy, audited where; an engine acting
+    under it is `Engine(store, policy=access.policy, audit=access.audit)`.
 
     The audit log opens when first written to, so that a command that records nothing does
     not create a journal.
@@ -147,10 +137,6 @@ class Access:
     def record(self, action: str, subject: str, outcome: str = "ok", detail: str = "") -> None:
         """Append an audit record on behalf of the principal (if the audit log is on)."""
         self.guard.record(self.principal, action, subject, outcome, detail)
-
-    def engine(self, store: Store) -> Engine:
-        """An engine that checks against the policy and writes to the audit log."""
-        return Engine(store, policy=self.policy, audit=self.audit)
 
     def act_as(self, wanted: str) -> None:
         """Act for `wanted` from now on, if the policy lets the OS user; audited.
@@ -218,8 +204,8 @@ def _record_redirect(db: Path | None, audit_at: Path | None, user: Principal) ->
 
 
 def open_access(db: Path | None, given: Path | None) -> Access:
-    """The command's access: policy, principal and audit log, for the journal `db` (None:
-    the default one).
+    """The access of the person or service running this process: policy, principal and
+    audit log, for the journal `db` (None: the default one).
 
     Raises:
         PolicyFileError: the policy file is invalid.
@@ -243,30 +229,3 @@ def open_access(db: Path | None, given: Path | None) -> Access:
         access.close()
         raise
     return access
-
-
-_err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print `error: MESSAGE` on stderr; the `typer.Exit` to raise."""
-    _err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
-    return typer.Exit(code)
-
-
-@contextmanager
-def acting(db: Path | None, given: Path | None) -> Iterator[Access]:
-    """`open_access` for a command's body, with its errors as the command's exit: a workflow's
-    problems, one a line, and a bad input or a denial, exit 2; another error, exit 1."""
-    try:
-        with open_access(db, given) as access:
-            yield access
-    except WorkflowError as e:
-        for problem in e.problems:
-            _err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True,
-                       highlight=False)
-        raise typer.Exit(2) from None
-    except UserError as e:
-        raise fail(str(e), 2) from None
-    except PodiumError as e:
-        raise fail(str(e), 1) from None

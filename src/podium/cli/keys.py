@@ -1,7 +1,7 @@
 """`podium keys init|status|rotate`: the master key of encryption at rest.
 
 Under the access policy: `status` needs `keys:status`; `init` and `rotate` need
-`keys:manage`. The principal and the audit log are the command's (`podium._cli_access`).
+`keys:manage`. The principal and the audit log are the command's (`acting`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from podium import config
-from podium._cli_access import Access, PolicyOption, acting
+from podium.cli._shared import DbOption, PolicyOption, acting, fail, out
 from podium.errors import PodiumError
 from podium.security import key_audit
-from podium.security._audit_keys import _create_private
 from podium.security.crypto import (
     KEY_ENV,
     KEY_FILE_ENV,
@@ -32,17 +29,13 @@ from podium.security.crypto import (
     default_key_file,
     load_keyring,
     read_key_file,
+    write_key_file,
 )
-from podium.store import KeyStatus, Store, is_url, open_store
+from podium.server.access import Access
+from podium.store import KeyStatus, Store, open_store
 
-keys_app = typer.Typer(no_args_is_help=True,
-                       help="Encryption at rest: the master key that wraps data keys.")
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-DbOption = Annotated[str | None, typer.Option(
-    "--db", help="Journal: a SQLite file (default: $PODIUM_HOME/podium.db or the user data "
-    "folder) or a postgresql://USER:PASSWORD@HOST/DB URL.", envvar="PODIUM_DB")]
+app = typer.Typer(no_args_is_help=True,
+                  help="Encryption at rest: the master key that wraps data keys.")
 
 
 def unencrypted_notice(store: Store, path: str | Path) -> str | None:
@@ -54,26 +47,15 @@ def unencrypted_notice(store: Store, path: str | Path) -> str | None:
             "makes one")
 
 
-def _audit_db(db: str | None) -> Path | None:
-    """The journal file whose audit log the command records in, as `podium run` finds it
-    (a SQLite journal's own; the default file with a PostgreSQL one)."""
-    return None if db is None or is_url(db) else Path(db)
-
-
 @contextmanager
 def _keys(db: str | None, policy: Path | None, action: str) -> Iterator[Access]:
     """The command's access, once the policy allows `action` on the journal's keys."""
-    with acting(_audit_db(db), policy) as access:
+    with acting(db, policy) as access:
         access.check(action, db or str(config.database_path()))
         yield access
 
 
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {escape(message)}")
-    return typer.Exit(2)
-
-
-@keys_app.command("init")
+@app.command("init")
 def keys_init(
     out_file: Annotated[Path | None, typer.Option(
         "--out", help="Write the key here (default: $PODIUM_HOME/master.key).")] = None,
@@ -84,21 +66,21 @@ def keys_init(
     path = out_file or default_key_file()
     with _keys(None, policy, "keys:manage") as access:
         if path.exists():
-            raise _fail(f"{path} exists already; `podium keys rotate` replaces a key")
+            raise fail(f"{path} exists already; `podium keys rotate` replaces a key")
         key = MasterKey.generate()
-        _create_private(path, (key.text() + "\n").encode())
+        write_key_file(path, key)
         try:
             log = access.audit
             if log is not None:
                 key_audit.record_init(log, access.principal.id, key.key_id,
                                       "--out" if out_file else "PODIUM_HOME")
         except (PodiumError, OSError) as e:
-            raise _fail(f"master key {key.key_id} written to {path}, but not audited: {e}"
-                        ) from None
-    _out.print(f"master key {key.key_id} written to {escape(str(path))}")
+            raise fail(f"master key {key.key_id} written to {path}, but not audited: {e}"
+                       ) from None
+    out.print(f"master key {key.key_id} written to {path}")
 
 
-@keys_app.command("status")
+@app.command("status")
 def keys_status(
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -108,18 +90,18 @@ def keys_status(
     with _keys(db, policy, "keys:status"):
         status = asyncio.run(_status(db))
     if as_json:
-        _out.print_json(json.dumps(asdict(status)))
+        out.print_json(json.dumps(asdict(status)))
         return
     if status.encrypted:
-        _out.print(f"encryption: on (AES-256-GCM); this process holds master key(s) "
+        out.print(f"encryption: on (AES-256-GCM); this process holds master key(s) "
                    f"{', '.join(status.process_keys)}")
     else:
-        _out.print("encryption: OFF: no master key configured; new data is stored "
+        out.print("encryption: OFF: no master key configured; new data is stored "
                    "unencrypted (`podium keys init` makes a key)")
-    _out.print(f"journal's current master key: {status.current or 'none yet'}")
+    out.print(f"journal's current master key: {status.current or 'none yet'}")
     for master, n in status.data_keys.items():
-        _out.print(f"  {n} data key(s) wrapped by master key {master}")
-    _out.print(f"shredded data keys: {status.shredded}; runs stored unencrypted: "
+        out.print(f"  {n} data key(s) wrapped by master key {master}")
+    out.print(f"shredded data keys: {status.shredded}; runs stored unencrypted: "
                f"{status.clear_runs}")
 
 
@@ -131,7 +113,7 @@ async def _status(db: str | None) -> KeyStatus:
         await store.close()
 
 
-@keys_app.command("rotate")
+@app.command("rotate")
 def keys_rotate(
     db: DbOption = None,
     new_key_file: Annotated[Path | None, typer.Option(
@@ -151,30 +133,30 @@ def _rotate_all(db: str | None, new_key_file: Path | None, access: Access) -> No
     try:
         current = load_keyring()
         if current is None:
-            raise _fail("no master key is configured, so nothing is encrypted to rotate; "
-                        "`podium keys init` makes one")
+            raise fail("no master key is configured, so nothing is encrypted to rotate; "
+                       "`podium keys init` makes one")
         generated = new_key_file is None
         path = new_key_file or default_key_file().with_name("master.key.new")
         if generated and not path.exists():
-            _create_private(path, (MasterKey.generate().text() + "\n").encode())
+            write_key_file(path, MasterKey.generate())
         new = read_key_file(path).primary
         keyring = Keyring(keys=(new, *(k for k in current.keys if k.key_id != new.key_id)))
         n = asyncio.run(_rotate(db, keyring, new, access))
         memory = config.memory_path()
         m = asyncio.run(_rotate_memory(memory, keyring, new)) if memory.exists() else None
     except PodiumError as e:
-        raise _fail(str(e)) from None
-    _out.print(f"{n} data key(s) re-wrapped under master key {new.key_id}")
+        raise fail(str(e)) from None
+    out.print(f"{n} data key(s) re-wrapped under master key {new.key_id}")
     if m is not None:
-        _out.print(f"{m} memory data key(s) re-wrapped in {escape(str(memory))}")
+        out.print(f"{m} memory data key(s) re-wrapped in {memory}")
     old = [k.key_id for k in current.keys if k.key_id != new.key_id]
     uses_default = not (os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV))
     if generated and uses_default:
         os.replace(path, default_key_file())
-        _out.print(f"{default_key_file()} now holds the new key; the old one "
+        out.print(f"{default_key_file()} now holds the new key; the old one "
                    f"({', '.join(old)}) is gone and reads nothing")
     else:
-        _out.print(f"configure the new key everywhere ({KEY_FILE_ENV}={escape(str(path))}), "
+        out.print(f"configure the new key everywhere ({KEY_FILE_ENV}={path}), "
                    f"then destroy the old one ({', '.join(old) or 'none'}): it reads nothing now")
 
 

@@ -1,11 +1,16 @@
 """`podium memory add|search|list|forget|promote`: long-term memory from the terminal.
 
-Each command acts for the principal `podium._cli_access` resolves, under the access policy,
-and checks before it opens the memory database: `list` and `search` need `memory:read` on
-the namespace, `add` `memory:write` (and `memory:trust` with `--trusted`), `forget ID`
-`memory:forget`, `promote` `memory:trust`, and `forget --subject` `subject:erase` on the
-subject. Making a memory trusted is audited (`memory.trust`), as is an erasure
-(`memory.erase`).
+The memory store is `--memory-db` (or `$PODIUM_MEMORY_DB`): a SQLite file (default:
+`$PODIUM_HOME/memory.db`) or a `postgresql://` URL of a server with pgvector. Erasing a
+subject (`forget --subject`) also erases its runs from the journal (`--db`), which must
+then be a SQLite file.
+
+Each command acts for the principal every command acts for (`acting`), under the access
+policy, and checks before it opens the memory database: `list` and `search` need
+`memory:read` on the namespace, `add` `memory:write` (and `memory:trust` with
+`--trusted`), `forget ID` `memory:forget`, `promote` `memory:trust`, and `forget
+--subject` `subject:erase` on the subject. Making a memory trusted is audited
+(`memory.trust`), as is an erasure (`memory.erase`).
 
 Exit status: 0 done, 1 nothing found to forget or promote, 2 invalid input or a denial.
 """
@@ -14,26 +19,38 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from podium._cli_access import Access, PolicyOption, acting
+from podium.cli._shared import (
+    DbOption,
+    PolicyOption,
+    acting,
+    err,
+    fail,
+    out,
+    sqlite_only,
+)
 from podium.config import memory_path
 from podium.core.memory import Memory
+from podium.server.access import Access
+from podium.store import is_url
+
+if TYPE_CHECKING:
+    from podium.memory.store import MemoryStore
 
 T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, help="Long-term memory: add, search, list, forget.")
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
-MemoryDb = Annotated[Path | None, typer.Option(
-    "--memory-db", help="Memory database (default: $PODIUM_HOME/memory.db).",
+MemoryDb = Annotated[str | None, typer.Option(
+    "--memory-db", help="Memory database: a SQLite file (default: $PODIUM_HOME/memory.db) "
+    "or a postgresql://USER:PASSWORD@HOST/DB URL (with pgvector).",
     envvar="PODIUM_MEMORY_DB")]
 Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The namespace, exactly "
                                         "(e.g. patients/p-102).")]
@@ -41,15 +58,27 @@ Subject = Annotated[str | None, typer.Option("--subject", help="Whom the memory 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def memory_for(workflow: Any) -> Any:
+def open_memory(where: str | None) -> MemoryStore:
+    """The long-term memory store at `where` (None: `$PODIUM_MEMORY_DB`, else
+    `$PODIUM_HOME/memory.db`): PostgreSQL for a `postgresql://` URL, else a SQLite file.
+    Says on stderr when a SQLite store keeps memories unencrypted."""
+    where = where or os.environ.get("PODIUM_MEMORY_DB") or None
+    if is_url(where):
+        from podium.memory.postgres import PostgresMemoryStore
+
+        return PostgresMemoryStore(str(where))
+    from podium.memory.sqlite import SQLiteMemoryStore
+
+    store = SQLiteMemoryStore(Path(where) if where else memory_path())
+    notice(store)
+    return store
+
+
+def memory_for(workflow: Any) -> MemoryStore | None:
     """The default memory store when `workflow` has tasks that declare memory, else None."""
     if not any(task.memory is not None for task in workflow.tasks.values()):
         return None
-    from podium.memory.sqlite import SQLiteMemoryStore
-
-    store = SQLiteMemoryStore(memory_path())
-    notice(store)
-    return store
+    return open_memory(None)
 
 
 def notice(store: Any) -> None:
@@ -61,21 +90,17 @@ def notice(store: Any) -> None:
                   markup=False, highlight=False)
 
 
-def _run(make: Callable[[Any, Access], Coroutine[Any, Any, T]], db: Path | None,
+def _run(make: Callable[[Any, Access], Coroutine[Any, Any, T]], db: str | None,
          policy: Path | None, need: Sequence[tuple[str, str, str | None]], *,
-         journal: Path | None = None) -> T:
+         journal: str | None = None) -> T:
     """Check each `(action, resource, audit subject)` of `need`, then open the memory store
-    and run `make(store, access)`; errors exit as the command's (2: bad input or a
-    denial)."""
-    from podium.memory.sqlite import SQLiteMemoryStore
-
+    and run `make(store, access)`."""
     with acting(journal, policy) as access:
         for action, resource, subject in need:
             access.check(action, resource, subject=subject)
 
         async def main() -> T:
-            store = SQLiteMemoryStore(db or memory_path())
-            notice(store)
+            store = open_memory(db)
             try:
                 return await make(store, access)
             finally:
@@ -180,25 +205,19 @@ def forget(
     subject: Annotated[str | None, typer.Option(
         "--subject", help="Erase everything about this subject: its memories in every "
         "namespace and its runs in the journal; recorded in the audit log.")] = None,
-    journal: Annotated[Path | None, typer.Option(
-        "--db", help="Journal database (default: $PODIUM_HOME/podium.db).",
-        envvar="PODIUM_DB")] = None,
+    journal: DbOption = None,
     as_json: AsJson = False,
     db: MemoryDb = None,
     policy: PolicyOption = None,
 ) -> None:
     """Delete one memory, or erase a subject."""
     if (memory_id is None) == (subject is None):
-        err.print("[red]error:[/red] give a memory ID with --namespace, or --subject ID",
-                  markup=True)
-        raise typer.Exit(2)
+        raise fail("give a memory ID with --namespace, or --subject ID")
     if subject is not None:
         _erase(subject, journal, as_json, db, policy)
         return
     if namespace is None:
-        err.print("[red]error:[/red] forgetting a memory by id needs its --namespace",
-                  markup=True)
-        raise typer.Exit(2)
+        raise fail("forgetting a memory by id needs its --namespace")
     ns, mid = namespace, memory_id or ""
 
     async def go(store: Any, access: Access) -> bool:
@@ -213,12 +232,14 @@ def forget(
     raise typer.Exit(0 if done else 1)
 
 
-def _erase(subject: str, journal: Path | None, as_json: bool, db: Path | None,
+def _erase(subject: str, journal: str | None, as_json: bool, db: str | None,
            policy: Path | None) -> None:
     from podium.config import database_path
     from podium.memory.erasure import Erasure, erase_subject, subject_ref
 
-    found = journal or database_path()
+    # The runs are erased from a SQLite journal only: a PostgreSQL one is refused before
+    # anything is erased, rather than read as a file that is not there.
+    found = sqlite_only(journal, "podium memory forget --subject") or database_path()
     runs = found if found.exists() else None
 
     async def go(store: Any, access: Access) -> Erasure:

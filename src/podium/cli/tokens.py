@@ -15,22 +15,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from podium._cli_access import PolicyOption, acting, fail
+from podium.cli._shared import PolicyOption, acting, fail, out
 from podium.core.state import iso
 from podium.security.tokens import TokenStore
 
-tokens_app = typer.Typer(no_args_is_help=True,
-                         help="API tokens for `podium mcp serve --http`: issue, list, revoke.")
-_out = Console(highlight=False, soft_wrap=True, markup=False)
+app = typer.Typer(no_args_is_help=True,
+                  help="API tokens for `podium mcp serve --http`: issue, list, revoke.")
 
 TokensDb = Annotated[Path | None, typer.Option(
     "--tokens-db", help="Token database (default: $PODIUM_HOME/tokens.db).")]
 
 
-@tokens_app.command("issue")
+@app.command("issue")
 def issue(
     principal: Annotated[str, typer.Argument(help="Whom the token authenticates as.")],
     service: Annotated[bool, typer.Option(
@@ -46,12 +44,12 @@ def issue(
                                              by=access.principal.id)
         access.record("token.issue", principal, detail=record.id)
     if as_json:
-        _out.print_json(json.dumps({**asdict(record), "token": token}))
+        out.print_json(json.dumps({**asdict(record), "token": token}))
     else:
-        _out.print(token)
+        out.print(token)
 
 
-@tokens_app.command("list")
+@app.command("list")
 def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     db: TokensDb = None,
@@ -61,15 +59,15 @@ def list_(
     with acting(None, policy) as access:
         shown = [r for r in TokenStore(db).list() if access.allows("token:revoke", r.principal)]
     if as_json:
-        _out.print_json(json.dumps([asdict(r) for r in shown]))
+        out.print_json(json.dumps([asdict(r) for r in shown]))
         return
     table = Table("id", "principal", "kind", "issued", "by")
     for r in shown:
         table.add_row(r.id, r.principal, r.kind, iso(r.created_at), r.created_by)
-    _out.print(table)
+    out.print(table)
 
 
-@tokens_app.command("revoke")
+@app.command("revoke")
 def revoke(
     token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id.")],
     db: TokensDb = None,
@@ -84,4 +82,4 @@ def revoke(
         access.check("token:revoke", record.principal)
         store.revoke(token_id)
         access.record("token.revoke", record.principal, detail=token_id)
-    _out.print(f"revoked {token_id} ({record.principal})")
+    out.print(f"revoked {token_id} ({record.principal})")

@@ -12,7 +12,7 @@ whose text names the run and how to see its details. A run the caller abandons s
 the journal, and `podium resume RUN` finishes it.
 
 Every call is a run on behalf of an authenticated principal, under the access policy and
-the audit log the `podium` command resolves (`podium._cli_access`): over stdio the
+the audit log the `podium` command resolves (`podium.server.access`): over stdio the
 principal is whoever started the server (the OS user, or whom it may act as); over HTTP
 each request carries a bearer token (`podium tokens issue PRINCIPAL`) that names its
 principal, and a request without a valid one is refused (401) before it reaches a tool.
@@ -38,15 +38,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ConfigDict, Field, create_model
 from pydantic_core import to_jsonable_python
 
-from podium._cli_access import Access, open_access
 from podium.config import database_path
+from podium.core.check import check
 from podium.core.principal import Principal, PrincipalKind
 from podium.core.state import RunState
 from podium.core.workflow import InputSpec, InputType, Workflow
-from podium.engine.check import check
 from podium.engine.runtime import Engine
 from podium.errors import PermissionDenied, PodiumError, UserError, WorkflowError
 from podium.security.tokens import TokenStore
+from podium.server.access import Access, open_access
 from podium.store.sqlite import SQLiteStore
 from podium.yaml import load_workflow
 
@@ -182,7 +182,8 @@ async def run_workflow(workflow: Workflow, db: Path, inputs: dict[str, Any], *,
     except (OSError, sqlite3.Error, PodiumError) as e:
         return _refusal(f"cannot open the journal {str(db)!r}: {e}")
     try:
-        engine = access.engine(store) if access is not None else Engine(store)
+        engine = (Engine(store, policy=access.policy, audit=access.audit) if access is not None
+                  else Engine(store))
         state = await engine.start(workflow, given, principal=principal)
     except PermissionDenied as e:
         return _refusal(f"refused: {e}")
@@ -243,7 +244,7 @@ def build_server(workflow_path: str | Path, db_path: str | Path | None = None, *
         workflow_path: the workflow's YAML file; loaded and checked now.
         db_path: the journal; None for Podium's default (`podium.config.database_path()`).
         access: the policy, audit log and principal calls run under; None for the `podium`
-            command's (`podium._cli_access.open_access`).
+            command's (`podium.server.access.open_access`).
         tokens: with HTTP, the store whose bearer tokens authenticate each request and name
             its principal; None over stdio.
         url: the server's endpoint, with `tokens`.
