@@ -207,6 +207,36 @@ class RunState:
         d = e.data if ERASED not in e.data else _Erased(e.data)
         t = self.task(e.task) if e.task is not None else None
         match e.payload:
+            # The most frequent first: each case costs an isinstance check.
+            case TaskStarted() as p if t:
+                t.status, t.agent, t.attempts = "running", p.agent, t.attempts + 1
+                t.attempts_by_agent[p.agent] = t.attempts_by_agent.get(p.agent, 0) + 1
+                t.in_flight = True
+                t.started_at = t.started_at or e.ts
+                t.history.append({"attempt": t.attempts, "agent": p.agent, "at": iso(e.ts)})
+            case TaskCompleted() as p if t:
+                t.status, t.output, t.finished_at = "completed", p.output, e.ts
+                t.untrusted = tuple(p.untrusted or ())
+                t.in_flight, t.error = False, None
+                # An erased payload keeps the agent of the attempt.
+                t.defaulted, t.agent = bool(p.defaulted), p.agent if "agent" in d else t.agent
+                t.approval = None
+                t.started_at = t.started_at or e.ts
+                if t.defaulted:
+                    t.history.append({"defaulted": True, "at": iso(e.ts)})
+            case ModelCalled() as p if t:
+                t.model_calls += 1
+                t.input_tokens += int(p.input_tokens or 0)
+                t.output_tokens += int(p.output_tokens or 0)
+                t.cost_usd += float(p.cost_usd or 0.0)
+                t.repairs += 1 if p.repair else 0
+                t.cached += 1 if p.cached else 0
+            case StepCompleted() as p if t:
+                t.steps.append(d)
+                if p.kind == "agent":
+                    t.calls.append({"agent": p.name, "output": p.result, "attempt": t.attempts})
+            case ToolCalled() if t:
+                t.tool_calls.append(d)
             case RunStarted() as p:
                 self.workflow, self.version = p.workflow, p.version or ""
                 self.source, self.inputs = p.source, {} if p.inputs is None else p.inputs
@@ -227,12 +257,6 @@ class RunState:
                 if p.agent is None:
                     t.error = p.error
                 t.history.append({"routed": p.agent, "by": p.by, "at": iso(e.ts)})
-            case TaskStarted() as p if t:
-                t.status, t.agent, t.attempts = "running", p.agent, t.attempts + 1
-                t.attempts_by_agent[p.agent] = t.attempts_by_agent.get(p.agent, 0) + 1
-                t.in_flight = True
-                t.started_at = t.started_at or e.ts
-                t.history.append({"attempt": t.attempts, "agent": p.agent, "at": iso(e.ts)})
             case AttemptFailed() as p if t:
                 t.error, t.in_flight, t.steps = p.error, False, []
                 if p.decision not in ("retry", "ask_again"):
@@ -242,12 +266,6 @@ class RunState:
             case AgentSkipped() as p if t:
                 t.gave_up.append(p.agent)
                 t.history.append({"agent": p.agent, "skipped": p.reason, "at": iso(e.ts)})
-            case StepCompleted() as p if t:
-                t.steps.append(d)
-                if p.kind == "agent":
-                    t.calls.append({"agent": p.name, "output": p.result, "attempt": t.attempts})
-            case ToolCalled() if t:
-                t.tool_calls.append(d)
             case NoteAdded() as p:
                 # A task run again after a crash writes its notes again: keep one.
                 if not any(n["by"] == e.task and n["text"] == p.text for n in self.notes):
@@ -255,13 +273,6 @@ class RunState:
                                        **({"untrusted": p.untrusted} if p.untrusted else {})})
             case ContextAssembled() if t:
                 t.context.append(d)
-            case ModelCalled() as p if t:
-                t.model_calls += 1
-                t.input_tokens += int(p.input_tokens or 0)
-                t.output_tokens += int(p.output_tokens or 0)
-                t.cost_usd += float(p.cost_usd or 0.0)
-                t.repairs += 1 if p.repair else 0
-                t.cached += 1 if p.cached else 0
             case FanoutStarted() as p if t:
                 t.fanout, t.status = p.count, "running"
                 t.started_at = t.started_at or e.ts
@@ -281,16 +292,6 @@ class RunState:
             case TaskRejected() as p if t:
                 t.approval = {"approved": False, "reason": p.reason, "by": p.by}
                 t.history.append({"rejected_by": p.by, "reason": p.reason, "at": iso(e.ts)})
-            case TaskCompleted() as p if t:
-                t.status, t.output, t.finished_at = "completed", p.output, e.ts
-                t.untrusted = tuple(p.untrusted or ())
-                t.in_flight, t.error = False, None
-                # An erased payload keeps the agent of the attempt.
-                t.defaulted, t.agent = bool(p.defaulted), p.agent if "agent" in d else t.agent
-                t.approval = None
-                t.started_at = t.started_at or e.ts
-                if t.defaulted:
-                    t.history.append({"defaulted": True, "at": iso(e.ts)})
             case TaskSkipped() as p if t:
                 t.status, t.finished_at, t.error = "skipped", e.ts, None
                 t.history.append({"skipped": p.reason, "at": iso(e.ts)})

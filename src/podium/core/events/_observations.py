@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from podium.core.events._payload import JSON, Payload, omitted
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelCalled(Payload):
     """`model_call`: one call to a model, with what it counts for against budgets."""
 
@@ -43,7 +43,7 @@ class ModelCalled(Payload):
     `podium.agents.interceptors`)."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class ToolCalled(Payload):
     """`tool_call`: one tool call, refused or run. The journal holds `result` or, for a
     call that failed or was refused, `error` and `error_type`."""
@@ -75,7 +75,7 @@ class ToolCalled(Payload):
         return data
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class StepCompleted(Payload):
     """`step_completed`: a durable step (`TaskContext.step`), replayed after a crash. A step
     of kind `agent` is a sub-agent call a pattern's composite agent made."""
@@ -90,7 +90,7 @@ class StepCompleted(Payload):
     """Places a step taken inside another step (`/3`)."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class NoteAdded(Payload):
     """`note_added`: a shared note any later prompt may include (`TaskContext.note`)."""
 
@@ -100,7 +100,7 @@ class NoteAdded(Payload):
     """The untrusted sources the attempt that wrote it had read."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class ContextAssembled(Payload):
     """`context_assembled`: how an LLM agent's prompt was fitted within its budget."""
 
@@ -123,7 +123,7 @@ class ContextAssembled(Payload):
     ms: float
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class MemoryRecalled(Payload):
     """`memory_recalled`: the memories a task's `memory.query` found (no texts: they stay
     in the memory store)."""
@@ -137,7 +137,7 @@ class MemoryRecalled(Payload):
     trusted_only: bool
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class OutputChecked(Payload):
     """`output_checked`: an output check applied to a final answer."""
 

@@ -30,9 +30,10 @@ def omitted() -> Any:
 @dataclass(frozen=True, slots=True)
 class _Spec:
     order: tuple[str, ...]
+    names: frozenset[str]
     omitted: frozenset[str]
-    defaults: tuple[tuple[str, Any], ...]
-    """Each field with the value it reads as when its key is missing."""
+    blank: dict[str, Any]
+    """Each field's value when its key is missing: its default, or None."""
 
 
 _specs: dict[type[Payload], _Spec] = {}
@@ -43,18 +44,20 @@ def _spec(cls: type[Payload]) -> _Spec:
     if found is None:
         fs = fields(cls)
         found = _specs[cls] = _Spec(
-            order=tuple(f.name for f in fs),
+            order=tuple(f.name for f in fs), names=frozenset(f.name for f in fs),
             omitted=frozenset(f.name for f in fs if f.metadata.get(_OMITTED)),
-            defaults=tuple((f.name, None if f.default is MISSING else f.default) for f in fs))
+            blank={f.name: None if f.default is MISSING else f.default for f in fs})
     return found
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class Payload:
     """What an event says, typed: one subclass per event type, named by `type`.
 
     Required fields are always journaled; optional ones declared with `omitted()` only when
-    they are not None, other optional ones always.
+    they are not None, other optional ones always. Payloads are not slotted: reading one
+    fills its `__dict__` in one step, where slots would take one call per field (folding
+    a journal reads every payload).
     """
 
     type: ClassVar[EventType]
@@ -76,9 +79,12 @@ class Payload:
         are left out (they stay in the event's `data`), a missing optional key takes its
         default, and a missing required key reads as None (a payload whose data key was
         shredded holds no key at all; a journal older than a field lacks it)."""
-        # Built field by field, not through __init__: folding a long journal reads many.
+        spec = _spec(cls)
+        if not spec.names.issuperset(data):
+            data = {k: v for k, v in data.items() if k in spec.names}
+        # Filled in place, not through __init__: folding a long journal reads many.
         payload = object.__new__(cls)
-        get = data.get
-        for name, default in _spec(cls).defaults:
-            object.__setattr__(payload, name, get(name, default))
+        fill = payload.__dict__
+        fill.update(spec.blank)
+        fill.update(data)
         return payload

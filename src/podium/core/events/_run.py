@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from podium.core.events._payload import JSON, Payload, omitted
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class RunStarted(Payload):
     """`run_started`: the run's first event."""
 
@@ -28,7 +28,7 @@ class RunStarted(Payload):
     """Whom the run is about: its inputs marked `subject`."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class RunResumed(Payload):
     """`run_resumed`: a process took the run up again (after a crash or a human's answer)."""
 
@@ -36,7 +36,7 @@ class RunResumed(Payload):
     pid: int
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class RunWaiting(Payload):
     """`run_waiting`: nothing can move until a person answers."""
 
@@ -45,14 +45,14 @@ class RunWaiting(Payload):
     """The keys of the tasks waiting."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class RunCompleted(Payload):
     """`run_completed`: every task settled and none failed."""
 
     type: ClassVar[Literal["run_completed"]] = "run_completed"
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class RunFailed(Payload):
     """`run_failed`."""
 
@@ -62,7 +62,7 @@ class RunFailed(Payload):
     error: str | None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class RunCancelled(Payload):
     """`run_cancelled`: `Engine.cancel`."""
 
@@ -76,7 +76,7 @@ class RunCancelled(Payload):
     """The status the run had."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class PlanInvalid(Payload):
     """`plan_invalid`: a plan the model wrote failed its check."""
 
@@ -89,7 +89,7 @@ class PlanInvalid(Payload):
     """The model's reply (its first 4,000 characters)."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class PlanCreated(Payload):
     """`plan_created`: a plan for the goal, first or after a failure (a replan)."""
 
@@ -108,7 +108,7 @@ class PlanCreated(Payload):
     """How many replies the model took to write a plan that passed its check."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class PlanExtended(Payload):
     """`plan_extended` (task: the task that returned the subtasks)."""
 

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from podium.core.events._payload import JSON, Payload, omitted
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskRouted(Payload):
     """`task_routed`: the router's decision for a task that names a skill or a
     description, replayed on resume."""
@@ -35,7 +35,7 @@ class TaskRouted(Payload):
     """Why nothing fits."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskStarted(Payload):
     """`task_started`: an attempt began."""
 
@@ -46,7 +46,7 @@ class TaskStarted(Payload):
     idempotency_key: str
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class AttemptFailed(Payload):
     """`attempt_failed`: an attempt did not give an output the task accepts."""
 
@@ -66,7 +66,7 @@ class AttemptFailed(Payload):
     """The unsupported claims of a faithfulness failure (kind, text, where)."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class AgentSkipped(Payload):
     """`agent_skipped`: an agent of the task's chain was not tried."""
 
@@ -75,7 +75,7 @@ class AgentSkipped(Payload):
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class FanoutStarted(Payload):
     """`fanout_started`: a `for_each` task fanned out to its items."""
 
@@ -83,7 +83,7 @@ class FanoutStarted(Payload):
     count: int
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskWaiting(Payload):
     """`task_waiting`: the task waits for a person."""
 
@@ -97,7 +97,7 @@ class TaskWaiting(Payload):
     """For `tool_approval`, the held call (approval, call_id, name, arguments, untrusted)."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskApproved(Payload):
     """`task_approved`: a person's approval."""
 
@@ -107,7 +107,7 @@ class TaskApproved(Payload):
     by: str
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskRejected(Payload):
     """`task_rejected`: a person's rejection."""
 
@@ -116,7 +116,7 @@ class TaskRejected(Payload):
     by: str
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskCompleted(Payload):
     """`task_completed`."""
 
@@ -130,7 +130,7 @@ class TaskCompleted(Payload):
     """The untrusted sources the output derives from."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskSkipped(Payload):
     """`task_skipped`: its `when:` is false, or every task it needs was skipped."""
 
@@ -138,7 +138,7 @@ class TaskSkipped(Payload):
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskFailed(Payload):
     """`task_failed`: the task failed after its whole policy."""
 
