@@ -79,45 +79,29 @@ def _imports(module: str) -> Iterator[tuple[str, int]]:
 GRAPH = {module: sorted({target for target, _ in _imports(module)}) for module in MODULES}
 
 
+def _reach(graph: dict[str, list[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(graph.get(start, ()))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, ()))
+    return seen
+
+
 def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
+    """The groups of modules that import each other, directly or not (a few hundred
+    modules: reachability from each is cheap enough)."""
+    reach = {node: _reach(graph, node) for node in graph}
     found: list[list[str]] = []
-    for start in graph:
-        if start in index:
+    placed: set[str] = set()
+    for node in sorted(graph):
+        if node in placed or node not in reach[node]:
             continue
-        work = [(start, 0)]
-        while work:
-            node, i = work.pop()
-            if i == 0:
-                index[node] = low[node] = len(index)
-                stack.append(node)
-                on_stack.add(node)
-            for j in range(i, len(graph[node])):
-                child = graph[node][j]
-                if child not in index:
-                    work.append((node, j + 1))
-                    work.append((child, 0))
-                    break
-                if child in on_stack:
-                    low[node] = min(low[node], index[child])
-            else:
-                if low[node] == index[node]:
-                    component = []
-                    while True:
-                        top = stack.pop()
-                        on_stack.discard(top)
-                        component.append(top)
-                        if top == node:
-                            break
-                    if len(component) > 1:
-                        found.append(sorted(component))
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
+        group = sorted(other for other in reach[node] if node in reach[other])
+        placed.update(group)
+        found.append(group)
     return found
 
 
