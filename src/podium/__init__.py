@@ -60,7 +60,7 @@ from podium.patterns import (
 # -- security: who asks, what the access policy lets them do, secrets ----------------------
 from podium.core.principal import Principal
 from podium.secrets import Secret
-from podium.security.rbac import Decision, Policy
+from podium.security.rbac import AccessDecision, AccessPolicy
 from podium.yaml import load_policy, parse_policy
 
 # isort: split
@@ -175,12 +175,12 @@ __all__ = [  # noqa: RUF022 - grouped by concept, sorted within each group (test
     "parallel",  # sections that run at once
     "route",  # a classifier picks the one branch that runs
     # -- security
-    "Decision",  # access control: whether a principal may act, and why
-    "Policy",  # access control: which roles may do what (an access policy file)
+    "AccessDecision",  # access control: whether a principal may act, and why
+    "AccessPolicy",  # access control: which roles may do what (an access policy file)
     "Principal",  # who asks: a user or service with roles
     "Secret",  # a string that never shows itself
-    "load_policy",  # an access Policy from a file
-    "parse_policy",  # an access Policy from YAML text
+    "load_policy",  # an AccessPolicy from a file
+    "parse_policy",  # an AccessPolicy from YAML text
     # -- storage
     "PostgresStore",  # the journal in PostgreSQL
     "SQLiteStore",  # the journal in a SQLite file (the default)

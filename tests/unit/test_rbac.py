@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from podium import (
+    AccessPolicy,
     PermissionDenied,
-    Policy,
     PolicyFileError,
     Principal,
     UserError,
@@ -75,11 +75,11 @@ def _expected(role: str, kind: str, verb: str, resource: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def policy() -> Policy:
+def policy() -> AccessPolicy:
     return parse_policy(yaml.safe_dump({"roles": GRANTS}), "matrix.yaml")
 
 
-def test_the_whole_matrix_is_what_the_grants_say(policy: Policy) -> None:
+def test_the_whole_matrix_is_what_the_grants_say(policy: AccessPolicy) -> None:
     allowed, expected = set(), set()
     for role, action in itertools.product(GRANTS, sorted(ACTIONS)):
         kind, verb = action.split(":")
@@ -100,7 +100,7 @@ def test_the_whole_matrix_is_what_the_grants_say(policy: Policy) -> None:
     assert all(0 < n < size for r, n in by_role.items() if r not in ("admin", "nobody"))
 
 
-def test_roles_add_up_and_everyone_applies_to_all(policy: Policy) -> None:
+def test_roles_add_up_and_everyone_applies_to_all(policy: AccessPolicy) -> None:
     both = Principal(id="ada", roles=frozenset({"analyst", "operator"}))
     assert policy.allows(both, "workflow:run", "report_q1").allowed
     assert policy.allows(both, "workflow:run", "payments").allowed
@@ -125,7 +125,7 @@ def test_an_allowed_decision_names_the_rule_and_its_line() -> None:
     assert "p.yaml:4" in decision.reason
 
 
-def test_a_denial_says_who_what_and_which_roles_would(policy: Policy) -> None:
+def test_a_denial_says_who_what_and_which_roles_would(policy: AccessPolicy) -> None:
     who = Principal(id="bob", roles=frozenset({"analyst"}))
 
     with pytest.raises(PermissionDenied) as caught:
@@ -140,7 +140,7 @@ def test_a_denial_says_who_what_and_which_roles_would(policy: Policy) -> None:
     assert isinstance(caught.value, UserError)
 
 
-def test_a_principal_unknown_to_the_policy_holds_no_role(policy: Policy) -> None:
+def test_a_principal_unknown_to_the_policy_holds_no_role(policy: AccessPolicy) -> None:
     decision = policy.allows(policy.principal("mallory"), "agent:use", "writer")
 
     assert not decision.allowed
@@ -159,7 +159,7 @@ def test_principals_get_their_roles_and_kind_from_the_file() -> None:
 
 
 def test_without_a_policy_everything_is_allowed_and_said_so() -> None:
-    open_policy = Policy.unrestricted()
+    open_policy = AccessPolicy.unrestricted()
 
     decision = open_policy.allows(None, "tool:call", "wire", tags={"high_risk"})
 
@@ -167,7 +167,7 @@ def test_without_a_policy_everything_is_allowed_and_said_so() -> None:
     assert open_policy.check(Principal(id="x"), "memory:forget", "hr/alice").allowed
 
 
-def test_an_unknown_action_is_a_clear_error(policy: Policy) -> None:
+def test_an_unknown_action_is_a_clear_error(policy: AccessPolicy) -> None:
     with pytest.raises(UserError, match=r"unknown action 'tool:run'; the actions are "):
         policy.allows(Principal(id="a"), "tool:run", "x")
 

@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podium import (
     HUMAN,
+    AccessPolicy,
     Agent,
     Engine,
     LLMAgent,
     PermissionDenied,
-    Policy,
     Principal,
     SQLiteStore,
     TaskContext,
@@ -55,7 +55,7 @@ def audit(tmp_path: Path) -> Iterator[AuditLog]:
 
 
 @pytest.fixture
-def policy() -> Policy:
+def policy() -> AccessPolicy:
     return parse_policy(yaml.safe_dump({"roles": ROLES}), "engine.yaml")
 
 
@@ -108,7 +108,7 @@ def _allowed(role: str, kind: str, name: str) -> bool:
 
 
 async def test_role_agent_tool_matrix_through_the_engine(
-        store: SQLiteStore, audit: AuditLog, policy: Policy) -> None:
+        store: SQLiteStore, audit: AuditLog, policy: AccessPolicy) -> None:
     executed, expected = set(), set()
     denied_runs, expected_denied_runs = set(), set()
     for role, workflow in itertools.product(ROLES, WORKFLOWS):
@@ -159,7 +159,7 @@ async def test_role_agent_tool_matrix_through_the_engine(
 
 
 async def test_a_denied_run_is_a_clear_error_an_audit_record_and_no_journal(
-        store: SQLiteStore, audit: AuditLog, policy: Policy) -> None:
+        store: SQLiteStore, audit: AuditLog, policy: AccessPolicy) -> None:
     engine = Engine(store, policy=policy, audit=audit)
     who = Principal(id="ann", roles=frozenset({"analyst"}))
 
@@ -177,7 +177,7 @@ async def test_a_denied_run_is_a_clear_error_an_audit_record_and_no_journal(
 
 
 async def test_with_a_policy_a_run_without_principal_is_anonymous_and_denied(
-        store: SQLiteStore, policy: Policy) -> None:
+        store: SQLiteStore, policy: AccessPolicy) -> None:
     with pytest.raises(PermissionDenied, match=r"user 'anonymous' .* may not run"):
         await Engine(store, policy=policy).start(_matrix_workflow("report", Tools()))
 
@@ -239,7 +239,7 @@ def _review() -> Workflow:
 
 
 async def test_approvals_are_checked_journaled_and_audited(
-        store: SQLiteStore, audit: AuditLog, policy: Policy) -> None:
+        store: SQLiteStore, audit: AuditLog, policy: AccessPolicy) -> None:
     engine = Engine(store, policy=policy, audit=audit)
     ann = Principal(id="ann", roles=frozenset({"analyst"}))
     bob = Principal(id="bob", roles=frozenset({"approver"}))
@@ -264,7 +264,7 @@ async def test_approvals_are_checked_journaled_and_audited(
 
 
 async def test_a_rejection_needs_the_approve_permission_too(
-        store: SQLiteStore, audit: AuditLog, policy: Policy) -> None:
+        store: SQLiteStore, audit: AuditLog, policy: AccessPolicy) -> None:
     engine = Engine(store, policy=policy, audit=audit)
     ann = Principal(id="ann", roles=frozenset({"analyst"}))
     state = await engine.start(_review(), principal=ann)
@@ -280,7 +280,7 @@ async def test_a_rejection_needs_the_approve_permission_too(
 
 
 async def test_resuming_needs_the_run_permission(
-        store: SQLiteStore, policy: Policy) -> None:
+        store: SQLiteStore, policy: AccessPolicy) -> None:
     engine = Engine(store, policy=policy)
     state = await engine.start(_review(), principal=Principal(
         id="ann", roles=frozenset({"analyst"})))
@@ -294,7 +294,7 @@ async def test_resuming_needs_the_run_permission(
 
 
 async def test_a_denied_agent_falls_back_to_a_permitted_one(
-        store: SQLiteStore, audit: AuditLog, policy: Policy) -> None:
+        store: SQLiteStore, audit: AuditLog, policy: AccessPolicy) -> None:
     wf = Workflow("report")
     wf.add_agent("writer", lambda: "by writer")
     wf.add_agent("payer", lambda: "by payer")
@@ -313,7 +313,7 @@ async def test_a_denied_agent_falls_back_to_a_permitted_one(
 
 
 async def test_an_agent_denied_outright_fails_the_run_with_the_reason(
-        store: SQLiteStore, policy: Policy) -> None:
+        store: SQLiteStore, policy: AccessPolicy) -> None:
     wf = Workflow("report")
     wf.add_agent("payer", lambda: "paid")
     wf.add_task("t", agent="payer")

@@ -164,7 +164,7 @@ class _Fitted:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Budget:
+class PromptBudget:
     """How many tokens a prompt may take, and where the number came from."""
 
     tokens: int
@@ -174,7 +174,7 @@ class Budget:
     """Tokens of the window kept for the reply."""
 
 
-def prompt_budget(agent: PromptSpec | PromptSource, model: Model) -> Budget:
+def prompt_budget(agent: PromptSpec | PromptSource, model: Model) -> PromptBudget:
     """The agent's `context_budget`, else the model's window less room for the reply
     (`max_tokens`, the model's default reply bound, or a quarter of the window)."""
     spec = _spec(agent)
@@ -182,11 +182,11 @@ def prompt_budget(agent: PromptSpec | PromptSource, model: Model) -> Budget:
     reserve = spec.max_tokens or getattr(model, "default_max_tokens", None) or (
         min(4096, window // 4) if window else 0)
     if spec.context_budget is not None:
-        return Budget(tokens=spec.context_budget, source="context_budget", window=window,
+        return PromptBudget(tokens=spec.context_budget, source="context_budget", window=window,
                       reserve=reserve)
     if window is None:
-        return Budget(tokens=DEFAULT_BUDGET, source="default", window=None, reserve=reserve)
-    return Budget(tokens=max(1, window - reserve), source="window", window=window,
+        return PromptBudget(tokens=DEFAULT_BUDGET, source="default", window=None, reserve=reserve)
+    return PromptBudget(tokens=max(1, window - reserve), source="window", window=window,
                   reserve=reserve)
 
 
@@ -252,7 +252,7 @@ def _give_way(fitted: Mapping[Section, _Fitted]) -> bool:
     return False
 
 
-def _too_large(spec: PromptSpec, model: Model, counter: TokenCounter, budget: Budget,
+def _too_large(spec: PromptSpec, model: Model, counter: TokenCounter, budget: PromptBudget,
                fixed: int) -> str:
     how = "counted by the model's tokenizer" if counter.counted == "tokenizer" else (
         "estimated at 3 bytes a token")
@@ -476,7 +476,7 @@ def _with_context(base: list[Message], fitted: Mapping[Section, _Fitted]) -> lis
     return [Message(role="system", content=context), *base]
 
 
-def _report(spec: PromptSpec, model: Model, counter: TokenCounter, budget: Budget, fixed: int,
+def _report(spec: PromptSpec, model: Model, counter: TokenCounter, budget: PromptBudget, fixed: int,
             used: int, fitted: Mapping[Section, _Fitted],
             sections: Mapping[Section, list[_Entry]], started: float) -> ContextAssembled:
     dropped = [{"section": name, **d} for name, f in fitted.items() for d in f.dropped]

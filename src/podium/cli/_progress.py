@@ -53,9 +53,10 @@ def progress(event: Event, state: RunState) -> None:
         case "run_started":
             say(f"[bold]run {event.run_id}[/bold] · {d['workflow']}", markup=True)
         case "task_routed":
-            from podium.engine.router import describe
+            from podium.engine.router import describe_routing
 
-            say(f"  [dim]⇢ {key} {escape(describe(d)[0])}[/dim]", markup=True, highlight=False)
+            said = escape(describe_routing(d)[0])
+            say(f"  [dim]⇢ {key} {said}[/dim]", markup=True, highlight=False)
         case "task_started":
             attempt = f" (attempt {d['attempt']})" if d["attempt"] > 1 else ""
             say(f"  [dim]…[/dim] {key} → {d['agent']}{attempt}", markup=True)

@@ -12,7 +12,7 @@ from rich.table import Table
 from podium.cli._shared import PolicyOption, acting, out
 from podium.core.registry import Registry
 from podium.errors import UserError
-from podium.security.rbac import Policy
+from podium.security.rbac import AccessPolicy
 from podium.yaml import (
     YAMLSyntaxError,
     compose,
@@ -76,7 +76,7 @@ def agents(
     out.print(table)
 
 
-def agents_at(path: Path | None, policy: Policy | None = None) -> Registry:
+def agents_at(path: Path | None, policy: AccessPolicy | None = None) -> Registry:
     """`registry_at(path)`, naming Python code only from modules `policy` allows
     (`functions.allow`).
 

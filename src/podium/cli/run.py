@@ -39,7 +39,7 @@ from podium.core.state import RunState
 from podium.engine.runtime import Engine
 from podium.errors import RunBusy, UserError
 from podium.models.pricing import check_prices
-from podium.security.rbac import Policy
+from podium.security.rbac import AccessPolicy
 from podium.store.base import Store
 from podium.yaml import load_workflow
 
@@ -145,7 +145,7 @@ def resume(
 
 
 async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Principal | None,
-                  policy: Policy | None) -> RunState:
+                  policy: AccessPolicy | None) -> RunState:
     state = await engine.state(run_id)
     if state.status in ("completed", "failed", "cancelled"):
         return state

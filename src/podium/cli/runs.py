@@ -103,9 +103,9 @@ def runs_show(
     _show(plan_lines(record))
     for task in record["tasks"]:
         if task.get("routing"):
-            from podium.engine.router import describe
+            from podium.engine.router import describe_routing
 
-            for line in describe(task["routing"]):
+            for line in describe_routing(task["routing"]):
                 out.print(f"  {task['id']} · routed {line}", markup=False)
         decisions = [h for h in task["history"] if "decision" in h or "skipped" in h]
         for h in decisions:

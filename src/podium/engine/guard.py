@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Collection
 from podium.core.principal import ANONYMOUS, Principal
 from podium.errors import PermissionDenied
 from podium.security.audit import AuditLog
-from podium.security.rbac import Decision, Policy
+from podium.security.rbac import AccessDecision, AccessPolicy
 
 _LETTERS = str.maketrans("0123456789", "ghijklmnop")
 
@@ -37,11 +37,11 @@ class Guard:
     """An engine's access policy and audit log.
 
     Args:
-        policy: what principals may do; `Policy.unrestricted()` to allow everything.
+        policy: what principals may do; `AccessPolicy.unrestricted()` to allow everything.
         audit: where decisions and run events are recorded; None for nowhere.
     """
 
-    def __init__(self, policy: Policy, audit: AuditLog | None) -> None:
+    def __init__(self, policy: AccessPolicy, audit: AuditLog | None) -> None:
         self.policy, self.audit = policy, audit
 
     def record(self, principal: Principal | None, action: str, subject: str,
@@ -63,7 +63,7 @@ class Guard:
                               data_classes=classes | {"PSEUDONYM"})
 
     def check(self, principal: Principal | None, action: str, resource: str, *,
-              subject: str | None = None, tags: Collection[str] = ()) -> Decision:
+              subject: str | None = None, tags: Collection[str] = ()) -> AccessDecision:
         """The decision on `action`; a denial is audited as `policy.deny` and raised.
 
         Raises:

@@ -390,7 +390,7 @@ def default_router() -> Router:
         return _default
 
 
-def describe(decision: Mapping[str, Any]) -> list[str]:
+def describe_routing(decision: Mapping[str, Any]) -> list[str]:
     """A routing decision as lines for people: the winner and why, then the candidates
     and the agents left out."""
     if decision.get("agent") is None:

@@ -62,14 +62,14 @@ Journal = Callable[..., Awaitable[None]]
 Outcome = Literal["done", "waiting", "gave_up"]
 FailureDecision = Literal["retry", "fallback", "escalate", "default", "fail", "ask_again"]
 """What follows a failed attempt (an `attempt_failed` event's `decision`); not rbac's
-`Decision`."""
+`AccessDecision`."""
 
 
 _OBSERVATIONS = frozenset({"model_call", "tool_call", "step_completed", "note_added",
                            "context_assembled", "memory_recalled", "output_checked"})
 
 
-def describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """An error as the journal records it: its class and message."""
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -338,14 +338,14 @@ class TaskRunner:
                     used < retry.attempts and not opened):
                 delay = retry.delay(used)
                 await self.journal(NewEvent.of(AttemptFailed(
-                    agent=name, attempt=attempt, error=describe(error),
+                    agent=name, attempt=attempt, error=describe_error(error),
                     error_type=type(error).__name__, decision="retry",
                     delay=round(delay, 3), claims=_claims(error)), task=key))
                 await asyncio.sleep(delay)
                 continue
             decision = self._decide(task, self.state().task(key), name)
             await self.journal(NewEvent.of(AttemptFailed(
-                agent=name, attempt=attempt, error=describe(error),
+                agent=name, attempt=attempt, error=describe_error(error),
                 error_type=type(error).__name__, decision=decision,
                 circuit="open" if opened else None, claims=_claims(error)), task=key))
             return "gave_up"
@@ -370,7 +370,7 @@ class TaskRunner:
         except PermissionDenied as e:
             ts = self.state().task(key)
             await self.journal(NewEvent.of(AttemptFailed(
-                agent=name, attempt=ts.attempts, error=describe(e),
+                agent=name, attempt=ts.attempts, error=describe_error(e),
                 error_type="PermissionDenied", decision=self._decide(task, ts, name)), task=key))
             return False
         return True

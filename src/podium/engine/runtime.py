@@ -64,7 +64,7 @@ from podium.errors import (
 from podium.memory.store import MemoryStore
 from podium.security.audit import AuditLog
 from podium.security.functions import check_code
-from podium.security.rbac import Policy
+from podium.security.rbac import AccessPolicy
 from podium.store.base import Conflict, LeaseLost, RunSummary, Store, new_owner
 
 T = TypeVar("T")
@@ -93,7 +93,7 @@ class Engine:
             processes (`LocalExecutor`).
     """
 
-    def __init__(self, store: Store, *, lease: float = 30.0, policy: Policy | None = None,
+    def __init__(self, store: Store, *, lease: float = 30.0, policy: AccessPolicy | None = None,
                  audit: AuditLog | None = None, memory: MemoryStore | None = None,
                  executor: Executor | None = None) -> None:
         self.store = store
@@ -103,7 +103,7 @@ class Engine:
         self.owner = new_owner()
         self.breakers = Breakers(store)
         self.policy = policy
-        self.guard = (Guard(policy or Policy.unrestricted(), audit)
+        self.guard = (Guard(policy or AccessPolicy.unrestricted(), audit)
                       if policy is not None or audit is not None else None)
         """None when there is neither a policy nor an audit log: then nothing is checked."""
 

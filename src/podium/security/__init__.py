@@ -1,7 +1,7 @@
 """Security and compliance: the tamper-evident audit log (`AuditLog`), personal data
 masked before it leaves (`Masker`, `MaskingPolicy`, `Vault`), the master keys of
 encryption at rest (`MasterKey`, `Keyring`; see `podium.security.crypto`), and access
-control (`Policy`, `Principal`, `Decision`)."""
+control (`AccessPolicy`, `Principal`, `AccessDecision`)."""
 
 from podium.security.audit import (
     AuditKeyMismatch,
@@ -24,13 +24,14 @@ from podium.security.masking import (
     Vault,
     VaultError,
 )
-from podium.security.rbac import Decision, Policy, Principal, Rule
+from podium.security.rbac import AccessDecision, AccessPolicy, Principal, Rule
 
 __all__ = [
+    "AccessDecision",
+    "AccessPolicy",
     "AuditKeyMismatch",
     "AuditLog",
     "AuditRecord",
-    "Decision",
     "DecryptError",
     "Finding",
     "FindingKind",
@@ -41,7 +42,6 @@ __all__ = [
     "Masker",
     "MaskingPolicy",
     "MasterKey",
-    "Policy",
     "PolicyError",
     "Principal",
     "Rule",

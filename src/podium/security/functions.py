@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from podium.core.workflow import Workflow
 from podium.errors import UserError, WorkflowError
-from podium.security.rbac import Policy
+from podium.security.rbac import AccessPolicy
 
 
-def check_module(policy: Policy | None, ref: str, module: str) -> None:
+def check_module(policy: AccessPolicy | None, ref: str, module: str) -> None:
     """Raise unless `policy` lets a workflow file name code (`ref`) from `module`.
 
     Raises:
@@ -34,7 +34,7 @@ def module_of(ref: str) -> str:
     return module if sep else ref.rpartition(".")[0]
 
 
-def check_code(workflow: Workflow, policy: Policy | None) -> None:
+def check_code(workflow: Workflow, policy: AccessPolicy | None) -> None:
     """At a run's start or resumption: the code the workflow's file named (`Workflow.code`)
     must come from modules the policy allows, even if it was loaded without the policy.
 

@@ -1,8 +1,8 @@
 """Access control: principals, roles, and the policy file that says what each role may do.
 
 Every run, approval, tool call and memory access happens on behalf of a `Principal` (a user
-or a service with roles). A `Policy` gives roles permissions; with a policy in force, what it
-does not allow is denied. With no policy, everything is allowed (`Policy.unrestricted()`),
+or a service with roles). An `AccessPolicy` gives roles permissions; with a policy in force, what it
+does not allow is denied. With no policy, everything is allowed (`AccessPolicy.unrestricted()`),
 and the `podium` command says so.
 
 The policy file (YAML)::
@@ -86,7 +86,7 @@ _CACHE_LIMIT = 4096
 
 
 @dataclass(frozen=True, kw_only=True)
-class Decision:
+class AccessDecision:
     """Whether a principal may do an action on a resource, and why."""
 
     allowed: bool
@@ -143,7 +143,7 @@ def split_action(action: str) -> tuple[str, str]:
     return kind, verb
 
 
-class Policy:
+class AccessPolicy:
     """Which roles may do what; built from a policy file with `load_policy` or
     `parse_policy` (`podium.yaml.policy`), or from rules in Python.
 
@@ -152,7 +152,7 @@ class Policy:
         principals: the principals the policy knows, with their roles.
         everyone: roles every principal holds.
         source: where the policy came from, for messages.
-        enforced: False for `Policy.unrestricted()`, which allows everything.
+        enforced: False for `AccessPolicy.unrestricted()`, which allows everything.
     """
 
     def __init__(self, rules: Collection[Rule] = (), *,
@@ -171,10 +171,10 @@ class Policy:
         self._by_role: dict[tuple[str, str], list[Rule]] = {}
         for rule in self.rules:
             self._by_role.setdefault((rule.role, rule.kind), []).append(rule)
-        self._cache: dict[tuple[Any, ...], Decision] = {}
+        self._cache: dict[tuple[Any, ...], AccessDecision] = {}
 
     @classmethod
-    def unrestricted(cls) -> Policy:
+    def unrestricted(cls) -> AccessPolicy:
         """No policy in force: every principal may do everything."""
         return cls(enforced=False, source="no policy")
 
@@ -187,7 +187,7 @@ class Policy:
             id=id, kind=kind, roles=known.roles)
 
     def allows(self, principal: Principal | None, action: str, resource: str, *,
-               tags: Collection[str] = ()) -> Decision:
+               tags: Collection[str] = ()) -> AccessDecision:
         """Whether `principal` may do `action` (e.g. `tool:call`) on `resource` (a workflow,
         agent, tool or memory namespace name); `tags` are a tool's permission tags.
 
@@ -196,7 +196,7 @@ class Policy:
         """
         kind, verb = split_action(action)
         if not self.enforced:
-            return Decision(allowed=True, reason="no access policy in force: everything is "
+            return AccessDecision(allowed=True, reason="no access policy in force: everything is "
                                                  "allowed")
         who = principal or ANONYMOUS
         roles = who.roles | self.everyone
@@ -209,7 +209,7 @@ class Policy:
         return found
 
     def check(self, principal: Principal | None, action: str, resource: str, *,
-              tags: Collection[str] = ()) -> Decision:
+              tags: Collection[str] = ()) -> AccessDecision:
         """Like `allows`, but a denial raises.
 
         Raises:
@@ -238,11 +238,11 @@ class Policy:
         return None
 
     def _decide(self, who: Principal, roles: frozenset[str], kind: str, verb: str,
-                resource: str, tags: Collection[str]) -> Decision:
+                resource: str, tags: Collection[str]) -> AccessDecision:
         for role in sorted(roles):
             rule = self._grant(role, kind, verb, resource, tags)
             if rule is not None:
-                return Decision(allowed=True, rule=rule.name, reason=(
+                return AccessDecision(allowed=True, rule=rule.name, reason=(
                     f"role {role!r} may {verb} {kind} {resource!r} ({rule})"))
         would = sorted(r for r in self.roles - roles
                        if self._grant(r, kind, verb, resource, tags) is not None)
@@ -261,13 +261,22 @@ class Policy:
         if not who.roles and who.id not in self.principals:
             reason += f"; {who.id!r} is not listed under principals:"
         reason += f"; needs permission {kind}:{verb}"
-        return Decision(allowed=False, reason=reason)
+        return AccessDecision(allowed=False, reason=reason)
 
     def __repr__(self) -> str:
         if not self.enforced:
-            return "Policy.unrestricted()"
-        return f"Policy({self.source!r}, roles={sorted(self.roles)})"
+            return "AccessPolicy.unrestricted()"
+        return f"AccessPolicy({self.source!r}, roles={sorted(self.roles)})"
 
 
-__all__ = ["ACTIONS", "SECTIONS", "VERBS", "Decision", "PermissionDenied", "Policy", "Principal",
-           "Rule", "split_action"]
+__all__ = [
+    "ACTIONS",
+    "SECTIONS",
+    "VERBS",
+    "AccessDecision",
+    "AccessPolicy",
+    "PermissionDenied",
+    "Principal",
+    "Rule",
+    "split_action",
+]

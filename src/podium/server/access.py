@@ -32,7 +32,7 @@ from podium.core.principal import Principal
 from podium.engine.guard import Guard
 from podium.errors import PermissionDenied, UserError
 from podium.security.audit import AuditLog
-from podium.security.rbac import Decision, Policy
+from podium.security.rbac import AccessDecision, AccessPolicy
 from podium.yaml import load_policy
 
 __all__ = ["SYSTEM_POLICY", "Access", "installed_policy", "open_access", "os_user",
@@ -92,7 +92,7 @@ class Access:
     not create a journal.
     """
 
-    def __init__(self, *, policy: Policy | None, user: Principal, audit_at: Path | None,
+    def __init__(self, *, policy: AccessPolicy | None, user: Principal, audit_at: Path | None,
                  audit_off: bool, installed: bool) -> None:
         self.policy = policy
         """The policy in force; None: everything is allowed."""
@@ -118,10 +118,10 @@ class Access:
         """The policy (or none: everything allowed) and the audit log, as the engine uses
         them."""
         if self._guard is None:
-            self._guard = Guard(self.policy or Policy.unrestricted(), self.audit)
+            self._guard = Guard(self.policy or AccessPolicy.unrestricted(), self.audit)
         return self._guard
 
-    def check(self, action: str, resource: str, *, subject: str | None = None) -> Decision:
+    def check(self, action: str, resource: str, *, subject: str | None = None) -> AccessDecision:
         """Whether the principal may do `action` on `resource`; a denial is audited
         (`policy.deny`) and raised.
 
@@ -199,7 +199,7 @@ def _record_redirect(db: Path | None, audit_at: Path | None, user: Principal) ->
     if _same(audit_at, default):
         return
     with AuditLog(db) as log:
-        Guard(Policy.unrestricted(), log).record(user, "audit.redirect", "PODIUM_AUDIT",
+        Guard(AccessPolicy.unrestricted(), log).record(user, "audit.redirect", "PODIUM_AUDIT",
                                                  detail=str(audit_at))
 
 

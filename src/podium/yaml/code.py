@@ -14,13 +14,13 @@ from typing import Any
 
 from podium.errors import UserError
 from podium.security.functions import check_module
-from podium.security.rbac import Policy
+from podium.security.rbac import AccessPolicy
 
-_POLICY: ContextVar[Policy | None] = ContextVar("podium_functions_policy", default=None)
+_POLICY: ContextVar[AccessPolicy | None] = ContextVar("podium_functions_policy", default=None)
 
 
 @contextmanager
-def functions_allowed(policy: Policy | None) -> Iterator[None]:
+def functions_allowed(policy: AccessPolicy | None) -> Iterator[None]:
     """Within the block, workflow files may name code only from the modules `policy`'s
     `functions.allow` matches (None, or a policy without `functions:`: any module)."""
     token = _POLICY.set(policy)

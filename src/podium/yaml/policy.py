@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from podium.core.principal import Principal, PrincipalKind
 from podium.errors import PolicyFileError, Problem, UserError
-from podium.security.rbac import SECTIONS, Policy, Rule
+from podium.security.rbac import SECTIONS, AccessPolicy, Rule
 from podium.yaml.source import YAMLSyntaxError, compose, line_of, read_text
 
 
@@ -144,7 +144,7 @@ def _rules(roles: Mapping[str, _RoleDoc], lines: dict[str, int], source: str) ->
     return rules
 
 
-def parse_policy(text: str, source: str = "<policy>") -> Policy:
+def parse_policy(text: str, source: str = "<policy>") -> AccessPolicy:
     """A policy from the YAML text of a policy file.
 
     Raises:
@@ -171,12 +171,12 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         raise PolicyFileError(sorted(problems, key=lambda p: p.line or 0))
     principals = {name: Principal(id=name, kind=p.kind, roles=frozenset(p.roles))
                   for name, p in doc.principals.items()}
-    return Policy(_rules(roles, lines, source), principals=principals,
+    return AccessPolicy(_rules(roles, lines, source), principals=principals,
                   everyone=doc.everyone, source=source,
                   functions=doc.functions.allow if doc.functions is not None else None)
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | Path) -> AccessPolicy:
     """A policy from a policy file.
 
     Raises:

@@ -16,7 +16,7 @@ from podium.core.plan import PlannerConfig
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy
 from podium.core.workflow import InputSpec, InputType, Workflow
 from podium.errors import Problem, UserError, WorkflowError
-from podium.security.rbac import Policy
+from podium.security.rbac import AccessPolicy
 from podium.yaml.agents import AgentDoc, Unbuilt, apply_hints, build_agent, model_factory
 from podium.yaml.code import functions_allowed, import_ref, importable
 from podium.yaml.document import DOC_CONFIG, compose_document, listify, validation_problems
@@ -309,7 +309,7 @@ def parse_workflow(text: str, source: str = "<string>", *, base: Path | None = N
     return workflow
 
 
-def load_workflow(path: str | Path, *, policy: Policy | None = None) -> Workflow:
+def load_workflow(path: str | Path, *, policy: AccessPolicy | None = None) -> Workflow:
     """A workflow from a YAML file; its imports resolve from the current folder and the
     file's own folder. With a `policy`, the Python code the file names must come from
     modules its `functions.allow` allows.
