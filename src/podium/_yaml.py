@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from podium._yaml_events import libyaml_compose
+
 MAX_DEPTH = 100
 """How deeply collections may nest in a YAML file (and in JSON inputs): more is surely a
 mistake or an attack, and would exhaust Python's recursion limit."""
@@ -63,6 +65,9 @@ def compose(text: str) -> tuple[Any, dict[str, int]]:
     Raises:
         YAMLSyntaxError: the text is not valid YAML.
     """
+    fast = libyaml_compose(text, MAX_DEPTH)
+    if fast is not None:
+        return fast
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
