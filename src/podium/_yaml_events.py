@@ -79,9 +79,10 @@ def libyaml_compose(text: str, max_depth: int) -> tuple[Any, dict[str, int]] | N
         return None  # where libyaml and PyYAML differ
     with _collection_paused():
         fold = _Fold(max_depth)
+        take = fold.take
         try:
-            for event in yaml.parse(text, Loader=_CParser):
-                if not fold.take(event):
+            for event in iter(_CParser(text).get_event, None):
+                if not take(event):
                     return None
         except Exception:  # the pure-Python loader reads it again and says why
             return None

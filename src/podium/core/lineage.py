@@ -65,6 +65,11 @@ class Lineage(Mapping[str, "Upstream"]):
 
     # -- questions -----------------------------------------------------------------------
 
+    @property
+    def cyclic(self) -> bool:
+        """Whether some tasks need each other in a cycle (the workflow is then invalid)."""
+        return self._cyclic
+
     def is_upstream(self, ancestor: str, task_id: str) -> bool:
         """Whether `task_id` needs `ancestor`, directly or not."""
         x, t = self._index.get(ancestor), self._index.get(task_id)

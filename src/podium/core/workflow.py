@@ -249,17 +249,19 @@ class Workflow:
             stack.extend(self.tasks[current].needs)
         return seen
 
-    def structure_problems(self) -> list[Problem]:
-        """Every problem of structure: names, references, cycles and templates."""
+    def structure_problems(self, upstream: Lineage | None = None) -> list[Problem]:
+        """Every problem of structure: names, references, cycles and templates.
+        `upstream`: `ancestor_map()` when the caller has it already."""
         problems: list[Problem] = []
         if not self.tasks and not self.goal:
             problems.append(self.problem("tasks", "a workflow needs at least one task "
                                          "(or a goal: for a planner)"))
         problems += self._goal_problems()
-        upstream = self.ancestor_map()
+        if upstream is None:
+            upstream = self.ancestor_map()
         for task in self.tasks.values():
             problems += self._task_problems(task, upstream[task.id])
-        cycle = self.find_cycle()
+        cycle = self.find_cycle() if upstream.cyclic else None
         if cycle:
             path = " → ".join(repr(t) for t in cycle)
             problems.append(self.problem(f"tasks.{cycle[0]}.needs", f"cycle: {path}"))

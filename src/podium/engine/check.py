@@ -24,14 +24,14 @@ def as_agent(name: str, ref: AgentRef) -> Agent:
 
 def problems(workflow: Workflow) -> list[Problem]:
     """Every problem in the workflow, not only the first."""
-    found = workflow.structure_problems()
+    upstream = workflow.ancestor_map()
+    found = workflow.structure_problems(upstream)
     agents: dict[str, Agent] = {}
     for name, ref in workflow.agents.items():
         try:
             agents[name] = as_agent(name, ref)
         except (UserError, TypeError, ValueError) as e:
             found.append(workflow.problem(f"agents.{name}", str(e)))
-    upstream = workflow.ancestor_map()
     for task in workflow.tasks.values():
         found += _task_problems(workflow, task.id, agents, upstream[task.id])
     return found
