@@ -428,7 +428,7 @@ def processes(folder: str, sizes: Sizes) -> dict[str, Any]:
     podium = Podium(home)
     (home / "chain.yaml").write_text(chain_yaml(n))
     (home / "fanout.yaml").write_text(fanout_yaml(fan))
-    count = max(1, min(3, sizes.repeat))
+    count = 3 if sizes.repeat >= 3 else 1
     out: dict[str, Any] = {
         "import_podium_ms": podium.samples(count, "-c", "import podium"),
         "help_ms": podium.samples(count, "--help"),
