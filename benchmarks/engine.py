@@ -18,12 +18,13 @@ Every run journals into a real SQLite file (WAL) in a temporary folder, as a use
   (`engine.resume`, re-running the 1,000), from a fresh store and engine as after a restart.
 - `sweep`: chains and fan-outs (independent tasks) of each size in `--sizes` (100, 1,000
   and 10,000 by default): per-task time of no-op runs, then one run whose agents return
-  1 KB, traced: peak Python memory (tracemalloc) and journal bytes per task.
+  1 KB, traced: peak Python memory (tracemalloc) and journal bytes per task. CPU time per
+  task (`cpu_per_task_us`) beside the wall time: on a loaded machine it varies less.
 - `processes`: the command line as a user starts it, at the largest size: `import podium`,
   `podium --help`, `podium validate` of a chain (and the same load and check in this
   process, without the imports), `podium resume` of a chain killed half-way (by SIGKILL,
   from inside an agent), and `podium run --json` of a fan-out of 1,000 tasks (fewer when
-  the largest size is smaller).
+  the largest size is smaller). Each with its CPU time (`cpu_ms`, user and system).
 
 Each figure is the median and minimum of several runs after a warm-up run.
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -348,14 +350,18 @@ async def sweep(folder: str, sizes: Sizes) -> dict[str, Any]:
             try:
                 run = podium_run(Engine(store), build(n, async_noop))
                 if n <= REPEATED_UP_TO:
-                    walls = (await repeat_interleaved({name: run}, sizes.repeat))[name]
-                else:
-                    walls = [await timed(run)]
+                    await run()  # a warm-up
+                walls, cpus = [], []
+                for _ in range(sizes.repeat if n <= REPEATED_UP_TO else 1):
+                    start = time.process_time()
+                    walls.append(await timed(run))
+                    cpus.append((time.process_time() - start) / n * 1e6)
             finally:
                 await store.close()
             peak_mb, journal = await traced(folder, f"{name}_1kb", build(n, kilobyte))
             out[shape][str(n)] = {
                 **Timing(tasks=n, walls=walls).report(), "runs": len(walls),
+                "cpu_per_task_us": summary(cpus, 1),
                 "peak_mb_1kb_outputs": round(peak_mb, 2),
                 "journal_bytes_per_task_1kb_outputs": round(journal / n),
             }
@@ -403,20 +409,27 @@ class Podium:
         self.env.pop("PODIUM_BENCH_KILL_AT", None)
         (folder / "bench_agents.py").write_text(AGENTS_MODULE)
 
-    def timed(self, *args: str, code: int = 0, env: dict[str, str] | None = None) -> float:
-        """Seconds `python -m podium ARGS` took (or `python ARGS` when the first is -c)."""
+    def timed(self, *args: str, code: int = 0, env: dict[str, str] | None = None
+              ) -> tuple[float, float]:
+        """Seconds `python -m podium ARGS` took (or `python ARGS` when the first is -c):
+        wall time, and CPU time (user and system), which a loaded machine inflates less."""
         command = [sys.executable, *(args if args[0] == "-c" else ("-m", "podium", *args))]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(command, cwd=self.folder, env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=1800)
+                              capture_output=True, text=True, timeout=3600)
         wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != code:
             raise RuntimeError(f"{' '.join(args)} exited {done.returncode}, not {code}: "
                                f"{done.stderr[-2000:]}")
-        return wall
+        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
     def samples(self, count: int, *args: str) -> dict[str, Any]:
-        return summary([self.timed(*args) * 1e3 for _ in range(count)], 1)
+        """Wall and CPU milliseconds of `count` runs."""
+        runs = [self.timed(*args) for _ in range(count)]
+        return {**summary([wall * 1e3 for wall, _ in runs], 1),
+                "cpu_ms": summary([cpu * 1e3 for _, cpu in runs], 1)}
 
 
 def processes(folder: str, sizes: Sizes) -> dict[str, Any]:
@@ -439,9 +452,9 @@ def processes(folder: str, sizes: Sizes) -> dict[str, Any]:
     db = str(home / "resume.db")
     podium.timed("run", str(home / "chain.yaml"), "--db", db, "--run-id", "bench-resume",
                  "--no-input", code=-9, env={"PODIUM_BENCH_KILL_AT": str(n // 2)})
+    wall, cpu = podium.timed("resume", "bench-resume", "--db", db)
     out["resume_chain"] = {"tasks": n, "killed_at_task": n // 2,
-                           "process_ms": round(podium.timed("resume", "bench-resume", "--db",
-                                                            db) * 1e3, 1)}
+                           "process_ms": round(wall * 1e3, 1), "cpu_ms": round(cpu * 1e3, 1)}
     out["run_json_fanout"] = {"tasks": fan, "process_ms": podium.samples(
         count, "run", "--json", str(home / "fanout.yaml"), "--db", str(home / "fan.db"),
         "--no-input")}
@@ -455,14 +468,15 @@ def in_process_load(path: Path, count: int) -> dict[str, Any]:
     cwd = os.getcwd()
     os.chdir(path.parent)
     try:
-        samples = []
+        samples, cpu = [], []
         for _ in range(count):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             load_workflow(path)
             samples.append((time.perf_counter() - start) * 1e3)
+            cpu.append((time.process_time() - start_cpu) * 1e3)
     finally:
         os.chdir(cwd)
-    return summary(samples, 1)
+    return {**summary(samples, 1), "cpu_ms": summary(cpu, 1)}
 
 
 async def main(quick: bool, sizes: Sizes, sweep_only: bool) -> dict[str, Any]:
