@@ -3,6 +3,7 @@ the ones Jinja's parse gives, in the same order; anything else is parsed."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -48,3 +49,19 @@ def test_the_fast_reading_covers_the_usual_templates() -> None:
     assert _simple_references("{{ inputs.n > 3 }}", False) is None
     assert _simple_references("{% for x in inputs.xs %}{{ x }}{% endfor %}", False) is None
     assert list(references("{{ outputs.a }}", expression=True)) == [Reference("outputs", "a")]
+
+
+def test_a_dotted_name_evaluates_as_jinja_evaluates_it() -> None:
+    from podium.core.templates import _compile_expression, evaluate
+
+    scope = {"inputs": {"n": 3, "rows": [1, 2]}, "outputs": {"fetch": {"rows": [4]},
+                                                            "items": "task"},
+             "item": {"a": None}}
+    for source in ("inputs.n", "{{ outputs.fetch.rows }}", " item.a ", "{{ outputs.items }}",
+                   "inputs", "item"):
+        inner = source.strip().removeprefix("{{").removesuffix("}}").strip()
+        assert evaluate(source, scope) == _compile_expression(inner)(**scope)
+    with pytest.raises(TemplateProblem, match="has no attribute 'missing'"):
+        evaluate("{{ inputs.missing }}", scope)
+    with pytest.raises(TemplateProblem, match="'nowhere' is undefined"):
+        evaluate("nowhere.x", scope)

@@ -66,6 +66,9 @@ def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
     """Evaluate a bare expression (`inputs.n > 3`), or a `{{ … }}` one, to a native value."""
     match = _SINGLE.match(expression)
     source = match["expr"] if match else expression
+    found = _looked_up(source, scope)
+    if found is not _MISSING:
+        return found
     try:
         result = _compile_expression(source.strip())(**scope)
         if isinstance(result, Undefined):
@@ -77,6 +80,28 @@ def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
         raise
     except Exception as e:  # the sandbox raises SecurityError, UndefinedError, TypeError…
         raise TemplateProblem(f"{expression!r}: {e}") from None
+
+
+_MISSING = object()
+
+
+def _looked_up(source: str, scope: Mapping[str, Any]) -> Any:
+    """The value of a dotted name (`outputs.fetch.rows`) looked up as the sandbox looks it
+    up when every step is a mapping's key, without compiling it (each distinct expression
+    costs Jinja about a millisecond to compile); _MISSING for anything else, which Jinja
+    evaluates (and explains when it fails)."""
+    match = _BARE.fullmatch(source)
+    if match is None:
+        return _MISSING
+    root, *attrs = match[1].split(".")
+    if root not in scope or root in _KEYWORDS or any(a in _KEYWORDS for a in attrs):
+        return _MISSING
+    value = scope[root]
+    for attr in attrs:
+        if not (isinstance(value, Mapping) and attr in value):
+            return _MISSING
+        value = value[attr]
+    return value
 
 
 def render(value: Any, scope: Mapping[str, Any]) -> Any:
