@@ -16,22 +16,38 @@ Every run journals into a real SQLite file (WAL) in a temporary folder, as a use
 - `resume_*`: a run of 5,500 tasks interrupted with 4,500 completed and 1,000 in flight
   (about 10,000 events); the time to fold its journal (`engine.state`) and to resume it
   (`engine.resume`, re-running the 1,000), from a fresh store and engine as after a restart.
+- `sweep`: chains and fan-outs (independent tasks) of each size in `--sizes` (100, 1,000
+  and 10,000 by default): per-task time of no-op runs, then one run whose agents return
+  1 KB, traced: peak Python memory (tracemalloc) and journal bytes per task. CPU time per
+  task (`cpu_per_task_us`) beside the wall time: on a loaded machine it varies less.
+- `processes`: the command line as a user starts it, at the largest size: `import podium`,
+  `podium --help`, `podium validate` of a chain (and the same load and check in this
+  process, without the imports), `podium resume` of a chain killed half-way (by SIGKILL,
+  from inside an agent), and `podium run --json` of a fan-out of 1,000 tasks (fewer when
+  the largest size is smaller). Each with its CPU time (`cpu_ms`, user and system).
 
 Each figure is the median and minimum of several runs after a warm-up run.
 
     python benchmarks/engine.py            # the full benchmark (about half a minute)
     python benchmarks/engine.py --quick    # small sizes, a few seconds: a smoke test
+    python benchmarks/engine.py --sweep-only --sizes 100,1000   # the sweep alone, smaller
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import secrets
+import subprocess
+import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from _bench import (
@@ -70,12 +86,14 @@ class Sizes:
     resume_tasks: int
     resume_completed: int
     repeat: int
+    sweep: tuple[int, ...]
+    """Task counts of the size sweep's chains and fan-outs."""
 
 
 FULL = Sizes(chain=100, fanout=1000, sleep_fanout=1000, resume_tasks=5500,
-             resume_completed=4500, repeat=5)
+             resume_completed=4500, repeat=5, sweep=(100, 1000, 10000))
 QUICK = Sizes(chain=20, fanout=100, sleep_fanout=100, resume_tasks=220,
-              resume_completed=180, repeat=2)
+              resume_completed=180, repeat=2, sweep=(20, 100))
 
 
 async def nap() -> None:
@@ -290,23 +308,198 @@ async def dispatch(sizes: Sizes) -> dict[str, Any]:
     return out
 
 
-async def main(quick: bool) -> dict[str, Any]:
-    sizes = QUICK if quick else FULL
+# -- the size sweep ---------------------------------------------------------------------
+
+KILOBYTE = "x" * 1024
+REPEATED_UP_TO = 1000
+"""Sweep sizes up to this many tasks run `repeat` times after a warm-up; larger ones once."""
+
+
+async def kilobyte() -> str:
+    return KILOBYTE
+
+
+def _journal_bytes(folder: str, name: str) -> int:
+    return sum(f.stat().st_size for f in Path(folder).glob(f"{name}.sqlite*"))
+
+
+async def traced(folder: str, name: str, workflow: Workflow) -> tuple[float, int]:
+    """One run of `workflow` in a fresh journal, traced: (peak MB of Python memory above
+    what was held before it, journal bytes once the store is closed)."""
+    store = open_store(folder, name)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        await podium_run(Engine(store), workflow)()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        await store.close()
+    return (peak - base) / 1e6, _journal_bytes(folder, name)
+
+
+async def sweep(folder: str, sizes: Sizes) -> dict[str, Any]:
+    """Per-task time, peak memory and journal bytes of chains and fan-outs by size."""
+    shapes: dict[str, Callable[[int, Any], Workflow]] = {
+        "chain": lambda n, agent: chain(n, agent), "fanout": independent}
+    out: dict[str, Any] = {shape: {} for shape in shapes}
+    for n in sizes.sweep:
+        for shape, build in shapes.items():
+            name = f"sweep_{shape}_{n}"
+            store = open_store(folder, name)
+            try:
+                run = podium_run(Engine(store), build(n, async_noop))
+                if n <= REPEATED_UP_TO:
+                    await run()  # a warm-up
+                walls, cpus = [], []
+                for _ in range(sizes.repeat if n <= REPEATED_UP_TO else 1):
+                    start = time.process_time()
+                    walls.append(await timed(run))
+                    cpus.append((time.process_time() - start) / n * 1e6)
+            finally:
+                await store.close()
+            peak_mb, journal = await traced(folder, f"{name}_1kb", build(n, kilobyte))
+            out[shape][str(n)] = {
+                **Timing(tasks=n, walls=walls).report(), "runs": len(walls),
+                "cpu_per_task_us": summary(cpus, 1),
+                "peak_mb_1kb_outputs": round(peak_mb, 2),
+                "journal_bytes_per_task_1kb_outputs": round(journal / n),
+            }
+    return out
+
+
+# -- the command line as a process --------------------------------------------------------
+
+AGENTS_MODULE = """\
+import os
+import signal
+
+KILL_AT = int(os.environ.get("PODIUM_BENCH_KILL_AT", "-1"))
+
+
+def step(n: int, prev: object = None) -> None:
+    if n == KILL_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def chain_yaml(n: int) -> str:
+    """A chain of `n` function-agent tasks, each reading the output before it."""
+    lines = ["name: bench-chain", "agents:", "  step: {function: bench_agents:step}", "tasks:",
+             "  t0: {agent: step, with: {n: 0}}"]
+    lines += [f"  t{i}: {{agent: step, needs: [t{i - 1}], "
+              f"with: {{n: {i}, prev: \"{{{{ outputs.t{i - 1} }}}}\"}}}}" for i in range(1, n)]
+    return "\n".join(lines) + "\n"
+
+
+def fanout_yaml(n: int) -> str:
+    """`n` independent function-agent tasks."""
+    lines = ["name: bench-fanout", "agents:", "  step: {function: bench_agents:step}",
+             "tasks:"]
+    lines += [f"  t{i}: {{agent: step, with: {{n: {i}}}}}" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+class Podium:
+    """`python -m podium` in a folder of its own, with this interpreter and environment."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env = {**os.environ, "PODIUM_HOME": str(folder)}
+        self.env.pop("PODIUM_BENCH_KILL_AT", None)
+        (folder / "bench_agents.py").write_text(AGENTS_MODULE)
+
+    def timed(self, *args: str, code: int = 0, env: dict[str, str] | None = None
+              ) -> tuple[float, float]:
+        """Seconds `python -m podium ARGS` took (or `python ARGS` when the first is -c):
+        wall time, and CPU time (user and system), which a loaded machine inflates less."""
+        command = [sys.executable, *(args if args[0] == "-c" else ("-m", "podium", *args))]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=self.folder, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=3600)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != code:
+            raise RuntimeError(f"{' '.join(args)} exited {done.returncode}, not {code}: "
+                               f"{done.stderr[-2000:]}")
+        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+    def samples(self, count: int, *args: str) -> dict[str, Any]:
+        """Wall and CPU milliseconds of `count` runs."""
+        runs = [self.timed(*args) for _ in range(count)]
+        return {**summary([wall * 1e3 for wall, _ in runs], 1),
+                "cpu_ms": summary([cpu * 1e3 for _, cpu in runs], 1)}
+
+
+def processes(folder: str, sizes: Sizes) -> dict[str, Any]:
+    """Process times of the command line at the sweep's largest size."""
+    n = max(sizes.sweep)
+    fan = min(1000, n)
+    home = Path(folder) / "cli"
+    home.mkdir()
+    podium = Podium(home)
+    (home / "chain.yaml").write_text(chain_yaml(n))
+    (home / "fanout.yaml").write_text(fanout_yaml(fan))
+    count = 3 if sizes.repeat >= 3 else 1
+    out: dict[str, Any] = {
+        "import_podium_ms": podium.samples(count, "-c", "import podium"),
+        "help_ms": podium.samples(count, "--help"),
+        "validate_chain": {"tasks": n, "process_ms": podium.samples(count, "validate",
+                                                                    "chain.yaml"),
+                           "in_process_ms": in_process_load(home / "chain.yaml", count)},
+    }
+    db = str(home / "resume.db")
+    podium.timed("run", str(home / "chain.yaml"), "--db", db, "--run-id", "bench-resume",
+                 "--no-input", code=-9, env={"PODIUM_BENCH_KILL_AT": str(n // 2)})
+    wall, cpu = podium.timed("resume", "bench-resume", "--db", db)
+    out["resume_chain"] = {"tasks": n, "killed_at_task": n // 2,
+                           "process_ms": round(wall * 1e3, 1), "cpu_ms": round(cpu * 1e3, 1)}
+    out["run_json_fanout"] = {"tasks": fan, "process_ms": podium.samples(
+        count, "run", "--json", str(home / "fanout.yaml"), "--db", str(home / "fan.db"),
+        "--no-input")}
+    return out
+
+
+def in_process_load(path: Path, count: int) -> dict[str, Any]:
+    """Loading and checking a workflow file here, its imports already done."""
+    from podium import load_workflow
+
+    cwd = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        samples, cpu = [], []
+        for _ in range(count):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            load_workflow(path)
+            samples.append((time.perf_counter() - start) * 1e3)
+            cpu.append((time.process_time() - start_cpu) * 1e3)
+    finally:
+        os.chdir(cwd)
+    return {**summary(samples, 1), "cpu_ms": summary(cpu, 1)}
+
+
+async def main(quick: bool, sizes: Sizes, sweep_only: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="podium-bench-") as folder:
         results: dict[str, Any] = {}
-        results |= await overhead(folder, sizes)
-        results |= await guarded(folder, sizes)
-        results |= await sleeping_fanout(folder, sizes)
-        results |= await resume(folder, sizes)
-    results |= await dispatch(sizes)
+        if not sweep_only:
+            results |= await overhead(folder, sizes)
+            results |= await guarded(folder, sizes)
+            results |= await sleeping_fanout(folder, sizes)
+            results |= await resume(folder, sizes)
+        results["sweep"] = await sweep(folder, sizes)
+        results["processes"] = processes(folder, sizes)
+    if not sweep_only:
+        results |= await dispatch(sizes)
     return {
         "benchmark": "podium-engine",
         "quick": quick,
         "journal": "SQLiteStore on a file in a temporary folder (WAL, synchronous=NORMAL)",
         "repeat": sizes.repeat,
         "environment": environment(),
+        "load_average": list(os.getloadavg()),
         "results": results,
-        "targets": targets(results),
+        "targets": {} if sweep_only else targets(results),
     }
 
 
@@ -314,9 +507,17 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and two repetitions: a smoke run of a few seconds")
+    parser.add_argument("--sizes", type=lambda text: tuple(int(n) for n in text.split(",")),
+                        help="task counts of the sweep, comma-separated (default 100,1000,"
+                             "10000; with --quick 20,100); the processes use the largest")
+    parser.add_argument("--sweep-only", action="store_true",
+                        help="only the size sweep and the command-line processes")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     args = parse()
-    run_main(lambda: main(args.quick))
+    chosen = QUICK if args.quick else FULL
+    if args.sizes:
+        chosen = replace(chosen, sweep=args.sizes)
+    run_main(lambda: main(args.quick, chosen, args.sweep_only))

@@ -61,7 +61,7 @@ agent's `except Exception` cannot swallow it.
 
 Defined elsewhere, and why:
 
-- `podium._yaml.YAMLSyntaxError` and `podium.core.templates.TemplateProblem` are
+- `podium.yaml.source.YAMLSyntaxError` and `podium.core.templates.TemplateProblem` are
   `ValueError`s of the YAML reader and the template engine; the loaders turn them into a
   `Problem` of a `WorkflowError` (or a failed task) that names the place.
 - `podium.store.postgres.JournalUnavailable` (a `PodiumError`: the PostgreSQL server of

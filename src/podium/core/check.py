@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Set
 from typing import Any
 
 from podium.core.agent import Agent
@@ -23,21 +24,21 @@ def as_agent(name: str, ref: AgentRef) -> Agent:
 
 def problems(workflow: Workflow) -> list[Problem]:
     """Every problem in the workflow, not only the first."""
-    found = workflow.structure_problems()
+    upstream = workflow.ancestor_map()
+    found = workflow.structure_problems(upstream)
     agents: dict[str, Agent] = {}
     for name, ref in workflow.agents.items():
         try:
             agents[name] = as_agent(name, ref)
         except (UserError, TypeError, ValueError) as e:
             found.append(workflow.problem(f"agents.{name}", str(e)))
-    upstream = workflow.ancestor_map()
     for task in workflow.tasks.values():
         found += _task_problems(workflow, task.id, agents, upstream[task.id])
     return found
 
 
 def _task_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent],
-                   upstream: frozenset[str]) -> list[Problem]:
+                   upstream: Set[str]) -> list[Problem]:
     task = workflow.tasks[task_id]
     found: list[Problem] = []
     try:
@@ -45,12 +46,12 @@ def _task_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent],
     except TypeError as e:
         found.append(workflow.problem(f"tasks.{task_id}.output", str(e)))
     found += _source_problems(workflow, task_id, agents, upstream)
-    available = set(task.args) | upstream | set(workflow.inputs)
+    given = set(task.args) | set(workflow.inputs)
     for name in (task.agent, *task.policy.fallback):
         agent = agents.get(name)
         if not isinstance(agent, FunctionAgent):
             continue
-        for param in agent.missing(available):
+        for param in (p for p in agent.missing(given) if p not in upstream):
             where = _where(agent)
             found.append(workflow.problem(
                 f"tasks.{task_id}.with",
@@ -60,7 +61,7 @@ def _task_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent],
 
 
 def _source_problems(workflow: Workflow, task_id: str, agents: dict[str, Agent],
-                     upstream: frozenset[str]) -> list[Problem]:
+                     upstream: Set[str]) -> list[Problem]:
     """Faithfulness sources that name an input the workflow lacks or a task this one does
     not depend on (whose output it would never receive)."""
     task = workflow.tasks[task_id]

@@ -15,12 +15,13 @@ A workflow written in YAML and one built in Python are the same objects::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from podium.core.agent import Agent
 from podium.core.faithful import Faithful
+from podium.core.lineage import Lineage
 from podium.core.memory import MemoryQuery
 from podium.core.plan import PLAN_KEY, PlannerConfig, goal_problems
 from podium.core.policy import Budget, CircuitPolicy, OnFailure, RetryPolicy, TaskPolicy
@@ -230,33 +231,11 @@ class Workflow:
             path = path.rpartition(".")[0]
         return Problem(message=message, file=self.source, line=self.lines.get(path), field=field)
 
-    def ancestor_map(self) -> dict[str, frozenset[str]]:
-        """The ancestors of every task, computed once in topological order (tasks on a
-        cycle, which a valid workflow has none of, get a plain walk)."""
-        tasks = self.tasks
-        pending = {t: sum(1 for n in task.needs if n in tasks) for t, task in tasks.items()}
-        users: dict[str, list[str]] = {t: [] for t in tasks}
-        for t, task in tasks.items():
-            for need in task.needs:
-                if need in tasks:
-                    users[need].append(t)
-        ready = [t for t, count in pending.items() if count == 0]
-        found: dict[str, frozenset[str]] = {}
-        while ready:
-            current = ready.pop()
-            gathered: set[str] = set()
-            for need in tasks[current].needs:
-                if need in tasks:
-                    gathered.add(need)
-                    gathered |= found[need]
-            found[current] = frozenset(gathered)
-            for user in users[current]:
-                pending[user] -= 1
-                if pending[user] == 0:
-                    ready.append(user)
-        for t in tasks.keys() - found.keys():
-            found[t] = frozenset(self.ancestors(t))
-        return found
+    def ancestor_map(self) -> Lineage:
+        """The upstream tasks of every task: `ancestor_map()[t]` is a set-like view of the
+        tasks `t` needs, directly or not, asked about without storing them (see
+        `podium.core.lineage`); a snapshot of the tasks as they are now."""
+        return Lineage({t: task.needs for t, task in self.tasks.items()})
 
     def ancestors(self, task_id: str) -> set[str]:
         """Every task `task_id` depends on, directly or not (cycles tolerated)."""
@@ -270,17 +249,19 @@ class Workflow:
             stack.extend(self.tasks[current].needs)
         return seen
 
-    def structure_problems(self) -> list[Problem]:
-        """Every problem of structure: names, references, cycles and templates."""
+    def structure_problems(self, upstream: Lineage | None = None) -> list[Problem]:
+        """Every problem of structure: names, references, cycles and templates.
+        `upstream`: `ancestor_map()` when the caller has it already."""
         problems: list[Problem] = []
         if not self.tasks and not self.goal:
             problems.append(self.problem("tasks", "a workflow needs at least one task "
                                          "(or a goal: for a planner)"))
         problems += self._goal_problems()
-        upstream = self.ancestor_map()
+        if upstream is None:
+            upstream = self.ancestor_map()
         for task in self.tasks.values():
             problems += self._task_problems(task, upstream[task.id])
-        cycle = self.find_cycle()
+        cycle = self.find_cycle() if upstream.cyclic else None
         if cycle:
             path = " → ".join(repr(t) for t in cycle)
             problems.append(self.problem(f"tasks.{cycle[0]}.needs", f"cycle: {path}"))
@@ -301,7 +282,7 @@ class Workflow:
                                          "the task"))
         return problems
 
-    def _task_problems(self, task: Task, upstream: frozenset[str]) -> list[Problem]:
+    def _task_problems(self, task: Task, upstream: Set[str]) -> list[Problem]:
         at = f"tasks.{task.id}"
         problems = self._routing_problems(task)
         for i, name in enumerate((task.agent, *task.policy.fallback)):
@@ -346,7 +327,7 @@ class Workflow:
                                      "agents, or a registry:")]
         return []
 
-    def _template_problems(self, task: Task, upstream: frozenset[str]) -> list[Problem]:
+    def _template_problems(self, task: Task, upstream: Set[str]) -> list[Problem]:
         at = f"tasks.{task.id}"
         sources: list[tuple[str, str, bool]] = [
             (f"{at}.with", s, False) for s in template_strings(task.args)
@@ -375,7 +356,7 @@ class Workflow:
         return problems
 
     def _reference_problem(
-        self, task: Task, root: str, attr: str | None, upstream: frozenset[str], field: str
+        self, task: Task, root: str, attr: str | None, upstream: Set[str], field: str
     ) -> str | None:
         if root in _JINJA_GLOBALS:
             return None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import re
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,18 +180,18 @@ def plan_problems(workflow: Workflow, tasks: Sequence[PlannedTask], *, max_tasks
     return found
 
 
-def _parameter_problems(workflow: Workflow, task: PlannedTask, upstream: frozenset[str]
+def _parameter_problems(workflow: Workflow, task: PlannedTask, upstream: Set[str]
                         ) -> list[str]:
     """Parameters of the function agents the router may choose that nothing supplies (the
     router ranks by meaning, not by parameters, so each candidate must be callable)."""
     from podium.core.check import _where
 
-    available = set(task.with_) | upstream | set(workflow.inputs)
+    given = set(task.with_) | set(workflow.inputs)
     found = []
     for name, ref in workflow.agents.items():
         if not isinstance(ref, FunctionAgent) or task.skill not in ref.skills:
             continue
-        for param in ref.missing(available):
+        for param in (p for p in ref.missing(given) if p not in upstream):
             found.append(f"task {task.id!r} (with): agent {name!r} ({_where(ref)}) "
                          f"needs {param!r}, which no with: value, upstream task or input "
                          f"supplies; add `{param}:` under with:")

@@ -13,7 +13,7 @@ import asyncio
 import os
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -717,7 +717,7 @@ class _Outputs(Mapping[str, Any]):
 
     __slots__ = ("_keys", "_state")
 
-    def __init__(self, state: Callable[[], RunState], keys: frozenset[str]) -> None:
+    def __init__(self, state: Callable[[], RunState], keys: Set[str]) -> None:
         self._state, self._keys = state, keys
 
     def __getitem__(self, key: str) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from podium.core.inputs import MAX_DEPTH
+from podium.yaml._events import libyaml_compose
 
 
 class YAMLSyntaxError(ValueError):
@@ -61,6 +62,9 @@ def compose(text: str) -> tuple[Any, dict[str, int]]:
     Raises:
         YAMLSyntaxError: the text is not valid YAML.
     """
+    fast = libyaml_compose(text, MAX_DEPTH)
+    if fast is not None:
+        return fast
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
