@@ -10,8 +10,8 @@ import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from podium import _yaml
 from podium.core.inputs import MAX_DEPTH
+from podium.yaml import source as _yaml
 from podium.yaml._events import libyaml_compose
 from podium.yaml.source import YAMLSyntaxError, compose
 
