@@ -92,12 +92,11 @@ _INSERT_EVENT = ("INSERT INTO events (run_id, seq, type, task, data, ts, sum)"
 
 def _events_with_rowids() -> Flow[bool]:
     """Move the events of a journal written when they were kept WITHOUT ROWID into the
-    rowid table, once, in the opening transaction (a crash leaves the old table whole);
-    whether they moved."""
+    rowid table, once, in one transaction (a crash leaves the old table whole); whether
+    they moved."""
     made = yield one("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'")
     if "WITHOUT ROWID" not in made[0].upper():
         return False
-    # A journal from before checksums has no `sum`: its rows keep NULL, for migrate_sums.
     columns = ", ".join(r[1] for r in (yield rows("PRAGMA table_info(events)")))
     yield count("CREATE TABLE events_rowid (" + _EVENTS + ")")
     yield count(f"INSERT INTO events_rowid ({columns}) SELECT {columns} FROM events"
@@ -144,11 +143,9 @@ class SQLiteStore(Store):
             self._db.execute("PRAGMA foreign_keys=ON")
             # Shredded keys and re-wrapped ones must not linger in free pages.
             self._db.execute("PRAGMA secure_delete=ON")
-            self._moved = False
             self._sums_required = write(self._db, lambda db: run_sqlite(db, self._schema()),
                                         self.path, self._patience)
-            if self._moved:
-                self._shrink()
+            self._move_events()
         except BaseException:
             self._db.close()
             raise
@@ -157,9 +154,16 @@ class SQLiteStore(Store):
     def location(self) -> str:
         return str(self.path)
 
-    def _shrink(self) -> None:
-        """Give the pages the events left when they moved back to the file system, best
-        effort: the journal works as well without (its free pages are used again)."""
+    def _move_events(self) -> None:
+        """Give a journal whose events are kept WITHOUT ROWID the rowid table, then the
+        pages they left back to the file system (best effort: free pages are used again)."""
+        try:
+            moved = write(self._db, lambda db: run_sqlite(db, _events_with_rowids()),
+                          self.path, self._patience)
+        except (JournalDamaged, sqlite3.IntegrityError):
+            return  # a damaged file keeps its table, to be read as far as it can be
+        if not moved:
+            return
         try:
             retrying(lambda: self._db.execute("VACUUM"), self.path, 5.0)
         except (sqlite3.Error, PodiumError):
@@ -183,7 +187,6 @@ class SQLiteStore(Store):
         if "session" not in {r[1] for r in columns}:
             yield count("ALTER TABLE runs ADD COLUMN session TEXT")
         yield count("CREATE INDEX IF NOT EXISTS runs_session ON runs (session, started_at)")
-        self._moved = yield from _events_with_rowids()
         return (yield from migrate_sums(self._keys))
 
     # -- the primitives of Store -------------------------------------------------------
