@@ -1,119 +1,124 @@
 """Podium: orchestrate AI agents, models and tools into workflows that survive failure.
 
-The public API, grouped by concept; `__all__` keeps the same groups, each sorted.
+The public API, grouped by concept; `__all__` keeps the same groups, each sorted. Each name
+is imported when first used (PEP 562), so `import podium` (and the `podium` command) does
+not pay for the engine, the models or the stores until they are needed.
 """
 
-# -- workflow building: tasks, their inputs and policies, in Python or from YAML -----------
-from podium.core.faithful import Faithful
-from podium.core.policy import Budget, CircuitPolicy, RetryPolicy, TaskPolicy
-from podium.core.workflow import HUMAN, InputSpec, Task, Workflow
-from podium.yaml import load_workflow, parse_workflow
+from typing import TYPE_CHECKING
 
-# isort: split
-# -- planning: a goal becomes a plan of tasks ----------------------------------------------
-from podium.core.plan import PlannerConfig
-from podium.engine.planner import PlannedTask, Planner, subtasks
+if TYPE_CHECKING:
+    # -- workflow building: tasks, their inputs and policies, in Python or from YAML-------
+    from podium.core.faithful import Faithful
+    from podium.core.policy import Budget, CircuitPolicy, RetryPolicy, TaskPolicy
+    from podium.core.workflow import HUMAN, InputSpec, Task, Workflow
+    from podium.yaml import load_workflow, parse_workflow
 
-# isort: split
-# -- running: the engine and what the journal tells of a run -------------------------------
-from podium.core.events import Event
-from podium.core.state import RunState, TaskState
-from podium.engine.runtime import Engine
+    # isort: split
+    # -- planning: a goal becomes a plan of tasks------------------------------------------
+    from podium.core.plan import PlannerConfig
+    from podium.engine.planner import PlannedTask, Planner, subtasks
 
-# isort: split
-# -- agents: the protocol, the built-in kinds, and choosing one for a task -----------------
-from podium.agents.context import ContextOptions
-from podium.agents.llm import LLMAgent
-from podium.core.agent import Agent, TaskContext, TaskInput
-from podium.core.function import FunctionAgent
-from podium.core.registry import Registry, RouterPolicy
-from podium.yaml import load_registry
+    # isort: split
+    # -- running: the engine and what the journal tells of a run---------------------------
+    from podium.core.events import Event
+    from podium.core.state import RunState, TaskState
+    from podium.engine.runtime import Engine
 
-# isort: split
-# -- models: chat-model providers behind one interface -------------------------------------
-from podium.models import Message, Model, ModelResponse, Usage, resolve_model
+    # isort: split
+    # -- agents: the protocol, the built-in kinds, and choosing one for a task-------------
+    from podium.agents.context import ContextOptions
+    from podium.agents.llm import LLMAgent
+    from podium.core.agent import Agent, TaskContext, TaskInput
+    from podium.core.function import FunctionAgent
+    from podium.core.registry import Registry, RouterPolicy
+    from podium.yaml import load_registry
 
-# isort: split
-# -- tools: typed functions a model may call, and who may call them ------------------------
-from podium.tools import Tool, tool
-from podium.tools.mediation import ToolPolicy
+    # isort: split
+    # -- models: chat-model providers behind one interface---------------------------------
+    from podium.models import Message, Model, ModelResponse, Usage, resolve_model
 
-# isort: split
-# -- memory: long-term memories, searched by meaning, erasable per subject -----------------
-from podium.memory import Memory, MemoryQuery, MemoryStore, SQLiteMemoryStore, erase_subject
+    # isort: split
+    # -- tools: typed functions a model may call, and who may call them--------------------
+    from podium.tools import Tool, tool
+    from podium.tools.mediation import ToolPolicy
 
-# isort: split
-# -- patterns: ready-made shapes of multi-agent work ---------------------------------------
-from podium.patterns import (
-    Discussion,
-    Handoff,
-    Refine,
-    Supervisor,
-    Vote,
-    chain,
-    orchestrate,
-    parallel,
-    route,
-)
+    # isort: split
+    # -- memory: long-term memories, searched by meaning, erasable per subject-------------
+    from podium.memory import Memory, MemoryQuery, MemoryStore, SQLiteMemoryStore, erase_subject
 
-# isort: split
-# -- security: who asks, what the access policy lets them do, secrets ----------------------
-from podium.core.principal import Principal
-from podium.secrets import Secret
-from podium.security.rbac import AccessDecision, AccessPolicy
-from podium.yaml import load_policy, parse_policy
+    # isort: split
+    # -- patterns: ready-made shapes of multi-agent work-----------------------------------
+    from podium.patterns import (
+        Discussion,
+        Handoff,
+        Refine,
+        Supervisor,
+        Vote,
+        chain,
+        orchestrate,
+        parallel,
+        route,
+    )
 
-# isort: split
-# -- storage: the journal of runs ----------------------------------------------------------
-from podium.store import PostgresStore, SQLiteStore, Store, open_store
+    # isort: split
+    # -- security: who asks, what the access policy lets them do, secrets------------------
+    from podium.core.principal import Principal
+    from podium.secrets import Secret
+    from podium.security.rbac import AccessDecision, AccessPolicy
+    from podium.yaml import load_policy, parse_policy
 
-# isort: split
-# -- errors (their tree is drawn in `podium.errors`), and signals an agent raises ----------
-from podium.errors import (
-    ApprovalRequired,
-    AuditKeyMismatch,
-    BudgetExceeded,
-    CircuitOpen,
-    Conflict,
-    ContextTooLarge,
-    DecryptError,
-    EmailError,
-    Escalate,
-    HTTPError,
-    JournalDamaged,
-    JournalError,
-    JournalUnavailable,
-    KeyConfigError,
-    LeaseLost,
-    MCPUnavailable,
-    ModelError,
-    NotWaiting,
-    OutputInvalid,
-    PermissionDenied,
-    PodiumError,
-    PolicyError,
-    PolicyFileError,
-    Problem,
-    ReplyTooLarge,
-    Retry,
-    RunBusy,
-    RunEnded,
-    RunError,
-    RunTimeout,
-    SQLError,
-    StoreLocked,
-    TaskFailed,
-    TaskTimeout,
-    ToolArgumentsInvalid,
-    ToolFailed,
-    Unfaithful,
-    UnknownRun,
-    UnmaskError,
-    UntrustedSource,
-    UserError,
-    VaultError,
-    WorkflowError,
-)
+    # isort: split
+    # -- storage: the journal of runs------------------------------------------------------
+    from podium.store import PostgresStore, SQLiteStore, Store, open_store
+
+    # isort: split
+    # -- errors (their tree is drawn in `podium.errors`), and signals an agent raises------
+    from podium.errors import (
+        ApprovalRequired,
+        AuditKeyMismatch,
+        BudgetExceeded,
+        CircuitOpen,
+        Conflict,
+        ContextTooLarge,
+        DecryptError,
+        EmailError,
+        Escalate,
+        HTTPError,
+        JournalDamaged,
+        JournalError,
+        JournalUnavailable,
+        KeyConfigError,
+        LeaseLost,
+        MCPUnavailable,
+        ModelError,
+        NotWaiting,
+        OutputInvalid,
+        PermissionDenied,
+        PodiumError,
+        PolicyError,
+        PolicyFileError,
+        Problem,
+        ReplyTooLarge,
+        Retry,
+        RunBusy,
+        RunEnded,
+        RunError,
+        RunTimeout,
+        SQLError,
+        StoreLocked,
+        TaskFailed,
+        TaskTimeout,
+        ToolArgumentsInvalid,
+        ToolFailed,
+        Unfaithful,
+        UnknownRun,
+        UnmaskError,
+        UntrustedSource,
+        UserError,
+        VaultError,
+        WorkflowError,
+    )
 
 __all__ = [  # noqa: RUF022 - grouped by concept, sorted within each group (tests check)
     # -- workflow building
@@ -233,3 +238,71 @@ __all__ = [  # noqa: RUF022 - grouped by concept, sorted within each group (test
     "Escalate",  # hand the task to a person
     "Retry",  # ask for another attempt
 ]
+
+_WHERE: dict[str, str] = {name: module for module, names in (
+    # workflow building
+    ("podium.core.faithful", "Faithful"),
+    ("podium.core.policy", "Budget CircuitPolicy RetryPolicy TaskPolicy"),
+    ("podium.core.workflow", "HUMAN InputSpec Task Workflow"),
+    ("podium.yaml", "load_workflow parse_workflow"),
+    # planning
+    ("podium.core.plan", "PlannerConfig"),
+    ("podium.engine.planner", "PlannedTask Planner subtasks"),
+    # running
+    ("podium.core.events", "Event"),
+    ("podium.core.state", "RunState TaskState"),
+    ("podium.engine.runtime", "Engine"),
+    # agents
+    ("podium.agents.context", "ContextOptions"),
+    ("podium.agents.llm", "LLMAgent"),
+    ("podium.core.agent", "Agent TaskContext TaskInput"),
+    ("podium.core.function", "FunctionAgent"),
+    ("podium.core.registry", "Registry RouterPolicy"),
+    ("podium.yaml", "load_registry"),
+    # models
+    ("podium.models", "Message Model ModelResponse Usage resolve_model"),
+    # tools
+    ("podium.tools", "Tool tool"),
+    ("podium.tools.mediation", "ToolPolicy"),
+    # memory
+    ("podium.memory", "Memory MemoryQuery MemoryStore SQLiteMemoryStore erase_subject"),
+    # patterns
+    ("podium.patterns", "Discussion Handoff Refine Supervisor Vote chain orchestrate parallel "
+     "route"),
+    # security
+    ("podium.core.principal", "Principal"),
+    ("podium.secrets", "Secret"),
+    ("podium.security.rbac", "AccessDecision AccessPolicy"),
+    ("podium.yaml", "load_policy parse_policy"),
+    # storage
+    ("podium.store", "PostgresStore SQLiteStore Store open_store"),
+    # errors
+    ("podium.errors",
+     "ApprovalRequired AuditKeyMismatch BudgetExceeded CircuitOpen Conflict "
+     "ContextTooLarge DecryptError EmailError Escalate HTTPError JournalDamaged "
+     "JournalError JournalUnavailable KeyConfigError LeaseLost MCPUnavailable "
+     "ModelError NotWaiting OutputInvalid PermissionDenied PodiumError PolicyError "
+     "PolicyFileError Problem ReplyTooLarge Retry RunBusy RunEnded RunError "
+     "RunTimeout SQLError StoreLocked TaskFailed TaskTimeout ToolArgumentsInvalid "
+     "ToolFailed Unfaithful UnknownRun UnmaskError UntrustedSource UserError "
+     "VaultError WorkflowError"),
+) for name in names.split()}
+"""The module each public name is imported from on first use; the same as the imports
+above, which type checkers read (a test holds them equal)."""
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        """A public name, imported on first use (PEP 562): `import podium` stays cheap, and
+        `podium.Engine` (or `from podium import Engine`) imports only what Engine needs."""
+        from importlib import import_module
+
+        module = _WHERE.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from platformdirs import user_data_dir
-
 
 def home() -> Path:
     """`$PODIUM_HOME`, else the per-user data folder."""
     configured = os.environ.get("PODIUM_HOME")
-    return Path(configured) if configured else Path(user_data_dir("podium", appauthor=False))
+    if configured:
+        return Path(configured)
+    from platformdirs import user_data_dir  # only here: `podium --help` never needs it
+
+    return Path(user_data_dir("podium", appauthor=False))
 
 
 def database_path() -> Path:

@@ -4,6 +4,7 @@ the groups its comments draw (by concept)."""
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import io
 import re
@@ -20,13 +21,21 @@ import podium.testing
 PUBLIC_MODULES = [podium, podium.testing]
 
 
-def _imported_names(module: ModuleType) -> list[str]:
-    """Public names the module's source imports explicitly."""
+def _imports(module: ModuleType) -> list[ast.stmt]:
+    """The module's top-level statements, with those of its `if TYPE_CHECKING:` block (where
+    a module that imports its names on first use, `podium`, imports them for type checkers)."""
     assert module.__file__ is not None
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    return [inner for node in tree.body
+            for inner in (node.body if isinstance(node, ast.If)
+                          and ast.unparse(node.test) == "TYPE_CHECKING" else [node])]
+
+
+def _imported_names(module: ModuleType) -> list[str]:
+    """Public names the module's source imports explicitly."""
     names = []
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+    for node in _imports(module):
+        if isinstance(node, ast.ImportFrom) and node.module not in ("__future__", "typing"):
             names += [alias.asname or alias.name for alias in node.names]
         elif isinstance(node, ast.Import):
             names += [alias.asname or alias.name.partition(".")[0] for alias in node.names]
@@ -92,6 +101,16 @@ def test_every_name_in_all_exists(module: ModuleType) -> None:
     missing = [name for name in module.__all__ if not hasattr(module, name)]
 
     assert missing == []
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
+def test_every_name_is_the_object_the_module_imports(module: ModuleType) -> None:
+    # `podium` imports its names on first use: each must be the one its imports name.
+    for node in _imports(module):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("podium"):
+            source = importlib.import_module(node.module)
+            for alias in node.names:
+                assert getattr(module, alias.asname or alias.name) is getattr(source, alias.name)
 
 
 def test_star_import_gives_exactly_all() -> None:

@@ -5,7 +5,6 @@ CliRunner, a program embedding the app."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from typing import Any
 
@@ -14,7 +13,6 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from podium.cli._shared import err
-from podium.errors import PodiumError, PolicyFileError, UserError, WorkflowError
 
 
 class _Commands(TyperGroup):
@@ -40,6 +38,10 @@ def report(error: BaseException) -> int:
     """Say what went wrong in one line per problem, and return the exit status: 2 for a
     mistake in what was asked (a workflow, an input, a policy, a run id) or a denial, 1 for
     a run or the journal that could not go on."""
+    import sqlite3
+
+    from podium.errors import PodiumError, PolicyFileError, UserError, WorkflowError
+
     if isinstance(error, WorkflowError | PolicyFileError):
         for problem in error.problems:
             err.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False)

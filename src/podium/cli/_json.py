@@ -12,9 +12,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from podium.core.state import RunState
+if TYPE_CHECKING:
+    from podium.core.state import RunState
 
 _INDENT = "  "
 

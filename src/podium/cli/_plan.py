@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from podium.core.events import Event
+if TYPE_CHECKING:
+    from podium.core.events import Event
 
 
 def plan_progress(event: Event) -> str | None:

@@ -4,15 +4,17 @@ event, a model's reply streaming in dimmed), then its summary (the result on std
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
 from podium.cli._context import context_summary
 from podium.cli._plan import plan_progress
 from podium.cli._shared import err, out
-from podium.core.events import Event
-from podium.core.state import RunState
+
+if TYPE_CHECKING:
+    from podium.core.events import Event
+    from podium.core.state import RunState
 
 _MARKS = {"task_completed": "[green]✓[/green]", "task_failed": "[red]✗[/red]",
           "task_skipped": "[dim]↷[/dim]", "task_waiting": "[yellow]⏸[/yellow]",

@@ -6,26 +6,27 @@ and running a command's coroutine against the journal (`run_async`).
 
 Errors are not mapped to exit statuses here: a command raises, and the command group
 reports (`podium.cli._app.report`).
+
+`podium --help` imports every command module, so this one (and they) import at their top
+only what their signatures need (typer, rich, the standard library); what a command uses
+(the engine, the store, the access policy) is imported when it runs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from podium.engine.executors.local import DaemonExecutor
-from podium.engine.runtime import Engine
-from podium.server.access import Access, open_access
-from podium.store import is_url, open_store
-from podium.store.base import Store
+if TYPE_CHECKING:
+    from podium.engine.runtime import Engine
+    from podium.server.access import Access
+    from podium.store.base import Store
 
 T = TypeVar("T")
 
@@ -57,6 +58,8 @@ def audit_db(db: str | None) -> Path | None:
     """The file the audit log shares with the journal `--db`: the journal's own when it is a
     SQLite file; with a PostgreSQL journal (or none given), the default file (the audit log
     stays local)."""
+    from podium.store import is_url
+
     return None if db is None or is_url(db) else Path(db)
 
 
@@ -66,6 +69,8 @@ def sqlite_only(db: str | None, command: str) -> Path | None:
     Raises:
         typer.Exit: `db` is a PostgreSQL URL (said in one line, exit 2).
     """
+    from podium.store import is_url
+
     if is_url(db):
         raise fail(f"{command} needs a SQLite journal file; --db (or PODIUM_DB) names a "
                    "PostgreSQL server", 2)
@@ -78,6 +83,8 @@ def acting(db: str | None, policy: Path | None) -> Iterator[Access]:
     who (the OS user, or whom `$PODIUM_PRINCIPAL` names if the policy lets it), under which
     policy (`--policy`, or the administrator's), audited where (the journal's audit log).
     The same for every command (`podium.server.access.open_access`)."""
+    from podium.server.access import open_access
+
     with open_access(audit_db(db), policy) as access:
         yield access
 
@@ -85,6 +92,8 @@ def acting(db: str | None, policy: Path | None) -> Iterator[Access]:
 def engine_for(access: Access, store: Store) -> Engine:
     """An engine on `store` that checks against the access policy and writes to the audit
     log."""
+    from podium.engine.runtime import Engine
+
     return Engine(store, policy=access.policy, audit=access.audit)
 
 
@@ -96,6 +105,11 @@ def run_async(make: Callable[[Store], Coroutine[Any, Any, T]], db: str | None) -
     """Run a command's coroutine against the journal `--db`. Ctrl-C and SIGTERM cancel it:
     runs in flight stop where they stand (their journal intact, resumable) and the process
     exits 130 or 143, without waiting for agents that cannot be stopped."""
+    import asyncio
+    import signal
+
+    from podium.engine.executors.local import DaemonExecutor
+    from podium.store import open_store
 
     async def main() -> T:
         store = open_store(db)

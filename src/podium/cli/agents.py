@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from podium.cli._shared import PolicyOption, acting, out
-from podium.core.registry import Registry
-from podium.errors import UserError
-from podium.security.rbac import AccessPolicy
-from podium.yaml import (
-    YAMLSyntaxError,
-    compose,
-    functions_allowed,
-    load_registry,
-    load_workflow,
-    read_text,
-    workflow_registry,
-)
+
+if TYPE_CHECKING:
+    from podium.core.registry import Registry
+    from podium.security.rbac import AccessPolicy
 
 DEFAULT = Path("agents")
 """Where `podium agents` looks when given no path: the `agents/` folder here."""
@@ -29,6 +20,8 @@ DEFAULT = Path("agents")
 
 def _is_workflow(path: Path) -> bool:
     """Whether a YAML file is a workflow (it has more than an `agents:` mapping)."""
+    from podium.yaml import YAMLSyntaxError, compose, read_text
+
     try:
         data = compose(read_text(path))[0]
     except (OSError, YAMLSyntaxError):
@@ -44,6 +37,9 @@ def registry_at(path: Path | None) -> Registry:
         WorkflowError: problems in the files, each naming file and line.
         UserError: nothing at the path.
     """
+    from podium.errors import UserError
+    from podium.yaml import load_registry, load_workflow, workflow_registry
+
     if path is None:
         if not DEFAULT.is_dir():
             raise UserError("no agents/ folder here: give a registry file or folder, or a "
@@ -62,6 +58,8 @@ def agents(
     policy: PolicyOption = None,
 ) -> None:
     """List agents: name, skills, cost and latency hints, description."""
+    from rich.table import Table
+
     with acting(None, policy) as access:
         registry = agents_at(path, access.policy)
     if as_json:
@@ -83,5 +81,7 @@ def agents_at(path: Path | None, policy: AccessPolicy | None = None) -> Registry
     Raises:
         UserError: the path holds no valid registry or workflow (the CLI reports it).
     """
+    from podium.yaml import functions_allowed
+
     with functions_allowed(policy):
         return registry_at(path)

@@ -17,8 +17,6 @@ from rich.markup import escape
 
 from podium import config
 from podium.cli._shared import DbOption, PolicyOption, acting, audit_db, err, out
-from podium.errors import PodiumError
-from podium.security.audit import AuditLog
 
 app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 
@@ -63,6 +61,9 @@ def audit_verify_command(db: Path | None, public_key: Path | None = None) -> int
     Returns:
         0 if the log is intact, 1 if tampering was found, 2 if it could not be checked.
     """
+    from podium.errors import PodiumError
+    from podium.security.audit import AuditLog
+
     db = config.audit_path(db)
     if db is not None and not db.exists():
         err.print(f"[red]audit verify:[/] no database at {escape(str(db))}", markup=True)
@@ -93,6 +94,9 @@ def audit_export_command(db: Path | None, out_file: Path | None) -> int:
     Returns:
         0 on success, 2 if the log could not be read or the file written.
     """
+    from podium.errors import PodiumError
+    from podium.security.audit import AuditLog
+
     db = config.audit_path(db)
     try:
         with AuditLog(db, sign_on_close=False) as log:

@@ -6,33 +6,23 @@ Under the access policy: `status` needs `keys:status`; `init` and `rotate` need
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from podium import config
 from podium.cli._shared import DbOption, PolicyOption, acting, fail, out
-from podium.errors import PodiumError
-from podium.security import key_audit
-from podium.security.crypto import (
-    KEY_ENV,
-    KEY_FILE_ENV,
-    Keyring,
-    MasterKey,
-    default_key_file,
-    load_keyring,
-    read_key_file,
-    write_key_file,
-)
-from podium.server.access import Access
-from podium.store import KeyStatus, Store, open_store
+
+if TYPE_CHECKING:
+    from podium.security.crypto import Keyring, MasterKey
+    from podium.server.access import Access
+    from podium.store import KeyStatus, Store
 
 app = typer.Typer(no_args_is_help=True,
                   help="Encryption at rest: the master key that wraps data keys.")
@@ -42,6 +32,8 @@ def unencrypted_notice(store: Store, path: str | Path) -> str | None:
     """The line `podium run` prints on stderr when data is stored unencrypted."""
     if store.encrypted:
         return None
+    from podium.security.crypto import KEY_ENV, KEY_FILE_ENV
+
     return (f"note: run data is stored unencrypted in {path}: no master key is configured "
             f"({KEY_ENV}, {KEY_FILE_ENV} or $PODIUM_HOME/master.key); `podium keys init` "
             "makes one")
@@ -63,6 +55,10 @@ def keys_init(
 ) -> None:
     """Make a master key file (readable by its owner only); data written from then on is
     encrypted. Keep a copy somewhere safe: without it the data cannot be read."""
+    from podium.errors import PodiumError
+    from podium.security import key_audit
+    from podium.security.crypto import MasterKey, default_key_file, write_key_file
+
     path = out_file or default_key_file()
     with _keys(None, policy, "keys:manage") as access:
         if path.exists():
@@ -87,6 +83,8 @@ def keys_status(
     policy: PolicyOption = None,
 ) -> None:
     """Whether encryption is on, and how many data keys each master key wraps."""
+    import asyncio
+
     with _keys(db, policy, "keys:status"):
         status = asyncio.run(_status(db))
     if as_json:
@@ -106,6 +104,8 @@ def keys_status(
 
 
 async def _status(db: str | None) -> KeyStatus:
+    from podium.store import open_store
+
     store = open_store(db)
     try:
         return await store.key_status()
@@ -130,6 +130,20 @@ def keys_rotate(
 
 
 def _rotate_all(db: str | None, new_key_file: Path | None, access: Access) -> None:
+    import asyncio
+
+    from podium.errors import PodiumError
+    from podium.security.crypto import (
+        KEY_ENV,
+        KEY_FILE_ENV,
+        Keyring,
+        MasterKey,
+        default_key_file,
+        load_keyring,
+        read_key_file,
+        write_key_file,
+    )
+
     try:
         current = load_keyring()
         if current is None:
@@ -171,6 +185,8 @@ async def _rotate_memory(path: Path, keyring: Keyring, new: MasterKey) -> int:
 
 
 async def _rotate(db: str | None, keyring: Keyring, new: MasterKey, access: Access) -> int:
+    from podium.store import open_store
+
     store = open_store(db, keys=keyring, audit=access.audit, actor=access.principal.id)
     try:
         return await store.rotate_master_key(new)

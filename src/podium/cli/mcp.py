@@ -11,7 +11,6 @@ import typer
 
 from podium.cli._shared import NO_POLICY, DbOption, PolicyOption, acting, err, sqlite_only
 from podium.config import database_path
-from podium.yaml import load_workflow
 
 app = typer.Typer(no_args_is_help=True, help="Model Context Protocol: serve workflows.")
 
@@ -31,6 +30,7 @@ def mcp_serve(
     """Serve a workflow as an MCP tool for other agents; each call is a durable run, for
     you over stdio, for the principal of the caller's token over HTTP (podium tokens)."""
     from podium.server.mcp import serve
+    from podium.yaml import load_workflow
 
     journal = sqlite_only(db, "podium mcp serve") or database_path()
     try:

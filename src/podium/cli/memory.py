@@ -17,7 +17,6 @@ Exit status: 0 done, 1 nothing found to forget or promote, 2 invalid input or a 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from podium.cli._shared import (
     DbOption,
@@ -38,12 +36,11 @@ from podium.cli._shared import (
     sqlite_only,
 )
 from podium.config import memory_path
-from podium.core.memory import Memory
-from podium.server.access import Access
-from podium.store import is_url
 
 if TYPE_CHECKING:
+    from podium.core.memory import Memory
     from podium.memory.store import MemoryStore
+    from podium.server.access import Access
 
 T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, help="Long-term memory: add, search, list, forget.")
@@ -62,6 +59,8 @@ def open_memory(where: str | None) -> MemoryStore:
     """The long-term memory store at `where` (None: `$PODIUM_MEMORY_DB`, else
     `$PODIUM_HOME/memory.db`): PostgreSQL for a `postgresql://` URL, else a SQLite file.
     Says on stderr when a SQLite store keeps memories unencrypted."""
+    from podium.store import is_url
+
     where = where or os.environ.get("PODIUM_MEMORY_DB") or None
     if is_url(where):
         from podium.memory.postgres import PostgresMemoryStore
@@ -95,6 +94,8 @@ def _run(make: Callable[[Any, Access], Coroutine[Any, Any, T]], db: str | None,
          journal: str | None = None) -> T:
     """Check each `(action, resource, audit subject)` of `need`, then open the memory store
     and run `make(store, access)`."""
+    import asyncio
+
     with acting(journal, policy) as access:
         for action, resource, subject in need:
             access.check(action, resource, subject=subject)
@@ -110,6 +111,8 @@ def _run(make: Callable[[Any, Access], Coroutine[Any, Any, T]], db: str | None,
 
 
 def _show(memories: Sequence[Memory], as_json: bool) -> None:
+    from rich.table import Table
+
     if as_json:
         out.print_json(json.dumps([m.to_json() for m in memories], ensure_ascii=False))
         return

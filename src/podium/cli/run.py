@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -33,15 +33,13 @@ from podium.cli._shared import (
 )
 from podium.cli.keys import unencrypted_notice
 from podium.cli.memory import memory_for
-from podium.core.inputs import MAX_DEPTH, unfit
-from podium.core.principal import Principal
-from podium.core.state import RunState
-from podium.engine.runtime import Engine
-from podium.errors import RunBusy, UserError
-from podium.models.pricing import check_prices
-from podium.security.rbac import AccessPolicy
-from podium.store.base import Store
-from podium.yaml import load_workflow
+
+if TYPE_CHECKING:
+    from podium.core.principal import Principal
+    from podium.core.state import RunState
+    from podium.engine.runtime import Engine
+    from podium.security.rbac import AccessPolicy
+    from podium.store.base import Store
 
 EXIT = {"completed": 0, "failed": 1, "cancelled": 1, "waiting": 3, "running": 1}
 
@@ -103,6 +101,9 @@ def run(
     ] = None,
 ) -> None:
     """Run a workflow: live progress, then the result."""
+    from podium.models.pricing import check_prices
+    from podium.yaml import load_workflow
+
     values = _parse_inputs(inputs or [])
     interactive = not (as_json or no_input) and sys.stdin.isatty()
 
@@ -146,6 +147,9 @@ def resume(
 
 async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Principal | None,
                   policy: AccessPolicy | None) -> RunState:
+    from podium.errors import UserError
+    from podium.yaml import load_workflow
+
     state = await engine.state(run_id)
     if state.status in ("completed", "failed", "cancelled"):
         return state
@@ -163,6 +167,8 @@ async def _resume(engine: Engine, run_id: str, as_json: bool, principal: Princip
 
 def _answer(run: str, task: str, as_json: bool, db: str | None, approve: bool,
             payload: Any, policy: Path | None) -> None:
+    from podium.errors import RunBusy
+
     async def go(store: Store) -> RunState:
         run_id = await store.find_run(run)
         with acting(db, policy) as access:
@@ -197,6 +203,9 @@ def approve(
     policy: PolicyOption = None,
 ) -> None:
     """Approve a task waiting for a human, and continue the run."""
+    from podium.core.inputs import MAX_DEPTH, unfit
+    from podium.errors import UserError
+
     payload: Any = {"approved": True}
     if data is not None:
         try:

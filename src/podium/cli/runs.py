@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from podium.cli._context import context_lines, session_lines
 from podium.cli._json import print_record
@@ -23,8 +22,10 @@ from podium.cli._shared import (
     run_async,
 )
 from podium.cli.keys import unencrypted_notice
-from podium.core.state import RunState, iso
-from podium.store.base import Store
+
+if TYPE_CHECKING:
+    from podium.core.state import RunState
+    from podium.store.base import Store
 
 app = typer.Typer(no_args_is_help=True, help="Look at runs in the journal.")
 
@@ -38,6 +39,9 @@ def runs_list(
     policy: PolicyOption = None,
 ) -> None:
     """Runs with their status, start and duration (those of workflows you may view)."""
+    from rich.table import Table
+
+    from podium.core.state import iso
 
     async def go(store: Store) -> list[dict[str, Any]]:
         with acting(db, policy) as access:
@@ -69,6 +73,7 @@ def runs_show(
     policy: PolicyOption = None,
 ) -> None:
     """Every task of a run: agent, status, attempts, duration, error, tokens."""
+    from rich.table import Table
 
     notice: list[str | None] = []
 

@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from podium.cli._shared import PolicyOption, acting, fail, out
-from podium.core.state import iso
-from podium.security.tokens import TokenStore
 
 app = typer.Typer(no_args_is_help=True,
                   help="API tokens for `podium mcp serve --http`: issue, list, revoke.")
@@ -38,6 +35,8 @@ def issue(
     policy: PolicyOption = None,
 ) -> None:
     """Issue a token for PRINCIPAL; it is printed once, and only its digest is kept."""
+    from podium.security.tokens import TokenStore
+
     with acting(None, policy) as access:
         access.check("token:issue", principal)
         record, token = TokenStore(db).issue(principal, kind="service" if service else "user",
@@ -56,6 +55,11 @@ def list_(
     policy: PolicyOption = None,
 ) -> None:
     """Tokens not revoked whose principal you may revoke tokens of: id, principal, issued."""
+    from rich.table import Table
+
+    from podium.core.state import iso
+    from podium.security.tokens import TokenStore
+
     with acting(None, policy) as access:
         shown = [r for r in TokenStore(db).list() if access.allows("token:revoke", r.principal)]
     if as_json:
@@ -74,6 +78,8 @@ def revoke(
     policy: PolicyOption = None,
 ) -> None:
     """Revoke a token: calls with it are refused from then on."""
+    from podium.security.tokens import TokenStore
+
     store = TokenStore(db)
     with acting(None, policy) as access:
         record = store.get(token_id)

@@ -3,7 +3,6 @@ tool names are checked against the MCP servers' own lists, where they start."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -11,13 +10,16 @@ import typer
 from rich.markup import escape
 
 from podium.cli._shared import PolicyOption, acting, err
-from podium.errors import WorkflowError
-from podium.yaml import load_workflow
 
 
 def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
              policy: PolicyOption = None) -> None:
     """Check a workflow without running it; prints every problem found."""
+    import asyncio
+
+    from podium.errors import WorkflowError
+    from podium.yaml import load_workflow
+
     with acting(None, policy) as access:
         workflow = load_workflow(file, policy=access.policy)
     from podium.engine.tool_check import check_tools
