@@ -31,14 +31,15 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from _bench import environment, run_main, summary
 
 from podium import ContextOptions, LLMAgent
 from podium.agents.context import assemble
-from podium.core.agent import TaskContext, TaskInput
+from podium.core.agent import Capabilities, TaskContext, TaskInput
+from podium.core.events import Observation
 from podium.models.base import Message, Model
 from podium.models.tokens import estimate_tokens
 from podium.testing import ScriptedModel
@@ -91,7 +92,8 @@ def _context(shape: Shape) -> tuple[TaskInput, TaskContext]:
     ctx = TaskContext(run_id="r", task_id="reply", attempt=1, idempotency_key="k",
                       inputs={}, outputs={f"step{n}": _text(n, 1000)
                                           for n in range(shape.outputs)},
-                      session="s", _notes=lambda: notes, _session=session)
+                      session="s",
+                      _lent=Capabilities(notes=lambda: notes, session_thread=session))
     task = TaskInput(args={}, prompt=_text(0, 500),
                      memories=tuple(_text(m, 300) for m in range(shape.memories)))
     return task, ctx
@@ -105,11 +107,10 @@ async def _time(shape: Shape, model: Model, repeat: int) -> dict[str, Any]:
     task, ctx = _context(shape)
     recorded: list[dict[str, Any]] = []
 
-    async def record(kind: str, data: dict[str, Any]) -> None:
-        recorded.append({"kind": kind, **data})
+    async def record(key: str, observation: Observation) -> None:
+        recorded.append({"kind": observation.type, **observation.to_data()})
 
-    ctx = TaskContext(**{**{f: getattr(ctx, f) for f in ctx.__dataclass_fields__},
-                         "_record": record})
+    ctx = replace(ctx, _lent=replace(ctx._lent, record=record))
     samples = []
     for n in range(repeat + 1):
         recorded.clear()
