@@ -21,7 +21,15 @@ _INDENT = "  "
 
 _string: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or (
     json.encoder.py_encode_basestring)
-_float = json.JSONEncoder(ensure_ascii=False).iterencode
+_INFINITIES = {float("inf"): "Infinity", -float("inf"): "-Infinity"}
+
+
+def _float(value: float) -> str:
+    """As json writes a float (`float.__repr__`, and NaN and the infinities as it spells
+    them), without building an encoder for each."""
+    if value != value:
+        return "NaN"
+    return _INFINITIES.get(value) or float.__repr__(value)
 
 
 def _value(value: Any, depth: int) -> str:
@@ -60,7 +68,7 @@ def _pretty(value: Any, indent: str) -> str:  # noqa: C901 - one branch per JSON
     if kind is int:
         return int.__repr__(value)
     if kind is float:
-        return "".join(_float(value))
+        return _float(value)
     return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + indent)
 
 
