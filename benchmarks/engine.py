@@ -29,8 +29,9 @@ Every run journals into a real SQLite file (WAL) in a temporary folder, as a use
   (`beyond_import_ms`: the median process time less the median import time).
 - `show_json`: `podium runs show --json` of a run of one `for_each` over each of
   `--show-sizes` items (10,000 and 100,000 by default), each item's output a small dict:
-  the process's wall and CPU time, its peak memory (`peak_rss_mb`, the kernel's maximum
-  resident set) and the bytes it printed, beside the peak of `import podium.cli` alone.
+  the process's wall and CPU time, its peak memory (`peak_rss_mb`, its own high-water
+  resident set, `VmHWM`: Linux) and the bytes it printed, beside the peak of
+  `import podium.cli` alone.
 
 Each figure is the median and minimum of several runs after a warm-up run.
 
@@ -411,6 +412,21 @@ def fanout_yaml(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+_PEAK = """\
+import atexit, os, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        found = next(line for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["PODIUM_BENCH_HWM"], "w") as out:
+        out.write(found.split(":", 1)[1].strip())
+atexit.register(_peak)
+sys.argv = {argv!r} or sys.argv
+{code}
+"""
+"""`python -c` of this runs `code` (`python -m podium` with `argv`) and writes its peak
+resident memory (`VmHWM`, in KiB) as it exits to the file `$PODIUM_BENCH_HWM` names."""
+
+
 class Podium:
     """`python -m podium` in a folder of its own, with this interpreter and environment."""
 
@@ -438,22 +454,29 @@ class Podium:
 
     def peak(self, *args: str) -> dict[str, Any]:
         """One run of `python -m podium ARGS` (or `python ARGS` when the first is -c): wall
-        and CPU milliseconds, peak resident memory, and the bytes it printed."""
-        command = [sys.executable, *(args if args[0] == "-c" else ("-m", "podium", *args))]
-        with tempfile.TemporaryFile() as printed:
+        and CPU milliseconds, peak resident memory, and the bytes it printed.
+
+        The peak is the process's own (`VmHWM`, read as it exits): `ru_maxrss` would count
+        this benchmark's memory too, which a child inherits when it starts."""
+        code = args[1] if args[0] == "-c" else "import runpy; runpy.run_module('podium', " \
+            "run_name='__main__', alter_sys=True)"
+        argv = [] if args[0] == "-c" else ["podium", *args]
+        command = [sys.executable, "-c", _PEAK.format(argv=argv, code=code)]
+        with tempfile.TemporaryFile() as printed, tempfile.NamedTemporaryFile() as hwm:
             start = time.perf_counter()
-            child = subprocess.Popen(command, cwd=self.folder, env=self.env, stdout=printed,
-                                     stderr=subprocess.DEVNULL)
+            child = subprocess.Popen(command, cwd=self.folder, stdout=printed,
+                                     stderr=subprocess.DEVNULL,
+                                     env={**self.env, "PODIUM_BENCH_HWM": hwm.name})
             _, status, usage = os.wait4(child.pid, 0)
             wall = time.perf_counter() - start
             child.returncode = os.waitstatus_to_exitcode(status)
             if child.returncode:
                 raise RuntimeError(f"{' '.join(args)} exited {child.returncode}")
             size = printed.seek(0, os.SEEK_END)
+            peak_kib = int(Path(hwm.name).read_text().split()[0])
         return {"process_ms": round(wall * 1e3, 1),
                 "cpu_ms": round((usage.ru_utime + usage.ru_stime) * 1e3, 1),
-                "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
-                "printed_bytes": size}
+                "peak_rss_mb": round(peak_kib / 1024, 1), "printed_bytes": size}
 
     def samples(self, count: int, *args: str) -> dict[str, Any]:
         """Wall and CPU milliseconds of `count` runs."""
