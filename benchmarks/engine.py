@@ -24,13 +24,21 @@ Every run journals into a real SQLite file (WAL) in a temporary folder, as a use
   `podium --help`, `podium validate` of a chain (and the same load and check in this
   process, without the imports), `podium resume` of a chain killed half-way (by SIGKILL,
   from inside an agent), and `podium run --json` of a fan-out of 1,000 tasks (fewer when
-  the largest size is smaller). Each with its CPU time (`cpu_ms`, user and system).
+  the largest size is smaller). Each with its CPU time (`cpu_ms`, user and system), and
+  `import podium.cli` alone, the part of each process that is not the command's own
+  (`beyond_import_ms`: the median process time less the median import time).
+- `show_json`: `podium runs show --json` of a run of one `for_each` over each of
+  `--show-sizes` items (10,000 and 100,000 by default), each item's output a small dict:
+  the process's wall and CPU time, its peak memory (`peak_rss_mb`, its own high-water
+  resident set, `VmHWM`: Linux) and the bytes it printed, beside the peak of
+  `import podium.cli` alone.
 
 Each figure is the median and minimum of several runs after a warm-up run.
 
     python benchmarks/engine.py            # the full benchmark (about half a minute)
     python benchmarks/engine.py --quick    # small sizes, a few seconds: a smoke test
     python benchmarks/engine.py --sweep-only --sizes 100,1000   # the sweep alone, smaller
+    python benchmarks/engine.py --cli-only --sizes 1000 --show-sizes 10000,100000
 """
 
 from __future__ import annotations
@@ -71,6 +79,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from podium import Engine, Workflow, parse_policy
 from podium.engine.executors.local import call_in_thread, call_in_worker, importable
 from podium.security import AuditLog
+from podium.store.sqlite import SQLiteStore
 
 SLEEP = 0.05
 """Seconds each agent of the sleeping fan-out waits."""
@@ -88,12 +97,15 @@ class Sizes:
     repeat: int
     sweep: tuple[int, ...]
     """Task counts of the size sweep's chains and fan-outs."""
+    show: tuple[int, ...]
+    """Item counts of the `for_each` runs `runs show --json` prints."""
 
 
 FULL = Sizes(chain=100, fanout=1000, sleep_fanout=1000, resume_tasks=5500,
-             resume_completed=4500, repeat=5, sweep=(100, 1000, 10000))
+             resume_completed=4500, repeat=5, sweep=(100, 1000, 10000),
+             show=(10000, 100000))
 QUICK = Sizes(chain=20, fanout=100, sleep_fanout=100, resume_tasks=220,
-              resume_completed=180, repeat=2, sweep=(20, 100))
+              resume_completed=180, repeat=2, sweep=(20, 100), show=(100, 1000))
 
 
 async def nap() -> None:
@@ -400,6 +412,21 @@ def fanout_yaml(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+_PEAK = """\
+import atexit, os, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        found = next(line for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["PODIUM_BENCH_HWM"], "w") as out:
+        out.write(found.split(":", 1)[1].strip())
+atexit.register(_peak)
+sys.argv = {argv!r} or sys.argv
+{code}
+"""
+"""`python -c` of this runs `code` (`python -m podium` with `argv`) and writes its peak
+resident memory (`VmHWM`, in KiB) as it exits to the file `$PODIUM_BENCH_HWM` names."""
+
+
 class Podium:
     """`python -m podium` in a folder of its own, with this interpreter and environment."""
 
@@ -425,6 +452,32 @@ class Podium:
                                f"{done.stderr[-2000:]}")
         return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
+    def peak(self, *args: str) -> dict[str, Any]:
+        """One run of `python -m podium ARGS` (or `python ARGS` when the first is -c): wall
+        and CPU milliseconds, peak resident memory, and the bytes it printed.
+
+        The peak is the process's own (`VmHWM`, read as it exits): `ru_maxrss` would count
+        this benchmark's memory too, which a child inherits when it starts."""
+        code = args[1] if args[0] == "-c" else "import runpy; runpy.run_module('podium', " \
+            "run_name='__main__', alter_sys=True)"
+        argv = [] if args[0] == "-c" else ["podium", *args]
+        command = [sys.executable, "-c", _PEAK.format(argv=argv, code=code)]
+        with tempfile.TemporaryFile() as printed, tempfile.NamedTemporaryFile() as hwm:
+            start = time.perf_counter()
+            child = subprocess.Popen(command, cwd=self.folder, stdout=printed,
+                                     stderr=subprocess.DEVNULL,
+                                     env={**self.env, "PODIUM_BENCH_HWM": hwm.name})
+            _, status, usage = os.wait4(child.pid, 0)
+            wall = time.perf_counter() - start
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode:
+                raise RuntimeError(f"{' '.join(args)} exited {child.returncode}")
+            size = printed.seek(0, os.SEEK_END)
+            peak_kib = int(Path(hwm.name).read_text().split()[0])
+        return {"process_ms": round(wall * 1e3, 1),
+                "cpu_ms": round((usage.ru_utime + usage.ru_stime) * 1e3, 1),
+                "peak_rss_mb": round(peak_kib / 1024, 1), "printed_bytes": size}
+
     def samples(self, count: int, *args: str) -> dict[str, Any]:
         """Wall and CPU milliseconds of `count` runs."""
         runs = [self.timed(*args) for _ in range(count)]
@@ -444,6 +497,7 @@ def processes(folder: str, sizes: Sizes) -> dict[str, Any]:
     count = 3 if sizes.repeat >= 3 else 1
     out: dict[str, Any] = {
         "import_podium_ms": podium.samples(count, "-c", "import podium"),
+        "import_cli_ms": podium.samples(count, "-c", "import podium.cli"),
         "help_ms": podium.samples(count, "--help"),
         "validate_chain": {"tasks": n, "process_ms": podium.samples(count, "validate",
                                                                     "chain.yaml"),
@@ -455,9 +509,34 @@ def processes(folder: str, sizes: Sizes) -> dict[str, Any]:
     wall, cpu = podium.timed("resume", "bench-resume", "--db", db)
     out["resume_chain"] = {"tasks": n, "killed_at_task": n // 2,
                            "process_ms": round(wall * 1e3, 1), "cpu_ms": round(cpu * 1e3, 1)}
-    out["run_json_fanout"] = {"tasks": fan, "process_ms": podium.samples(
-        count, "run", "--json", str(home / "fanout.yaml"), "--db", str(home / "fan.db"),
-        "--no-input")}
+    run_json = podium.samples(count, "run", "--json", str(home / "fanout.yaml"), "--db",
+                              str(home / "fan.db"), "--no-input")
+    out["run_json_fanout"] = {
+        "tasks": fan, "process_ms": run_json,
+        "beyond_import_ms": round(run_json["median"] - out["import_cli_ms"]["median"], 1)}
+    return out
+
+
+async def small() -> dict[str, Any]:
+    return {"ok": True, "text": "an output of a hundred bytes or so, " * 2}
+
+
+async def show_json(folder: str, sizes: Sizes) -> dict[str, Any]:
+    """`podium runs show --json` of `for_each` runs of each size: time and peak memory."""
+    home = Path(folder) / "show"
+    home.mkdir()
+    podium = Podium(home)
+    out: dict[str, Any] = {"import_cli": podium.peak("-c", "import podium.cli")}
+    for n in sizes.show:
+        db = str(home / f"show_{n}.db")
+        store = SQLiteStore(db)
+        try:
+            state = await Engine(store).start(for_each(small), {ITEMS: list(range(n))})
+        finally:
+            await store.close()
+        if state.status != "completed":
+            raise RuntimeError(f"the {n}-item run ended {state.status}: {state.error}")
+        out[str(n)] = podium.peak("runs", "show", state.run_id, "--json", "--db", db)
     return out
 
 
@@ -479,9 +558,16 @@ def in_process_load(path: Path, count: int) -> dict[str, Any]:
     return {**summary(samples, 1), "cpu_ms": summary(cpu, 1)}
 
 
-async def main(quick: bool, sizes: Sizes, sweep_only: bool) -> dict[str, Any]:
+async def main(quick: bool, sizes: Sizes, sweep_only: bool, cli_only: bool
+               ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="podium-bench-") as folder:
         results: dict[str, Any] = {}
+        if cli_only:
+            results["processes"] = processes(folder, sizes)
+            results["show_json"] = await show_json(folder, sizes)
+            return {"benchmark": "podium-engine", "quick": quick,
+                    "environment": environment(), "load_average": list(os.getloadavg()),
+                    "results": results}
         if not sweep_only:
             results |= await overhead(folder, sizes)
             results |= await guarded(folder, sizes)
@@ -489,6 +575,7 @@ async def main(quick: bool, sizes: Sizes, sweep_only: bool) -> dict[str, Any]:
             results |= await resume(folder, sizes)
         results["sweep"] = await sweep(folder, sizes)
         results["processes"] = processes(folder, sizes)
+        results["show_json"] = await show_json(folder, sizes)
     if not sweep_only:
         results |= await dispatch(sizes)
     return {
@@ -512,6 +599,12 @@ def parse() -> argparse.Namespace:
                              "10000; with --quick 20,100); the processes use the largest")
     parser.add_argument("--sweep-only", action="store_true",
                         help="only the size sweep and the command-line processes")
+    parser.add_argument("--show-sizes",
+                        type=lambda text: tuple(int(n) for n in text.split(",")),
+                        help="item counts of the `for_each` runs `runs show --json` prints "
+                             "(default 10000,100000; with --quick 100,1000)")
+    parser.add_argument("--cli-only", action="store_true",
+                        help="only the command-line processes and `runs show --json`")
     return parser.parse_args()
 
 
@@ -520,4 +613,6 @@ if __name__ == "__main__":
     chosen = QUICK if args.quick else FULL
     if args.sizes:
         chosen = replace(chosen, sweep=args.sizes)
-    run_main(lambda: main(args.quick, chosen, args.sweep_only))
+    if args.show_sizes:
+        chosen = replace(chosen, show=args.show_sizes)
+    run_main(lambda: main(args.quick, chosen, args.sweep_only, args.cli_only))

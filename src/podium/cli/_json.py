@@ -22,7 +22,15 @@ _INDENT = "  "
 
 _string: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or (
     json.encoder.py_encode_basestring)
-_float = json.JSONEncoder(ensure_ascii=False).iterencode
+_INFINITIES = {float("inf"): "Infinity", -float("inf"): "-Infinity"}
+
+
+def _float(value: float) -> str:
+    """As json writes a float (`float.__repr__`, and NaN and the infinities as it spells
+    them), without building an encoder for each."""
+    if value != value:
+        return "NaN"
+    return _INFINITIES.get(value) or float.__repr__(value)
 
 
 def _value(value: Any, depth: int) -> str:
@@ -61,13 +69,14 @@ def _pretty(value: Any, indent: str) -> str:  # noqa: C901 - one branch per JSON
     if kind is int:
         return int.__repr__(value)
     if kind is float:
-        return "".join(_float(value))
+        return _float(value)
     return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + indent)
 
 
 def write_items(items: Iterable[tuple[str, Any]], out: TextIO) -> None:
     """Write an object given as `(key, value)` pairs; a value that is an iterator is
-    written as an array, one element at a time."""
+    written as an array, one element at a time, and a big array or object (the outputs
+    of a `for_each` over many items) a member at a time."""
     out.write("{")
     first = True
     for key, value in items:
@@ -75,19 +84,40 @@ def write_items(items: Iterable[tuple[str, Any]], out: TextIO) -> None:
                   + ": ")
         first = False
         if isinstance(value, Iterator):
-            _write_array(value, out)
+            _write_array(value, out, 1)
         else:
-            out.write(_value(value, 1))
+            _write(value, 1, out)
     out.write("}\n" if first else "\n}\n")
 
 
-def _write_array(elements: Iterator[Any], out: TextIO) -> None:
+_BIG = 64
+"""Members from which an array or an object is written a member at a time."""
+
+
+def _write(value: Any, depth: int, out: TextIO) -> None:
+    kind = type(value)
+    if (kind is list or kind is tuple) and len(value) >= _BIG:
+        _write_array(iter(value), out, depth)
+    elif kind is dict and len(value) >= _BIG and all(type(key) is str for key in value):
+        inner = _INDENT * (depth + 1)
+        separator = "{\n"
+        for key, item in value.items():
+            out.write(f"{separator}{inner}{_string(key)}: ")
+            _write(item, depth + 1, out)
+            separator = ",\n"
+        out.write("\n" + _INDENT * depth + "}")
+    else:
+        out.write(_value(value, depth))
+
+
+def _write_array(elements: Iterator[Any], out: TextIO, depth: int) -> None:
+    inner = _INDENT * (depth + 1)
     opened = False
     for element in elements:
-        out.write(",\n" if opened else "[\n")
+        out.write(",\n" + inner if opened else "[\n" + inner)
         opened = True
-        out.write(_INDENT * 2 + _value(element, 2))
-    out.write("\n" + _INDENT + "]" if opened else "[]")
+        _write(element, depth + 1, out)
+    out.write("\n" + _INDENT * depth + "]" if opened else "[]")
 
 
 def print_record(state: RunState, out: TextIO | None = None) -> None:

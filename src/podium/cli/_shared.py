@@ -111,7 +111,9 @@ def run_async(make: Callable[[Store], Coroutine[Any, Any, T]], db: str | None) -
     from podium.engine.executors.local import DaemonExecutor
     from podium.store import open_store
 
-    async def main() -> T:
+    done: list[T] = []
+
+    async def main() -> None:
         store = open_store(db)
         me, loop = asyncio.current_task(), asyncio.get_running_loop()
         terminated: list[bool] = []
@@ -125,7 +127,9 @@ def run_async(make: Callable[[Store], Coroutine[Any, Any, T]], db: str | None) -
         # Blocking calls run in threads the process never waits for at its end.
         loop.set_default_executor(DaemonExecutor())
         try:
-            return await make(store)
+            # Kept out of the task's result: asyncio.run formats the task as it ends (to
+            # compare signal handlers), and with it the result, a run of any size.
+            done.append(await make(store))
         except asyncio.CancelledError:
             if terminated:
                 raise _Terminated from None
@@ -137,10 +141,11 @@ def run_async(make: Callable[[Store], Coroutine[Any, Any, T]], db: str | None) -
     hint = "the journal keeps everything done so far. Continue with: podium resume RUN " \
            "(see podium runs list)"
     try:
-        return asyncio.run(main())
+        asyncio.run(main())
     except KeyboardInterrupt:
         err.print(f"interrupted; {hint}")
         raise typer.Exit(130) from None
     except _Terminated:
         err.print(f"terminated; {hint}")
         raise typer.Exit(143) from None
+    return done[0]

@@ -80,8 +80,8 @@ def runs_show(
     async def go(store: Store) -> RunState:
         notice.append(unencrypted_notice(store, store.location))
         with acting(db, policy) as access:
-            return await engine_for(access, store).view(await store.find_run(run),
-                                                        principal=access.principal)
+            return await engine_for(access, store).view(
+                await store.find_run(run), principal=access.principal, lean=as_json)
 
     state = run_async(go, db)
     if as_json:

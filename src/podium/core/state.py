@@ -61,7 +61,7 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class TaskState:
     """One task (or fan-out item) as the journal tells it."""
 

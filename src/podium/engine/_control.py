@@ -25,6 +25,7 @@ from typing import Protocol
 
 from podium.core.events import NewEvent, RunCancelled, RunResumed
 from podium.core.principal import ANONYMOUS, Principal
+from podium.core.settled import LeanFold
 from podium.core.state import ENDED_STATUSES, RunState
 from podium.engine.guard import Guard
 from podium.errors import RunEnded
@@ -45,13 +46,32 @@ class Controller(Protocol):
         ...
 
 
-async def view(engine: Controller, run_id: str, principal: Principal | None) -> RunState:
+async def view(engine: Controller, run_id: str, principal: Principal | None,
+               lean: bool = False) -> RunState:
     """`Engine.view`."""
-    state = await engine.state(run_id)
+    state = await fold(engine.store, run_id, lean)
     if engine.guard is not None:
         engine.guard.check(principal or ANONYMOUS, "workflow:view", state.workflow,
                            subject=run_id)
         engine.guard.record(principal, "run.view", run_id)
+    return state
+
+
+async def fold(store: Store, run_id: str, lean: bool) -> RunState:
+    """The run's state folded from its journal read a page at a time; `lean`: with its
+    finished tasks kept as their records (`LeanFold`), unless the journal adds to a task
+    after it finished, which is folded again in full."""
+    if lean:
+        folding = LeanFold(run_id)
+        async for page in store.event_pages(run_id):
+            if not folding.add(page):
+                break
+        else:
+            return folding.state
+    state = RunState(run_id=run_id)
+    async for page in store.event_pages(run_id):
+        for event in page:
+            state.apply(event)
     return state
 
 

@@ -209,15 +209,18 @@ class Engine:
         """The run's state, folded from its journal (unchecked: see `view`)."""
         return RunState.of(run_id, await self.store.events(run_id))
 
-    async def view(self, run_id: str, *, principal: Principal | None = None) -> RunState:
+    async def view(self, run_id: str, *, principal: Principal | None = None,
+                   lean: bool = False) -> RunState:
         """The run's state, for `principal`: with a policy, it needs `workflow:view` on the
-        run's workflow; the view is audited (`run.view`).
+        run's workflow; the view is audited (`run.view`). The journal is read a page at a
+        time; `lean`: a state to print the run record from, of a run of any size, whose
+        finished tasks are kept as their records alone (`podium.core.settled`).
 
         Raises:
             UnknownRun: no such run.
             PermissionDenied: the policy does not let the principal view the run.
         """
-        return await _control.view(self, run_id, principal)
+        return await _control.view(self, run_id, principal, lean)
 
     async def runs(self, *, principal: Principal | None = None, limit: int = 50,
                    status: str | None = None) -> list[RunSummary]:

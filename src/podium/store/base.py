@@ -19,7 +19,7 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -40,6 +40,8 @@ T = TypeVar("T")
 Stored = tuple[str | bytes, bytes]
 """An event row's payload as kept (clear JSON text, or sealed bytes) and its checksum."""
 _RELEASE = "owner = NULL, owner_pid = NULL, owner_host = NULL, lease_until = NULL"
+EVENT_PAGE = 2000
+"""How many events `Store.event_pages` reads at a time."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,7 +257,26 @@ class Store(ABC):
         """
         return await self._read(self._events(run_id, after))
 
-    def _events(self, run_id: str, after: int) -> Flow[list[Event]]:
+    async def event_pages(self, run_id: str, after: int = 0, *, size: int = EVENT_PAGE
+                          ) -> AsyncIterator[list[Event]]:
+        """The run's events above `after`, in order, read `size` at a time (each page its
+        own read), so that a reader folding them holds one page and not the whole journal.
+        It ends with the last event journaled when its last page was read.
+
+        Raises:
+            UnknownRun: no such run.
+            JournalDamaged: as `events`, page by page.
+        """
+        while True:
+            page = await self._read(self._events(run_id, after, size))
+            if page:
+                yield page
+            if len(page) < size:
+                return
+            after = page[-1].seq
+
+    def _events(self, run_id: str, after: int, limit: int | None = None
+                ) -> Flow[list[Event]]:
         if not self._sums_required:
             self._sums_required = (
                 yield one("SELECT 1 FROM {p}meta WHERE key = 'event_sums'")) is not None
@@ -264,9 +285,10 @@ class Store(ABC):
                         " FROM {p}runs WHERE run_id = ?", run_owner(run_id), run_id)
         last_seq = None if run is None else run[0]
         try:
-            found: list[Row] = yield rows(
-                "SELECT seq, type, task, data, {sealed}, ts, sum FROM {p}events"
-                " WHERE run_id = ? AND seq > ? ORDER BY seq", run_id, after)
+            query = ("SELECT seq, type, task, data, {sealed}, ts, sum FROM {p}events"
+                     " WHERE run_id = ? AND seq > ? ORDER BY seq")
+            found: list[Row] = yield (rows(query, run_id, after) if limit is None else
+                                      rows(query + " LIMIT ?", run_id, after, limit))
         except JournalDamaged as e:
             raise (yield from self._unreadable(run_id, after, last_seq, e)) from e
         if run is None:
@@ -275,7 +297,9 @@ class Store(ABC):
             if found:
                 raise JournalDamaged(f"{self.location}: run {run_id!r} has events but no "
                                      f"record in {self._RUNS}: the journal is damaged")
-        check_count(self.location, run_id, after, [r[0] for r in found], last_seq)
+        # A full page is followed by more: only the last one can fall short of the count.
+        check_count(self.location, run_id, after, [r[0] for r in found],
+                    None if limit is not None and len(found) == limit else last_seq)
         sealed_run, required = bool(run and run[1]), self._sums_required
         out = []
         for seq, type_, task, text, sealed, ts, stored in found:

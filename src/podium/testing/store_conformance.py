@@ -104,6 +104,36 @@ class StoreConformance:
         assert events[2].data == {"output": {"n": [1, "é", None]}}
         assert [e.seq for e in await store.events("r1", after=2)] == [3]
 
+    @staticmethod
+    async def _seven(store: Store) -> None:
+        me = owner("a")
+        await store.create_run("r1", "w", START, me)
+        await store.append("r1", [NewEvent(type="task_started", task=f"t{i}",
+                                           data={"agent": "x", "attempt": 1})
+                                  for i in range(6)], me)
+
+    async def test_events_are_read_in_pages(self, store: Store) -> None:
+        await self._seven(store)
+        everything = await store.events("r1")
+        for size in (1, 3, 7, 100):
+            pages = [page async for page in store.event_pages("r1", size=size)]
+            assert all(len(page) == size for page in pages[:-1])
+            assert [e for page in pages for e in page] == everything
+        assert [[e.seq for e in page] async for page in store.event_pages(
+            "r1", after=4, size=2)] == [[5, 6], [7]]
+        with pytest.raises(UnknownRun):
+            [page async for page in store.event_pages("nope")]
+
+    async def test_events_missing_from_a_page_are_named(self, store: Store, journal: str
+                                                        ) -> None:
+        await self._seven(store)
+        self.alter(journal, "DELETE FROM {events} WHERE run_id = 'r1' AND seq = 7")
+        with pytest.raises(JournalDamaged, match=r"counts 7 events but event\(s\) 7..7"):
+            [page async for page in store.event_pages("r1", size=3)]
+        self.alter(journal, "DELETE FROM {events} WHERE run_id = 'r1' AND seq = 2")
+        with pytest.raises(JournalDamaged, match=r"run 'r1' lacks event\(s\) 2..2"):
+            [page async for page in store.event_pages("r1", size=3)]
+
     async def test_unknown_runs_are_named(self, store: Store) -> None:
         with pytest.raises(UnknownRun, match="'nope'"):
             await store.events("nope")
