@@ -14,7 +14,7 @@ A cancel is one journal append: `run_cancelled` (data: `reason` `cancelled`, `er
 `was`) with the run's lease released in the same transaction, under `expect_last`, so that
 it never lands after the run ended. The process that was executing the run finds its lease
 gone at its next write or renewal, reads the journal, sees the cancel, and stops (see
-`_Run.drive`). The reason given is journaled, not audited: it is free text, and the audit
+`RunDrive.drive`). The reason given is journaled, not audited: it is free text, and the audit
 log holds no personal values.
 """
 
