@@ -25,11 +25,6 @@ pytestmark = pytest.mark.slow
 ASK = [Message(role="user", content="Say hello in five words.")]
 
 
-def template() -> str:
-    """The writer's fallback: no model at all."""
-    return "Hello from the template."
-
-
 WORKFLOW = """
 name: crashy
 agents:
@@ -38,7 +33,7 @@ agents:
     instructions: You write short friendly greetings.
     max_tokens: 32
   template_writer:
-    function: tests.integration.test_local_worker:template
+    function: tests.integration._fallback_writer:template
 tasks:
   greet:
     agent: writer
